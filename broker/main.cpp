@@ -1,0 +1,42 @@
+// The starling executable: parse the configuration, then (once issue 3 lands)
+// wire and run the broker. Today it stops after the configuration.
+
+#include <iostream>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include <spdlog/logger.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include "broker/config.h"
+
+namespace {
+
+// Status 3: the configuration was fine, but there is no broker to run yet.
+constexpr int exit_not_implemented = 3;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace broker = starling::broker;
+
+  auto parsed = broker::parse_config(argc, argv, broker::process_environment());
+  if (const auto* exit = std::get_if<broker::ConfigExit>(&parsed)) {
+    std::string message = exit->message;
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    (exit->exit_code == 0 ? std::cout : std::cerr) << message << '\n';
+    return exit->exit_code;
+  }
+  const broker::Config& config = std::get<broker::Config>(parsed);
+
+  // A logger owned here and passed down, not spdlog's global registry.
+  spdlog::logger log{"starling", std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
+  log.set_level(spdlog::level::from_str(std::string{broker::to_string(config.log_level)}));
+  log.info("starling {} node {}", broker::version(), config.node_id);
+  for (const auto& [name, value] : broker::describe(config)) log.info("  {}: {}", name, value);
+
+  std::cerr << "starling: the MQTT broker is not implemented yet (issue 3); "
+               "configuration parsed OK\n";
+  return exit_not_implemented;
+}
