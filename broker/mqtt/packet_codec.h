@@ -12,6 +12,12 @@ Status read_properties(Reader& r, PropertyContext ctx, Properties& out);
 void write_properties(const Properties& props, Writer& w);
 PropertyContext context_of(PacketType type);
 
+// The optional tail of PUBACK..PUBCOMP and DISCONNECT in MQTT 5: a reason code,
+// then properties; either may be left out (3.4.2.1, 3.14.2.1). Reading checks
+// the code is allowed in `type`; writing picks the shortest form.
+Status read_reason_and_properties(Reader& r, PacketType type, ReasonCode& code, Properties& props);
+void write_reason_and_properties(ReasonCode code, const Properties& props, Writer& w);
+
 // Each decode_* gets the low nibble of the first byte and the body. They check
 // everything the packet alone can tell; `version` is the connection's.
 Result<Packet> decode_connect(uint8_t flags, Reader& r);

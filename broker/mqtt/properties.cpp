@@ -319,6 +319,23 @@ Status read_properties(Reader& r, PropertyContext ctx, Properties& out) {
   return {};
 }
 
+Status read_reason_and_properties(Reader& r, PacketType type, ReasonCode& code, Properties& props) {
+  if (r.at_end()) return {};
+  uint8_t byte = 0;
+  MQTT_TRY(r.u8(byte));
+  code = static_cast<ReasonCode>(byte);
+  if (!reason_allowed_in(code, type))
+    return Error{ReasonCode::kMalformedPacket, "reason code not allowed in this packet"};
+  if (!r.at_end()) MQTT_TRY(read_properties(r, context_of(type), props));
+  return {};
+}
+
+void write_reason_and_properties(ReasonCode code, const Properties& props, Writer& w) {
+  const bool no_props = props.empty();
+  if (code != ReasonCode::kSuccess || !no_props) w.u8(static_cast<uint8_t>(code));
+  if (!no_props) write_properties(props, w);
+}
+
 void write_properties(const Properties& props, Writer& w) {
   Writer counter;
   write_all(props, counter);

@@ -17,15 +17,7 @@ Result<Packet> read_response(Reader& r, ProtocolVersion version) {
   PubResponse<kType> p;
   MQTT_TRY(r.u16(p.packet_id));
   if (p.packet_id == 0) return kPacketIdZero;
-  // MQTT 5: reason code and property length may be left out (3.4.2.1).
-  if (is_v5(version) && !r.at_end()) {
-    uint8_t code = 0;
-    MQTT_TRY(r.u8(code));
-    p.reason_code = static_cast<ReasonCode>(code);
-    if (!reason_allowed_in(p.reason_code, kType))
-      return Error{ReasonCode::kMalformedPacket, "reason code not allowed in this acknowledgement"};
-    if (!r.at_end()) MQTT_TRY(read_properties(r, context_of(kType), p.properties));
-  }
+  if (is_v5(version)) MQTT_TRY(read_reason_and_properties(r, kType, p.reason_code, p.properties));
   if (!r.at_end()) return kTrailingBytes;
   return Packet{std::move(p)};
 }
@@ -95,10 +87,7 @@ Result<uint8_t> write_pub_response(const PubResponse<kType>& p, ProtocolVersion 
     if (!reason_allowed_in(p.reason_code, kType))
       return Error{ReasonCode::kMalformedPacket, "reason code not allowed in this acknowledgement"};
     MQTT_TRY(check_properties_allowed(p.properties, context_of(kType)));
-    // The shortest form the spec allows (3.4.2.1).
-    const bool no_props = p.properties.empty();
-    if (p.reason_code != ReasonCode::kSuccess || !no_props) w.u8(static_cast<uint8_t>(p.reason_code));
-    if (!no_props) write_properties(p.properties, w);
+    write_reason_and_properties(p.reason_code, p.properties, w);
   }
   return response_flags(kType);
 }

@@ -1,6 +1,6 @@
 #include "tests/support/mqtt_samples.h"
 
-namespace starling::mqtt::testing {
+namespace starling::mqtt::test {
 namespace {
 
 using C = PropertyContext;
@@ -194,4 +194,4 @@ std::vector<Packet> sample_packets(ProtocolVersion v) {
   return out;
 }
 
-}  // namespace starling::mqtt::testing
+}  // namespace starling::mqtt::test

@@ -5,7 +5,7 @@
 
 #include "broker/mqtt/packet.h"
 
-namespace starling::mqtt::testing {
+namespace starling::mqtt::test {
 
 // Every property allowed in `ctx` set to a non-default value (strings point to
 // static storage).
@@ -17,4 +17,4 @@ Properties full_properties(PropertyContext ctx);
 // encoding gives back the same packet.
 std::vector<Packet> sample_packets(ProtocolVersion version);
 
-}  // namespace starling::mqtt::testing
+}  // namespace starling::mqtt::test

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     return static_cast<bool>(f);
   };
   for (ProtocolVersion v : {ProtocolVersion::kV31, ProtocolVersion::kV311, ProtocolVersion::kV5}) {
-    const auto packets = testing::sample_packets(v);
+    const auto packets = test::sample_packets(v);
     const std::string tag = "v" + std::to_string(static_cast<int>(v));
     std::vector<uint8_t> all;
     for (size_t i = 0; i < packets.size(); ++i) {

@@ -1,4 +1,5 @@
 #include "broker/config.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -16,30 +17,7 @@ namespace {
 
 const SystemDefaults test_machine{"test-host", 6};
 
-// A scratch directory for config files, removed when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "starling-config-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::system_error{errno, std::generic_category()};
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string write(const std::string& name, const std::string& text) const {
-    const auto file = path_ / name;
-    std::ofstream{file} << text;
-    return file.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using starling::test::TempDir;
 
 std::variant<Config, ConfigExit> parse(std::vector<std::string> args,
                                        std::map<std::string, std::string> env = {},

@@ -1,4 +1,5 @@
 #include "storage/rocksdb_store.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -17,27 +18,7 @@
 namespace starling::storage {
 namespace {
 
-// A fresh directory, removed with everything in it when the test ends, even
-// when an assertion failed.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "starling-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::system_error{errno, std::generic_category()};
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using starling::test::TempDir;
 
 std::unique_ptr<RocksDbStore> open_ok(const std::filesystem::path& dir) {
   auto store = RocksDbStore::open(dir);

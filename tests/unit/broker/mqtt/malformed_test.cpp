@@ -21,66 +21,15 @@
 #include "broker/mqtt/decoder.h"
 #include "broker/mqtt/encoder.h"
 #include "broker/mqtt/packet.h"
+#include "tests/support/mqtt_bytes.h"
 
 using namespace starling::mqtt;
+using namespace starling::mqtt::test;
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-Bytes bytes(std::initializer_list<uint8_t> b) { return Bytes(b); }
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-Bytes raw(std::string_view s) { return Bytes(s.begin(), s.end()); }
-
-// A UTF-8 string or binary data field: two bytes of length, then the bytes.
-Bytes str(std::string_view s) {
-  Bytes out{static_cast<uint8_t>(s.size() >> 8), static_cast<uint8_t>(s.size() & 0xFF)};
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
-}
-
-// A string field holding raw bytes (for invalid UTF-8).
-Bytes str_bytes(const Bytes& b) {
-  Bytes out{static_cast<uint8_t>(b.size() >> 8), static_cast<uint8_t>(b.size() & 0xFF)};
-  out.insert(out.end(), b.begin(), b.end());
-  return out;
-}
-
-Bytes vbi(uint32_t n) {
-  Bytes out;
-  do {
-    uint8_t b = n % 128;
-    n /= 128;
-    if (n) b |= 0x80;
-    out.push_back(b);
-  } while (n);
-  return out;
-}
-
 // A v5 property block: its length, then the properties.
 Bytes props(const Bytes& content) { return cat({vbi(static_cast<uint32_t>(content.size())), content}); }
-
-// A whole packet: first byte, remaining length, body.
-Bytes wire(uint8_t first, const Bytes& body) {
-  return cat({bytes({first}), vbi(static_cast<uint32_t>(body.size())), body});
-}
-
-std::string hex(ByteView b) {
-  static const char* digits = "0123456789ABCDEF";
-  std::string s;
-  for (size_t i = 0; i < b.size(); ++i) {
-    if (i) s += ' ';
-    s += digits[b[i] >> 4];
-    s += digits[b[i] & 15];
-  }
-  return s;
-}
 
 constexpr ProtocolVersion kV31 = ProtocolVersion::kV31;
 constexpr ProtocolVersion kV311 = ProtocolVersion::kV311;

@@ -19,7 +19,7 @@ std::string describe(const Packet& p) { return std::string(packet_type_name(type
 
 TEST_P(RoundTrip, EveryPacketDecodesToItself) {
   const ProtocolVersion v = GetParam();
-  const auto samples = testing::sample_packets(v);
+  const auto samples = test::sample_packets(v);
   std::set<PacketType> seen;
   for (const Packet& p : samples) {
     SCOPED_TRACE(describe(p));
@@ -89,7 +89,7 @@ TEST(Properties, EveryPropertyIsOnTheWireExactlyWhereAllowed) {
   // every property the context allows, so those round trips covered all 27.
   for (int c = 0; c <= static_cast<int>(PropertyContext::kWill); ++c) {
     auto ctx = static_cast<PropertyContext>(c);
-    const Properties props = testing::full_properties(ctx);
+    const Properties props = test::full_properties(ctx);
     ASSERT_TRUE(check_properties_allowed(props, ctx).ok()) << c;
     const auto ids = ids_on_wire(props);
     for (int id = 1; id < 64; ++id) {

@@ -19,34 +19,12 @@
 #include "broker/mqtt/decoder.h"
 #include "broker/mqtt/encoder.h"
 #include "broker/mqtt/packet.h"
+#include "tests/support/mqtt_bytes.h"
 
 using namespace starling::mqtt;
+using namespace starling::mqtt::test;
 
 namespace {
-
-using Bytes = std::vector<uint8_t>;
-
-Bytes bytes(std::initializer_list<uint8_t> b) { return Bytes(b); }
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-// Raw bytes of a string, no length prefix.
-Bytes raw(std::string_view s) { return Bytes(s.begin(), s.end()); }
-
-std::string hex(ByteView b) {
-  static const char* digits = "0123456789ABCDEF";
-  std::string s;
-  for (size_t i = 0; i < b.size(); ++i) {
-    if (i) s += ' ';
-    s += digits[b[i] >> 4];
-    s += digits[b[i] & 15];
-  }
-  return s;
-}
 
 std::string hex_sv(std::string_view s) {
   return hex(ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size()));

@@ -46,7 +46,7 @@ void expect_same(const std::vector<Decoded>& got, const std::vector<Packet>& wan
 class Stream : public ::testing::TestWithParam<ProtocolVersion> {};
 
 TEST_P(Stream, SplitAtEveryByteDecodesTheSame) {
-  auto packets = testing::sample_packets(GetParam());
+  auto packets = test::sample_packets(GetParam());
   // Leave out the 20 KB PUBLISH: it would make this quadratic test slow, and
   // the one-byte-at-a-time test below covers it.
   std::erase_if(packets, [](const Packet& p) {
@@ -62,7 +62,7 @@ TEST_P(Stream, SplitAtEveryByteDecodesTheSame) {
 }
 
 TEST_P(Stream, OneByteAtATime) {
-  const auto packets = testing::sample_packets(GetParam());
+  const auto packets = test::sample_packets(GetParam());
   const auto stream = encode_all(packets, GetParam());
   std::vector<size_t> cuts;
   for (size_t i = 1; i < stream.size(); ++i) cuts.push_back(i);
@@ -72,7 +72,7 @@ TEST_P(Stream, OneByteAtATime) {
 TEST_P(Stream, DecodedViewsOutliveTheStreamBuffer) {
   // A packet's views point into its own backing buffer, not the decoder's, so
   // they stay valid after the decoder moved on or went away.
-  const auto packets = testing::sample_packets(GetParam());
+  const auto packets = test::sample_packets(GetParam());
   const auto stream = encode_all(packets, GetParam());
   std::vector<Decoded> kept;
   {
@@ -89,7 +89,7 @@ TEST_P(Stream, DecodedViewsOutliveTheStreamBuffer) {
 }
 
 TEST(Stream, ZeroCopyReadsThroughPrepareAndCommit) {
-  const auto packets = testing::sample_packets(ProtocolVersion::kV5);
+  const auto packets = test::sample_packets(ProtocolVersion::kV5);
   const auto stream = encode_all(packets, ProtocolVersion::kV5);
   StreamDecoder decoder;
   size_t from = 0;
