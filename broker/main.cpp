@@ -1,5 +1,4 @@
-// The starling executable: parse the configuration, then (once issue 3 lands)
-// wire and run the broker. Today it stops after the configuration.
+// The starling executable: parse the configuration, then run the node.
 
 #include <iostream>
 #include <memory>
@@ -10,13 +9,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "broker/config.h"
-
-namespace {
-
-// Status 3: the configuration was fine, but there is no broker to run yet.
-constexpr int exit_not_implemented = 3;
-
-}  // namespace
+#include "broker/server.h"
 
 int main(int argc, char** argv) {
   namespace broker = starling::broker;
@@ -36,7 +29,10 @@ int main(int argc, char** argv) {
   log.info("starling {} node {}", broker::version(), config.node_id);
   for (const auto& [name, value] : broker::describe(config)) log.info("  {}: {}", name, value);
 
-  std::cerr << "starling: the MQTT broker is not implemented yet (issue 3); "
-               "configuration parsed OK\n";
-  return exit_not_implemented;
+  broker::Server server(config, log);
+  if (auto error = server.start()) {
+    std::cerr << "starling: " << *error << '\n';
+    return 1;
+  }
+  return server.run();
 }

@@ -10,7 +10,7 @@ PACKAGES=(
   # libraries (DESIGN.md "Dependencies")
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   librocksdb-dev libboost1.81-dev prometheus-cpp-dev
-  libgtest-dev libgmock-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   # clients this project did not write, used by the integration tests
   python3 python3-paho-mqtt mosquitto-clients

@@ -30,6 +30,24 @@ Result<uint8_t> write_body(const Auth& p, ProtocolVersion v, Writer& w) { return
 
 }  // namespace
 
+Status encode_publish_header(const Publish& p, ProtocolVersion version, std::vector<uint8_t>& out) {
+  Writer counter;
+  auto flags = detail::write_publish(p, version, counter);
+  if (!flags) return flags.error();
+  if (counter.failed()) return Error{ReasonCode::kMalformedPacket, "string longer than 65,535 bytes"};
+  if (counter.size() > kMaxRemainingLength)
+    return Error{ReasonCode::kPacketTooLarge, "packet larger than the protocol allows"};
+  const auto remaining = static_cast<uint32_t>(counter.size());
+  const size_t head = remaining - p.payload.size();
+  const size_t start = out.size();
+  out.resize(start + 1 + detail::varint_size(remaining) + head);
+  Writer w(out.data() + start);
+  w.u8(static_cast<uint8_t>(static_cast<uint8_t>(PacketType::kPublish) << 4 | *flags));
+  w.varint(remaining);
+  (void)detail::write_publish(p, version, w, /*with_payload=*/false);
+  return {};
+}
+
 Status encode(const Packet& packet, ProtocolVersion version, std::vector<uint8_t>& out) {
   const auto type = static_cast<uint8_t>(type_of(packet));
   return std::visit(

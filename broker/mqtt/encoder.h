@@ -23,4 +23,10 @@ namespace starling::mqtt {
 // with DUP, empty SUBSCRIBE/UNSUBSCRIBE lists.
 Status encode(const Packet& packet, ProtocolVersion version, std::vector<uint8_t>& out);
 
+// Appends a PUBLISH without its payload: the fixed header (whose remaining
+// length counts the payload), topic, packet identifier and properties. The
+// caller sends publish.payload right after, from wherever it lives, so a
+// payload shared by many subscribers is never copied to be sent.
+Status encode_publish_header(const Publish& publish, ProtocolVersion version, std::vector<uint8_t>& out);
+
 }  // namespace starling::mqtt

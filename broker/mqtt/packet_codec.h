@@ -37,7 +37,7 @@ Result<Packet> decode_auth(uint8_t flags, Reader& r, ProtocolVersion version);
 // the first byte (the flags).
 Result<uint8_t> write_connect(const Connect& p, Writer& w);
 Result<uint8_t> write_connack(const Connack& p, ProtocolVersion v, Writer& w);
-Result<uint8_t> write_publish(const Publish& p, ProtocolVersion v, Writer& w);
+Result<uint8_t> write_publish(const Publish& p, ProtocolVersion v, Writer& w, bool with_payload = true);
 template <PacketType kType>
 Result<uint8_t> write_pub_response(const PubResponse<kType>& p, ProtocolVersion v, Writer& w);
 Result<uint8_t> write_subscribe(const Subscribe& p, ProtocolVersion v, Writer& w);

@@ -60,7 +60,7 @@ Result<Packet> decode_pub_response(PacketType type, uint8_t flags, Reader& r, Pr
   }
 }
 
-Result<uint8_t> write_publish(const Publish& p, ProtocolVersion v, Writer& w) {
+Result<uint8_t> write_publish(const Publish& p, ProtocolVersion v, Writer& w, bool with_payload) {
   if (p.qos > QoS::k2) return Error{ReasonCode::kMalformedPacket, "PUBLISH with QoS 3"};
   if (p.dup && p.qos == QoS::k0) return Error{ReasonCode::kMalformedPacket, "DUP set on QoS 0"};
   if (p.qos != QoS::k0 && p.packet_id == 0) return kPacketIdZero;
@@ -74,7 +74,7 @@ Result<uint8_t> write_publish(const Publish& p, ProtocolVersion v, Writer& w) {
   w.string(p.topic);
   if (p.qos != QoS::k0) w.u16(p.packet_id);
   if (is_v5(v)) write_properties(p.properties, w);
-  w.raw(p.payload);
+  if (with_payload) w.raw(p.payload);
   return static_cast<uint8_t>((p.dup ? kDup : 0) | (static_cast<uint8_t>(p.qos) << kQosShift) |
                               (p.retain ? kRetain : 0));
 }

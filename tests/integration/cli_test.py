@@ -4,9 +4,13 @@
 Usage: cli_test.py PATH_TO_STARLING EXPECTED_VERSION
 """
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 STARLING = sys.argv[1] if len(sys.argv) > 1 else "starling"
@@ -68,21 +72,57 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("--cluster-listen", result.stdout)
 
-    def test_valid_flags_parse_then_exit_3_not_implemented(self):
+    def start_then_stop(self, args, env=None):
+        """Starts starling, waits for its MQTT listener, stops it with SIGTERM."""
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        base.update(env or {})
+        log_path = os.path.join(self.dir, "starling.log")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([STARLING, *args], env=base, cwd=self.dir,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            port = None
+            while port is None and time.monotonic() < deadline and proc.poll() is None:
+                with open(log_path) as f:
+                    m = re.search(r"listener mqtt bound to 127\.0\.0\.1:(\d+)", f.read())
+                port = int(m.group(1)) if m else None
+                time.sleep(0.05)
+            self.assertIsNotNone(port, "no listener line in the log")
+            self.assertNotEqual(port, 0)
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass  # it accepts connections
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        with open(log_path) as f:
+            return code, f.read()
+
+    def test_valid_flags_start_the_broker_and_sigterm_stops_it(self):
         data = os.path.join(self.dir, "data")
-        result = run(["--node-id", "n1", "--mqtt-listen", "127.0.0.1:0",
-                      "--http-listen", "127.0.0.1:0", "--data-dir", data],
-                     env={"STARLING_LOG_LEVEL": "debug"}, cwd=self.dir)
-        self.assertEqual(result.returncode, 3, result.stderr)
-        self.assertIn("starling: the MQTT broker is not implemented yet (issue 3); "
-                      "configuration parsed OK", result.stderr)
-        self.assertIn("n1", result.stderr)  # the banner shows the parsed settings
-        self.assertFalse(os.path.exists(data), "nothing may be created yet")
+        code, log = self.start_then_stop(
+            ["--node-id", "n1", "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+             "--data-dir", data], env={"STARLING_LOG_LEVEL": "debug"})
+        self.assertEqual(code, 0, log)
+        self.assertIn("n1", log)  # the banner shows the parsed settings
 
     def test_secret_is_not_logged(self):
-        result = run(["--cluster-secret", "hunter2"], cwd=self.dir)
-        self.assertEqual(result.returncode, 3, result.stderr)
-        self.assertNotIn("hunter2", result.stderr + result.stdout)
+        code, log = self.start_then_stop(["--mqtt-listen", "127.0.0.1:0", "--http-listen", "off",
+                                          "--cluster-secret", "hunter2"])
+        self.assertEqual(code, 0, log)
+        self.assertNotIn("hunter2", log)
+
+    def test_port_in_use_exits_1_naming_the_address(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = run(["--mqtt-listen", f"127.0.0.1:{port}", "--http-listen", "off"], cwd=self.dir)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(f"127.0.0.1:{port}", result.stderr.splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -153,3 +153,23 @@ INSTANTIATE_TEST_SUITE_P(AllVersions, Stream,
 
 }  // namespace
 }  // namespace starling::mqtt
+
+namespace starling::mqtt {
+namespace {
+
+TEST(EncodePublishHeader, HeaderPlusPayloadEqualsTheWholePacket) {
+  for (ProtocolVersion v : {ProtocolVersion::kV311, ProtocolVersion::kV5}) {
+    for (const Packet& p : test::sample_packets(v)) {
+      const auto* pub = std::get_if<Publish>(&p);
+      if (pub == nullptr) continue;
+      std::vector<uint8_t> whole, split;
+      ASSERT_TRUE(encode(p, v, whole).ok());
+      ASSERT_TRUE(encode_publish_header(*pub, v, split).ok());
+      split.insert(split.end(), pub->payload.begin(), pub->payload.end());
+      EXPECT_EQ(split, whole);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace starling::mqtt

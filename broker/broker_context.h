@@ -1,0 +1,48 @@
+// What every connection and handler of one node shares: limits, the session
+// registry, the router, the retained store, statistics and the logger.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include <spdlog/logger.h>
+
+#include "broker/routing/retained_store.h"
+#include "broker/routing/router.h"
+#include "broker/session/session_registry.h"
+
+namespace starling::broker {
+
+struct Limits {
+  uint32_t max_packet_size = 1024 * 1024;
+  uint16_t max_keepalive = 65535;
+  uint16_t receive_maximum = 128;
+  uint16_t max_inflight = 128;
+  uint32_t max_queued = 100000;
+  uint16_t topic_alias_maximum = 64;
+  std::chrono::milliseconds connect_timeout{10'000};
+};
+
+// Counters for $SYS and, later, the metrics endpoint. Relaxed atomics: they
+// are statistics, not synchronisation.
+struct Stats {
+  std::atomic<uint64_t> messages_received{0};
+  std::atomic<uint64_t> messages_sent{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> messages_dropped{0};
+  std::atomic<uint64_t> connections{0};  // currently open
+  std::atomic<uint64_t> connects_total{0};
+};
+
+struct BrokerContext {
+  Limits limits;
+  SessionRegistry& sessions;
+  Router& router;
+  RetainedStore& retained;
+  Stats& stats;
+  spdlog::logger& log;
+};
+
+}  // namespace starling::broker

@@ -1,0 +1,57 @@
+// What a packet handler may ask of the connection it runs for, and the
+// per-connection MQTT state it reads and changes. Connection implements it;
+// tests can fake it.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/broker_context.h"
+#include "broker/mqtt/packet.h"
+#include "broker/session/session.h"
+
+namespace starling::broker {
+
+// Per-connection protocol state, owned by the connection, touched only on its
+// worker.
+struct ClientState {
+  bool connected = false;  // CONNECT accepted
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kUnknown;
+  std::string client_id;
+  std::shared_ptr<Session> session;
+  std::optional<mqtt::Will> will;  // views into will_backing
+  mqtt::SharedBytes will_backing;
+  uint32_t will_delay = 0;
+  uint32_t session_expiry = 0;  // as requested, seconds
+  uint16_t keep_alive = 0;      // seconds in force, 0: none
+  // What the client accepts (from its CONNECT).
+  uint16_t client_receive_maximum = 65535;
+  uint32_t client_max_packet_size = mqtt::kMaxPacketSize;
+  uint16_t client_topic_alias_maximum = 0;
+  bool request_problem_information = true;
+  // Topic aliases the client set for its PUBLISHes (index = alias).
+  std::vector<std::string> inbound_aliases;
+  // Aliases we assigned towards the client, by topic.
+  std::unordered_map<std::string, uint16_t> outbound_aliases;
+};
+
+class ClientLink {
+ public:
+  virtual ~ClientLink() = default;
+  virtual ClientState& state() = 0;
+  virtual BrokerContext& broker() = 0;
+  // Encodes and queues a packet for the client.
+  virtual void send(const mqtt::Packet& packet) = 0;
+  // Sends what the session has ready (and, after CONNECT, what is in flight).
+  virtual void flush_session(bool resend_inflight) = 0;
+  // Closes the connection. With a reason and an MQTT 5 client, a DISCONNECT
+  // carrying it goes first. `normal` (client sent DISCONNECT 0x00) means no will.
+  virtual void close(std::optional<mqtt::ReasonCode> reason, bool normal) = 0;
+  // This connection as its session sees it.
+  virtual std::weak_ptr<SessionListener> listener() = 0;
+  virtual void set_keep_alive(uint16_t seconds) = 0;
+};
+
+}  // namespace starling::broker

@@ -1,0 +1,91 @@
+// CONNECT: identify the client, open or resume its session, answer CONNACK.
+#include <algorithm>
+
+#include "broker/handlers/handlers.h"
+
+namespace starling::broker {
+namespace {
+
+using mqtt::ProtocolVersion;
+using mqtt::ReasonCode;
+
+void refuse(ClientLink& link, ReasonCode code) {
+  mqtt::Connack ack;
+  ack.reason_code = code;  // mapped to a 3.1.1 return code for older clients
+  link.send(ack);
+  link.close(std::nullopt, false);  // [MQTT-3.2.2-7]
+}
+
+}  // namespace
+
+void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::SharedBytes& backing) {
+  ClientState& st = link.state();
+  BrokerContext& broker = link.broker();
+  const bool v5 = c.version == ProtocolVersion::kV5;
+  st.version = c.version;
+
+  // Enhanced authentication is not offered [MQTT-4.12.0-1].
+  if (c.properties.authentication_method) return refuse(link, ReasonCode::kBadAuthenticationMethod);
+
+  bool assigned = false;
+  st.client_id = std::string(c.client_id);
+  if (st.client_id.empty()) {
+    // 3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-7,8]; 3.1
+    // never does.
+    if (c.version == ProtocolVersion::kV31 || (c.version == ProtocolVersion::kV311 && !c.clean_start))
+      return refuse(link, ReasonCode::kClientIdentifierNotValid);
+    st.client_id = broker.sessions.assign_client_id();
+    assigned = true;
+  }
+
+  // Session Expiry: MQTT 5 says it; 3.1.1 clean session 0 means forever.
+  if (v5) {
+    st.session_expiry = c.properties.session_expiry_interval.value_or(0);
+  } else {
+    st.session_expiry = c.clean_start ? 0 : UINT32_MAX;
+  }
+  st.client_receive_maximum = c.properties.receive_maximum.value_or(65535);
+  st.client_max_packet_size = c.properties.maximum_packet_size.value_or(mqtt::kMaxPacketSize);
+  st.client_topic_alias_maximum = c.properties.topic_alias_maximum.value_or(0);
+  st.request_problem_information = c.properties.request_problem_information.value_or(1) == 1;
+  st.inbound_aliases.assign(broker.limits.topic_alias_maximum + 1u, std::string{});
+
+  if (c.will) {
+    st.will = c.will;
+    st.will_backing = backing;
+    st.will_delay = c.will->properties.will_delay_interval.value_or(0);
+  }
+
+  // Keep alive: a v5 client asking for more than the maximum (or for none) is
+  // told the Server Keep Alive it must use [MQTT-3.2.2-21].
+  uint16_t keep_alive = c.keep_alive;
+  const bool capped = v5 && (keep_alive == 0 || keep_alive > broker.limits.max_keepalive) &&
+                      broker.limits.max_keepalive != 65535;
+  if (capped) keep_alive = broker.limits.max_keepalive;
+  st.keep_alive = keep_alive;
+
+  auto opened = broker.sessions.open(st.client_id, c.clean_start);
+  st.session = opened.session;
+  st.session->set_expiry_interval(st.session_expiry);
+  st.session->attach(link.listener());
+  st.connected = true;
+  broker.stats.connects_total.fetch_add(1, std::memory_order_relaxed);
+
+  mqtt::Connack ack;
+  ack.session_present = opened.present;  // [MQTT-3.2.2-2,3]
+  if (v5) {
+    if (assigned) ack.properties.assigned_client_identifier = st.client_id;  // [MQTT-3.2.2-16]
+    ack.properties.receive_maximum = broker.limits.receive_maximum;
+    ack.properties.maximum_packet_size = broker.limits.max_packet_size;
+    ack.properties.topic_alias_maximum = broker.limits.topic_alias_maximum;
+    if (capped) ack.properties.server_keep_alive = keep_alive;
+  }
+  link.send(ack);
+  link.set_keep_alive(keep_alive);
+  broker.log.debug("client {} connected (v{}, clean {}, present {})", st.client_id, static_cast<int>(c.version),
+                   c.clean_start, opened.present);
+  // Resumed in-flight messages go first, then what was queued [MQTT-4.4.0-1].
+  link.flush_session(/*resend_inflight=*/true);
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,92 @@
+// PUBLISH from a client, and PUBREL, which completes an inbound QoS 2 PUBLISH.
+#include "broker/handlers/handlers.h"
+
+namespace starling::broker {
+namespace {
+
+using mqtt::QoS;
+using mqtt::ReasonCode;
+
+// Resolves a topic alias [MQTT-3.3.2-7..12]. Returns nullptr (after closing)
+// when the alias is invalid.
+const std::string* resolve_topic(ClientLink& link, const mqtt::Publish& p, std::string& scratch) {
+  ClientState& st = link.state();
+  if (!p.properties.topic_alias) {
+    scratch.assign(p.topic);
+    return &scratch;
+  }
+  const uint16_t alias = *p.properties.topic_alias;
+  if (alias == 0 || alias >= st.inbound_aliases.size()) {
+    link.close(ReasonCode::kTopicAliasInvalid, false);
+    return nullptr;
+  }
+  std::string& slot = st.inbound_aliases[alias];
+  if (!p.topic.empty()) {
+    slot.assign(p.topic);
+  } else if (slot.empty()) {
+    link.close(ReasonCode::kProtocolError, false);  // alias never set
+    return nullptr;
+  }
+  return &slot;
+}
+
+template <class Ack>
+void acknowledge(ClientLink& link, uint16_t packet_id, ReasonCode code) {
+  Ack ack;
+  ack.packet_id = packet_id;
+  ack.reason_code = code;  // left out for 3.1.1
+  link.send(ack);
+}
+
+}  // namespace
+
+void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::SharedBytes& backing) {
+  ClientState& st = link.state();
+  BrokerContext& broker = link.broker();
+  // A client must not send Subscription Identifiers [MQTT-3.3.4-6].
+  if (!p.properties.subscription_identifiers.empty()) return link.close(ReasonCode::kProtocolError, false);
+  // Flow control: QoS 2 messages awaiting PUBREL count against our Receive
+  // Maximum; QoS 1 ones are acknowledged at once [MQTT-3.3.4-9].
+  if (p.qos == QoS::k2 && st.session->inbound_qos2_count() >= broker.limits.receive_maximum &&
+      st.version == mqtt::ProtocolVersion::kV5)
+    return link.close(ReasonCode::kReceiveMaximumExceeded, false);
+
+  std::string scratch;
+  const std::string* topic = resolve_topic(link, p, scratch);
+  if (topic == nullptr) return;
+
+  broker.stats.messages_received.fetch_add(1, std::memory_order_relaxed);
+  if (p.qos == QoS::k2 && !st.session->begin_inbound_qos2(p.packet_id)) {
+    // A retransmission of a message already delivered: acknowledge only
+    // [MQTT-4.3.3-9].
+    return acknowledge<mqtt::Pubrec>(link, p.packet_id, ReasonCode::kSuccess);
+  }
+
+  const auto now = Clock::now();
+  auto message = make_message(*topic, p.payload, p.qos, p.retain, p.properties, st.session->id(), backing, now);
+  if (p.retain) broker.retained.set(message);  // [MQTT-3.3.1-5]
+  const auto result = broker.router.publish(message, now);
+  broker.stats.messages_dropped.fetch_add(result.dropped, std::memory_order_relaxed);
+
+  ReasonCode code = ReasonCode::kSuccess;
+  if (result.quota_exceeded) {
+    code = ReasonCode::kQuotaExceeded;
+  } else if (result.deliveries == 0) {
+    code = ReasonCode::kNoMatchingSubscribers;
+  }
+  if (p.qos == QoS::k1) {
+    acknowledge<mqtt::Puback>(link, p.packet_id, code);
+  } else if (p.qos == QoS::k2) {
+    // An error code ends the exchange: no PUBREL will follow.
+    if (code == ReasonCode::kQuotaExceeded) st.session->end_inbound_qos2(p.packet_id);
+    acknowledge<mqtt::Pubrec>(link, p.packet_id, code);
+  }
+}
+
+void handle_pubrel(ClientLink& link, const mqtt::Pubrel& rel) {
+  const bool known = link.state().session->end_inbound_qos2(rel.packet_id);
+  acknowledge<mqtt::Pubcomp>(link, rel.packet_id,
+                             known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,56 @@
+// SUBSCRIBE: add each subscription to the session and the router, answer
+// SUBACK, then send the retained messages the subscription asks for.
+#include "broker/handlers/handlers.h"
+#include "broker/mqtt/topic.h"
+
+namespace starling::broker {
+
+void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
+  ClientState& st = link.state();
+  BrokerContext& broker = link.broker();
+  const uint32_t sub_id = s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
+  const auto now = Clock::now();
+
+  mqtt::Suback ack;
+  ack.packet_id = s.packet_id;
+  std::vector<Delivery> retained;
+  for (const mqtt::Subscription& sub : s.subscriptions) {
+    const std::string filter(sub.filter);
+    SubscriptionEntry entry{sub.options, sub_id};
+    const bool added = broker.router.subscribe(st.session, filter, entry);
+    st.session->add_subscription(filter, SubscriptionRecord{sub.options, sub_id});
+    ack.reason_codes.push_back(static_cast<mqtt::ReasonCode>(sub.options.qos));  // granted as asked [MQTT-3.9.3-1]
+
+    // Retained messages: not for shared subscriptions; per
+    // Retain Handling otherwise [MQTT-3.3.1-9..11].
+    if (mqtt::parse_shared_filter(filter)) continue;
+    const auto handling = sub.options.retain_handling;
+    if (handling == mqtt::RetainHandling::kDoNotSend) continue;
+    if (handling == mqtt::RetainHandling::kSendOnNewSubscribe && !added) continue;
+    for (auto& message : broker.retained.matching(filter, now)) {
+      Delivery d;
+      d.qos = std::min(message->qos, sub.options.qos);
+      d.retain = true;  // [MQTT-3.3.1-8]
+      if (sub_id != 0) d.subscription_ids.push_back(sub_id);
+      d.message = std::move(message);
+      retained.push_back(std::move(d));
+    }
+  }
+  link.send(ack);
+  for (auto& d : retained) st.session->enqueue(std::move(d), now);
+  if (!retained.empty()) link.flush_session(false);
+}
+
+void handle_unsubscribe(ClientLink& link, const mqtt::Unsubscribe& u) {
+  ClientState& st = link.state();
+  mqtt::Unsuback ack;
+  ack.packet_id = u.packet_id;
+  for (std::string_view filter : u.filters) {
+    const bool removed = link.broker().router.unsubscribe(st.session->id(), filter);
+    st.session->remove_subscription(std::string(filter));
+    ack.reason_codes.push_back(removed ? mqtt::ReasonCode::kSuccess : mqtt::ReasonCode::kNoSubscriptionExisted);
+  }
+  link.send(ack);
+}
+
+}  // namespace starling::broker

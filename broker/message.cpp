@@ -1,0 +1,30 @@
+#include "broker/message.h"
+
+namespace starling::broker {
+
+std::optional<uint32_t> Message::remaining_expiry(Clock::time_point now) const {
+  if (!expires_at) return std::nullopt;
+  auto left = std::chrono::ceil<std::chrono::seconds>(*expires_at - now).count();
+  return static_cast<uint32_t>(left > 0 ? left : 0);
+}
+
+MessagePtr make_message(std::string topic, std::string_view payload, mqtt::QoS qos, bool retain,
+                        const mqtt::Properties& props, SessionId publisher, mqtt::SharedBytes backing,
+                        Clock::time_point now) {
+  auto m = std::make_shared<Message>();
+  m->topic = std::move(topic);
+  m->payload = payload;
+  m->qos = qos;
+  m->retain = retain;
+  m->properties.payload_format_indicator = props.payload_format_indicator;
+  m->properties.content_type = props.content_type;
+  m->properties.response_topic = props.response_topic;
+  m->properties.correlation_data = props.correlation_data;
+  m->properties.user_properties = props.user_properties;
+  if (props.message_expiry_interval) m->expires_at = now + std::chrono::seconds(*props.message_expiry_interval);
+  m->publisher = publisher;
+  m->backing = std::move(backing);
+  return m;
+}
+
+}  // namespace starling::broker

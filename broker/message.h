@@ -1,0 +1,49 @@
+// An application message on its way through the broker: what was published,
+// shared by every delivery, never changed after it is built.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "broker/mqtt/properties.h"
+#include "broker/mqtt/types.h"
+
+namespace starling::broker {
+
+using Clock = std::chrono::steady_clock;
+
+// Identifies a session inside one node (for no-local and the subscription tree).
+using SessionId = uint64_t;
+
+struct Message {
+  std::string topic;         // resolved (a topic alias never reaches here)
+  std::string_view payload;  // points into `backing`
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool retain = false;
+  // The properties that travel with the message (payload format, content
+  // type, response topic, correlation data, user properties). Their strings
+  // point into `backing`. Expiry is kept as a deadline instead.
+  mqtt::Properties properties;
+  std::optional<Clock::time_point> expires_at;
+  SessionId publisher = 0;  // 0: the broker itself ($SYS, wills keep the owner's)
+  // The received packet's bytes: one copy in, shared by every delivery.
+  mqtt::SharedBytes backing;
+
+  bool expired(Clock::time_point now) const { return expires_at && now >= *expires_at; }
+  // Seconds left, rounded up, for the Message Expiry Interval sent onwards.
+  std::optional<uint32_t> remaining_expiry(Clock::time_point now) const;
+};
+
+using MessagePtr = std::shared_ptr<const Message>;
+
+// Builds a message from a received PUBLISH (or a will), keeping only the
+// properties that are forwarded to subscribers [MQTT-3.3.2-4..], [MQTT-3.3.2-20].
+MessagePtr make_message(std::string topic, std::string_view payload, mqtt::QoS qos, bool retain,
+                        const mqtt::Properties& props, SessionId publisher, mqtt::SharedBytes backing,
+                        Clock::time_point now);
+
+}  // namespace starling::broker

@@ -1,0 +1,42 @@
+// The transport under an MQTT connection: plain TCP, TLS or WebSocket, all seen
+// as an ordered byte stream. A stream lives on one worker's io_context and its
+// operations are started from that worker's thread only.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+
+namespace starling::broker {
+
+using IoHandler = boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
+
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+
+  // Reads at least one byte into `buffer` (like async_read_some).
+  virtual void async_read_some(boost::asio::mutable_buffer buffer, IoHandler handler) = 0;
+  // Writes all of `buffers` (gathered), completing once everything is written.
+  // The buffers must stay valid until the handler runs.
+  virtual void async_write(std::span<const boost::asio::const_buffer> buffers, IoHandler handler) = 0;
+  // Closes at once; pending operations complete with an error.
+  virtual void close() = 0;
+
+  virtual boost::asio::any_io_executor executor() = 0;
+  // "127.0.0.1:53124", for logs.
+  virtual std::string remote_address() const = 0;
+  // "mqtt", "mqtts", "ws": the listener the connection came through.
+  virtual std::string_view listener_name() const = 0;
+};
+
+// Plain TCP. TCP_NODELAY is set, so small packets never wait for a delayed ACK.
+std::unique_ptr<ByteStream> make_tcp_stream(boost::asio::ip::tcp::socket socket);
+
+}  // namespace starling::broker

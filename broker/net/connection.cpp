@@ -1,0 +1,316 @@
+#include "broker/net/connection.h"
+
+#include <boost/asio/post.hpp>
+
+#include "broker/handlers/handlers.h"
+#include "broker/mqtt/encoder.h"
+
+namespace starling::broker {
+namespace {
+
+namespace asio = boost::asio;
+using mqtt::ProtocolVersion;
+using mqtt::ReasonCode;
+
+constexpr size_t kReadChunk = 16 * 1024;
+// Output waiting for a slow reader beyond this stops us taking more from the
+// session queue (which is bounded) and reading more from the client.
+constexpr size_t kMaxBufferedOutput = 1024 * 1024;
+// How long a closing connection may take to flush its last bytes.
+constexpr auto kCloseGrace = std::chrono::seconds(5);
+
+}  // namespace
+
+void Connection::OutBuffer::note_bytes(size_t from) {
+  const size_t n = bytes.size() - from;
+  if (n == 0) return;
+  // Consecutive encoded packets share one piece.
+  if (!pieces.empty() && pieces.back().payload.empty() && pieces.back().offset + pieces.back().size == from) {
+    pieces.back().size += n;
+  } else {
+    pieces.push_back({from, n, {}, nullptr});
+  }
+  total += n;
+}
+
+Connection::Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream)
+    : broker_(broker),
+      stream_(std::move(stream)),
+      decoder_(broker.limits.max_packet_size),
+      timer_(stream_->executor()) {}
+
+Connection::~Connection() = default;
+
+void Connection::start() {
+  broker_.stats.connections.fetch_add(1, std::memory_order_relaxed);
+  last_read_ = Clock::now();
+  arm_timer();
+  read();
+}
+
+void Connection::read() {
+  if (closing_) return;
+  auto space = decoder_.prepare(kReadChunk);
+  stream_->async_read_some(asio::buffer(space.data(), space.size()),
+                           [self = shared_from_this()](boost::system::error_code ec, size_t n) { self->on_read(ec, n); });
+}
+
+void Connection::on_read(boost::system::error_code ec, size_t n) {
+  if (closing_) return;
+  if (ec) {
+    close(std::nullopt, false);  // the network connection is gone: not a normal disconnect
+    return;
+  }
+  broker_.stats.bytes_received.fetch_add(n, std::memory_order_relaxed);
+  decoder_.commit(n);
+  last_read_ = Clock::now();
+  in_read_batch_ = true;
+  // Every whole packet that arrived is handled in this one pass.
+  while (!closing_) {
+    auto next = decoder_.next();
+    if (!next) {
+      const auto& err = next.error();
+      broker_.log.debug("{} {}: {} ({})", stream_->remote_address(), state_.client_id, err.detail,
+                        mqtt::reason_name(err.code));
+      if (!state_.connected && err.code == ReasonCode::kUnsupportedProtocolVersion) {
+        // Answered in the 3.1.1 form, which every client version reads [MQTT-3.1.2-2].
+        state_.version = ProtocolVersion::kV311;
+        mqtt::Connack ack;
+        ack.reason_code = err.code;
+        send(ack);
+        close(std::nullopt, false);
+      } else {
+        close(err.code, false);
+      }
+      break;
+    }
+    if (!next->has_value()) break;
+    dispatch(*this, **next);
+  }
+  in_read_batch_ = false;
+  start_write();
+  if (closing_) return;
+  if (n < kReadChunk) decoder_.release_if_empty();  // drained: hold no buffer while idle
+  if (pending_.total + writing_.total > kMaxBufferedOutput) return;  // resumed by on_write
+  read();
+}
+
+void Connection::send(const mqtt::Packet& packet) {
+  const size_t from = pending_.bytes.size();
+  const auto version = state_.version == ProtocolVersion::kUnknown ? ProtocolVersion::kV311 : state_.version;
+  auto st = mqtt::encode(packet, version, pending_.bytes);
+  if (!st) {
+    broker_.log.error("cannot encode {} for {}: {}", mqtt::packet_type_name(mqtt::type_of(packet)),
+                      state_.client_id, st.error().detail);
+    return;
+  }
+  pending_.note_bytes(from);
+  if (!in_read_batch_) start_write();
+}
+
+void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) {
+  const Message& m = *d.message;
+  mqtt::Publish p;
+  p.topic = m.topic;
+  p.payload = m.payload;
+  p.qos = d.qos;
+  p.retain = d.retain;
+  p.dup = dup;
+  p.packet_id = packet_id;
+  const bool v5 = state_.version == ProtocolVersion::kV5;
+  bool new_alias = false;
+  if (v5) {
+    p.properties = m.properties;
+    if (auto left = m.remaining_expiry(Clock::now())) p.properties.message_expiry_interval = *left;  // [MQTT-3.3.2-6]
+    p.properties.subscription_identifiers = d.subscription_ids;
+    if (state_.client_topic_alias_maximum > 0) {
+      auto it = state_.outbound_aliases.find(m.topic);
+      if (it != state_.outbound_aliases.end()) {
+        p.topic = {};
+        p.properties.topic_alias = it->second;
+      } else if (state_.outbound_aliases.size() < state_.client_topic_alias_maximum) {
+        const auto alias = static_cast<uint16_t>(state_.outbound_aliases.size() + 1);
+        state_.outbound_aliases.emplace(m.topic, alias);
+        p.properties.topic_alias = alias;
+        new_alias = true;
+      }
+    }
+  }
+  const size_t from = pending_.bytes.size();
+  auto st = mqtt::encode_publish_header(p, state_.version, pending_.bytes);
+  const size_t size = pending_.bytes.size() - from + m.payload.size();
+  if (!st || size > state_.client_max_packet_size) {
+    // Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
+    pending_.bytes.resize(from);
+    if (new_alias) state_.outbound_aliases.erase(m.topic);
+    if (packet_id != 0) state_.session->discard(packet_id);
+    broker_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  pending_.note_bytes(from);
+  if (!m.payload.empty()) {
+    pending_.pieces.push_back({0, m.payload.size(), m.payload, m.backing});
+    pending_.total += m.payload.size();
+  }
+  broker_.stats.messages_sent.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Connection::flush_session(bool resend_inflight) {
+  if (closing_ || !state_.session) return;
+  Session& session = *state_.session;
+  if (resend_inflight) {
+    for (const Inflight& f : session.inflight_snapshot()) {
+      if (f.released) {
+        mqtt::Pubrel rel;
+        rel.packet_id = f.packet_id;
+        send(rel);
+      } else {
+        send_delivery(f.packet_id, f.delivery, /*dup=*/true);  // [MQTT-4.4.0-1]
+      }
+    }
+  }
+  if (pending_.total + writing_.total <= kMaxBufferedOutput) {
+    const size_t window = std::min<size_t>(state_.client_receive_maximum, broker_.limits.max_inflight);
+    size_t expired = 0;
+    ready_.clear();
+    session.take_ready(window, Clock::now(), ready_, expired);
+    broker_.stats.messages_dropped.fetch_add(expired, std::memory_order_relaxed);
+    for (const auto& r : ready_) send_delivery(r.packet_id, r.delivery, false);
+    ready_.clear();
+  }
+  if (!in_read_batch_) start_write();
+}
+
+void Connection::wake() {
+  if (wake_posted_.exchange(true)) return;  // one wake-up per batch
+  asio::post(stream_->executor(), [self = shared_from_this()] {
+    self->wake_posted_.store(false);
+    self->flush_session(false);
+  });
+}
+
+void Connection::kick(ReasonCode reason) {
+  asio::post(stream_->executor(), [self = shared_from_this(), reason] { self->close(reason, false); });
+}
+
+void Connection::start_write() {
+  if (write_in_flight_) return;
+  if (pending_.empty()) {
+    if (closing_) finish_close();
+    return;
+  }
+  std::swap(pending_, writing_);
+  pending_.clear();
+  write_buffers_.clear();
+  for (const Piece& piece : writing_.pieces) {
+    if (piece.payload.empty()) {
+      write_buffers_.emplace_back(writing_.bytes.data() + piece.offset, piece.size);
+    } else {
+      write_buffers_.emplace_back(piece.payload.data(), piece.payload.size());
+    }
+  }
+  write_in_flight_ = true;
+  stream_->async_write(write_buffers_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+    self->on_write(ec);
+  });
+}
+
+void Connection::on_write(boost::system::error_code ec) {
+  write_in_flight_ = false;
+  broker_.stats.bytes_sent.fetch_add(writing_.total, std::memory_order_relaxed);
+  writing_.clear();
+  if (ec) {
+    close(std::nullopt, false);
+    finish_close();
+    return;
+  }
+  if (closing_) {
+    start_write();
+    return;
+  }
+  const bool was_full = pending_.total > kMaxBufferedOutput;
+  if (state_.session && state_.session->queued_count() > 0) flush_session(false);
+  start_write();
+  if (was_full && pending_.total + writing_.total <= kMaxBufferedOutput) read();
+}
+
+void Connection::close(std::optional<ReasonCode> reason, bool normal) {
+  if (closing_) return;
+  closing_ = true;
+  const auto now = Clock::now();
+  if (reason && state_.connected && state_.version == ProtocolVersion::kV5) {
+    mqtt::Disconnect d;
+    d.reason_code = *reason;
+    send(d);
+  }
+  if (state_.connected && state_.session) {
+    std::optional<WillMessage> will;
+    if (!normal && state_.will) {
+      const mqtt::Will& w = *state_.will;
+      auto message = make_message(std::string(w.topic), w.payload, w.qos, w.retain, w.properties,
+                                  state_.session->id(), state_.will_backing, now);
+      will = WillMessage{std::move(message), now + std::chrono::seconds(state_.will_delay)};
+    }
+    if (state_.session->detach(this)) {
+      broker_.sessions.closed(state_.session, std::move(will), now);
+    } else if (will && state_.will_delay == 0) {
+      // Taken over: the new connection owns the session; an undelayed will
+      // still goes out, a delayed one is cancelled by the takeover [MQTT-3.1.3-9].
+      broker_.sessions.publish_internal(will->message, now);
+    }
+  }
+  broker_.stats.connections.fetch_sub(1, std::memory_order_relaxed);
+  // Bounded wait for the last bytes (a DISCONNECT) to go out.
+  timer_.expires_after(kCloseGrace);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->finish_close();
+  });
+  if (!write_in_flight_) start_write();
+}
+
+void Connection::finish_close() {
+  timer_.cancel();
+  stream_->close();
+}
+
+void Connection::set_keep_alive(uint16_t seconds) {
+  state_.keep_alive = seconds;
+  arm_timer();
+}
+
+void Connection::arm_timer() {
+  if (closing_) return;
+  Clock::duration wait;
+  if (!state_.connected) {
+    wait = broker_.limits.connect_timeout;
+  } else if (state_.keep_alive == 0) {
+    timer_.cancel();
+    return;
+  } else {
+    // 1.5 times the keep alive, from the last packet received [MQTT-3.1.2-22].
+    const auto limit = std::chrono::milliseconds(state_.keep_alive * 1500);
+    wait = last_read_ + limit - Clock::now();
+  }
+  timer_.expires_after(wait);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->on_timer();
+  });
+}
+
+void Connection::on_timer() {
+  if (closing_) return;
+  if (!state_.connected) {
+    broker_.log.debug("{}: no CONNECT in time", stream_->remote_address());
+    close(std::nullopt, false);
+    return;
+  }
+  const auto limit = std::chrono::milliseconds(state_.keep_alive * 1500);
+  if (Clock::now() - last_read_ >= limit) {
+    broker_.log.debug("{} {}: keep alive timed out", stream_->remote_address(), state_.client_id);
+    close(ReasonCode::kKeepAliveTimeout, false);
+    return;
+  }
+  arm_timer();
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,90 @@
+// One client connection: reads and decodes packets, hands them to the
+// handlers, and writes what they and the session send back.
+//
+// Threads: everything runs on the worker that owns the stream, except wake()
+// and kick(), which any thread may call; they post to the worker.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/handlers/client_link.h"
+#include "broker/mqtt/decoder.h"
+#include "broker/net/byte_stream.h"
+
+namespace starling::broker {
+
+class Connection final : public ClientLink,
+                         public SessionListener,
+                         public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream);
+  ~Connection() override;
+
+  // Starts reading; a client that sends no CONNECT in time is dropped.
+  void start();
+
+  // SessionListener (any thread).
+  void wake() override;
+  void kick(mqtt::ReasonCode reason) override;
+
+  // ClientLink (the worker).
+  ClientState& state() override { return state_; }
+  BrokerContext& broker() override { return broker_; }
+  void send(const mqtt::Packet& packet) override;
+  void flush_session(bool resend_inflight) override;
+  void close(std::optional<mqtt::ReasonCode> reason, bool normal) override;
+  std::weak_ptr<SessionListener> listener() override { return weak_from_this(); }
+  void set_keep_alive(uint16_t seconds) override;
+
+ private:
+  // Bytes waiting to be written: encoded packets in `bytes`, and payloads sent
+  // straight from their shared buffers.
+  struct Piece {
+    size_t offset = 0;  // into bytes, when payload is empty
+    size_t size = 0;
+    std::string_view payload;  // a shared payload; keep holds it alive
+    mqtt::SharedBytes keep;
+  };
+  struct OutBuffer {
+    std::vector<uint8_t> bytes;
+    std::vector<Piece> pieces;
+    size_t total = 0;
+    bool empty() const { return pieces.empty(); }
+    void clear() {
+      bytes.clear();
+      pieces.clear();
+      total = 0;
+    }
+    void note_bytes(size_t from);  // bytes[from..] were appended
+  };
+
+  void read();
+  void on_read(boost::system::error_code ec, size_t n);
+  void start_write();
+  void on_write(boost::system::error_code ec);
+  void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
+  void arm_timer();
+  void on_timer();
+  void finish_close();
+
+  BrokerContext& broker_;
+  std::unique_ptr<ByteStream> stream_;
+  mqtt::StreamDecoder decoder_;
+  ClientState state_;
+  OutBuffer pending_;
+  OutBuffer writing_;
+  std::vector<boost::asio::const_buffer> write_buffers_;
+  bool write_in_flight_ = false;
+  bool in_read_batch_ = false;
+  bool closing_ = false;  // no more reads; close once pending bytes are out
+  boost::asio::steady_timer timer_;
+  Clock::time_point last_read_;
+  std::atomic<bool> wake_posted_{false};
+  std::vector<Session::Ready> ready_;  // reused by flush_session
+};
+
+}  // namespace starling::broker

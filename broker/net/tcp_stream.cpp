@@ -1,0 +1,52 @@
+// Plain TCP transport.
+#include <vector>
+
+#include <boost/asio/write.hpp>
+
+#include "broker/net/byte_stream.h"
+
+namespace starling::broker {
+namespace {
+
+namespace asio = boost::asio;
+using boost::asio::ip::tcp;
+
+class TcpStream final : public ByteStream {
+ public:
+  explicit TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    auto ep = socket_.remote_endpoint(ignored);
+    remote_ = ignored ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void async_read_some(asio::mutable_buffer buffer, IoHandler handler) override {
+    socket_.async_read_some(buffer, std::move(handler));
+  }
+
+  void async_write(std::span<const asio::const_buffer> buffers, IoHandler handler) override {
+    asio::async_write(socket_, buffers, std::move(handler));
+  }
+
+  void close() override {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  asio::any_io_executor executor() override { return socket_.get_executor(); }
+  std::string remote_address() const override { return remote_; }
+  std::string_view listener_name() const override { return "mqtt"; }
+
+ private:
+  tcp::socket socket_;
+  std::string remote_;
+};
+
+}  // namespace
+
+std::unique_ptr<ByteStream> make_tcp_stream(tcp::socket socket) {
+  return std::make_unique<TcpStream>(std::move(socket));
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,126 @@
+#include "broker/routing/router.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "broker/mqtt/topic.h"
+
+namespace starling::broker {
+
+bool Router::subscribe(const std::shared_ptr<Session>& session, std::string_view filter,
+                       const SubscriptionEntry& entry) {
+  const SubscriberId id{session->id()};
+  std::unique_lock lock(mu_);
+  const auto shared = mqtt::parse_shared_filter(filter);
+  const bool added = shared ? tree_.subscribe(*shared, id, entry) : tree_.subscribe(filter, id, entry);
+  if (added) {
+    sessions_.try_emplace(session->id(), session);
+    ++subscription_counts_[session->id()];
+  }
+  return added;
+}
+
+bool Router::unsubscribe(SessionId session, std::string_view filter) {
+  const SubscriberId id{session};
+  std::unique_lock lock(mu_);
+  const auto shared = mqtt::parse_shared_filter(filter);
+  const bool removed = shared ? tree_.unsubscribe(*shared, id) : tree_.unsubscribe(filter, id);
+  if (removed && --subscription_counts_[session] == 0) {
+    subscription_counts_.erase(session);
+    sessions_.erase(session);
+  }
+  return removed;
+}
+
+void Router::remove_session(Session& session) {
+  for (const auto& [filter, record] : session.subscriptions()) unsubscribe(session.id(), filter);
+}
+
+size_t Router::pick_member(const SharedGroup& group) const {
+  // Round robin over members, skipping those whose session is offline. Falls
+  // back to the next in turn when all are offline (the message then queues
+  // for a persistent member, or is dropped at QoS 0).
+  std::lock_guard lock(cursor_mu_);
+  size_t& cursor = group_cursors_[static_cast<uint64_t>(group.id)];
+  const size_t n = group.members.size();
+  for (size_t tried = 0; tried < n; ++tried) {
+    const size_t i = (cursor + tried) % n;
+    auto it = sessions_.find(static_cast<SessionId>(group.members[i].id));
+    if (it != sessions_.end() && it->second->online()) {
+      cursor = i + 1;
+      return i;
+    }
+  }
+  return cursor++ % n;
+}
+
+Router::Published Router::publish(const MessagePtr& message, Clock::time_point now) {
+  struct Collect {
+    const Router& router;
+    std::vector<Target>& out;
+    void on_subscriber(SubscriberId id, const SubscriptionEntry& entry) {
+      out.push_back({static_cast<SessionId>(id), entry});
+    }
+    void on_shared_group(const SharedGroup& group) {
+      const Subscriber& member = group.members[router.pick_member(group)];
+      // No Local does not apply to shared subscriptions [MQTT-3.8.3-4].
+      SubscriptionEntry entry = member.entry;
+      entry.options.no_local = false;
+      out.push_back({static_cast<SessionId>(member.id), entry});
+    }
+  };
+
+  std::vector<Target> targets;
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    std::shared_lock lock(mu_);
+    Collect collect{*this, targets};
+    tree_.match(message->topic, collect);
+    // A session with overlapping subscriptions gets the message once, at the
+    // highest QoS, with every subscription identifier [MQTT-3.3.4-3..5].
+    std::sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) { return a.session < b.session; });
+    sessions.reserve(targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (i > 0 && targets[i].session == targets[i - 1].session) continue;
+      auto it = sessions_.find(targets[i].session);
+      sessions.push_back(it != sessions_.end() ? it->second : nullptr);
+    }
+  }
+
+  Published result;
+  size_t s = 0;
+  for (size_t i = 0; i < targets.size(); ++s) {
+    const SessionId id = targets[i].session;
+    Delivery d;
+    d.message = message;
+    bool any = false;
+    for (; i < targets.size() && targets[i].session == id; ++i) {
+      const SubscriptionEntry& e = targets[i].entry;
+      if (e.options.no_local && id == message->publisher) continue;  // [MQTT-3.8.3-3]
+      any = true;
+      d.qos = std::max(d.qos, std::min(message->qos, e.options.qos));  // [MQTT-3.8.4-8]
+      d.retain = d.retain || (e.options.retain_as_published && message->retain);  // [MQTT-3.3.1-12,13]
+      if (e.subscription_id != 0) d.subscription_ids.push_back(e.subscription_id);
+    }
+    if (!any || sessions[s] == nullptr) continue;
+    const mqtt::QoS qos = d.qos;
+    switch (sessions[s]->enqueue(std::move(d), now)) {
+      case Session::Enqueued::kQueued: ++result.deliveries; break;
+      case Session::Enqueued::kQueueFull:
+        if (qos != mqtt::QoS::k0) result.quota_exceeded = true;
+        ++result.dropped;
+        break;
+      case Session::Enqueued::kDroppedQos0:
+      case Session::Enqueued::kExpired: ++result.dropped; break;
+    }
+  }
+  forwarder_.forward(message);
+  return result;
+}
+
+size_t Router::subscription_count() const {
+  std::shared_lock lock(mu_);
+  return tree_.size();
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,58 @@
+// Routes published messages to the sessions whose subscriptions match, on this
+// node, and hands each message to the Forwarder for the rest of the cluster.
+//
+// Threads: publish() runs on any worker and takes mu_ shared, so publishers
+// never wait on each other; subscribe/unsubscribe take it exclusively for one
+// tree update. Shared-group cursors have their own small mutex.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string_view>
+#include <unordered_map>
+
+#include "broker/routing/forwarder.h"
+#include "broker/routing/topic_tree.h"
+#include "broker/session/session.h"
+
+namespace starling::broker {
+
+class Router {
+ public:
+  explicit Router(Forwarder& forwarder) : forwarder_(forwarder) {}
+
+  // Adds (or replaces) the session's subscription on `filter` (which may be
+  // $share/GROUP/FILTER). True when it is new.
+  bool subscribe(const std::shared_ptr<Session>& session, std::string_view filter, const SubscriptionEntry& entry);
+  // True when the subscription existed.
+  bool unsubscribe(SessionId session, std::string_view filter);
+  // Removes every subscription the session holds (it ended).
+  void remove_session(Session& session);
+
+  struct Published {
+    size_t deliveries = 0;   // sessions the message was queued for
+    bool quota_exceeded = false;  // some QoS 1/2 subscriber's queue was full
+    size_t dropped = 0;      // QoS 0 deliveries dropped (offline or full)
+  };
+  Published publish(const MessagePtr& message, Clock::time_point now);
+
+  size_t subscription_count() const;
+
+ private:
+  struct Target {
+    SessionId session;
+    SubscriptionEntry entry;
+  };
+  size_t pick_member(const SharedGroup& group) const;
+
+  Forwarder& forwarder_;
+  mutable std::shared_mutex mu_;
+  TopicTree tree_;                                                 // guarded by mu_
+  std::unordered_map<SessionId, std::shared_ptr<Session>> sessions_;  // guarded by mu_: those with subscriptions
+  std::unordered_map<SessionId, size_t> subscription_counts_;         // guarded by mu_
+  mutable std::mutex cursor_mu_;
+  mutable std::unordered_map<uint64_t, size_t> group_cursors_;  // guarded by cursor_mu_
+};
+
+}  // namespace starling::broker

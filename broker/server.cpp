@@ -1,0 +1,154 @@
+#include "broker/server.h"
+
+#include <cstring>
+#include <functional>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "broker/broker_context.h"
+#include "broker/net/connection.h"
+#include "broker/net/listen_address.h"
+#include "broker/net/websocket_stream.h"
+#include "broker/net/worker_pool.h"
+#include "broker/sys_topics.h"
+
+namespace starling::broker {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+struct Server::Parts {
+  Parts(const Config& c, spdlog::logger& l)
+      : config(c),
+        log(l),
+        router(forwarder),
+        sessions(router, retained, c.max_queued),
+        context{limits_of(c), sessions, router, retained, stats, log},
+        workers(c.threads),
+        signals(main, SIGINT, SIGTERM),
+        sweep_timer(main),
+        sys_timer(main) {}
+
+  static Limits limits_of(const Config& c) {
+    Limits l;
+    l.max_packet_size = c.max_packet_size;
+    l.max_keepalive = c.max_keepalive;
+    l.receive_maximum = c.receive_maximum;
+    l.max_inflight = c.max_inflight;
+    l.max_queued = c.max_queued;
+    l.topic_alias_maximum = c.topic_alias_maximum;
+    return l;
+  }
+
+  const Config& config;
+  spdlog::logger& log;
+  Stats stats;
+  LocalOnly forwarder;
+  Router router;
+  RetainedStore retained;
+  SessionRegistry sessions;
+  BrokerContext context;
+  asio::io_context main{1};  // accepting, timers, signals
+  WorkerPool workers;
+  std::vector<tcp::acceptor> acceptors;
+  asio::signal_set signals;
+  asio::steady_timer sweep_timer;
+  asio::steady_timer sys_timer;
+  Clock::time_point started = Clock::now();
+
+  void accept(tcp::acceptor& acceptor, bool websocket) {
+    acceptor.async_accept(workers.next(), [this, &acceptor, websocket](boost::system::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) start_connection(std::move(s), websocket);
+      accept(acceptor, websocket);
+    });
+  }
+
+  void start_connection(tcp::socket socket, bool websocket) {
+    auto executor = socket.get_executor();
+    if (websocket) {
+      asio::post(executor, [this, s = std::move(socket)]() mutable {
+        async_accept_websocket(std::move(s), std::chrono::seconds(10),
+                               [this](boost::system::error_code ec, std::unique_ptr<ByteStream> stream) {
+                                 if (ec || !stream) return;
+                                 std::make_shared<Connection>(context, std::move(stream))->start();
+                               });
+      });
+      return;
+    }
+    auto connection = std::make_shared<Connection>(context, make_tcp_stream(std::move(socket)));
+    asio::post(executor, [connection] { connection->start(); });
+  }
+
+  void sweep() {
+    sweep_timer.expires_after(std::chrono::milliseconds(250));
+    sweep_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      sessions.sweep(Clock::now());
+      sweep();
+    });
+  }
+
+  void publish_sys() {
+    if (config.sys_interval == 0) return;
+    sys_timer.expires_after(std::chrono::seconds(config.sys_interval));
+    sys_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      publish_sys_topics(SysSnapshot{started, stats, sessions.size(), router.subscription_count(), retained.size()},
+                         sessions, Clock::now());
+      publish_sys();
+    });
+  }
+};
+
+Server::Server(const Config& config, spdlog::logger& log) : parts_(std::make_unique<Parts>(config, log)) {}
+
+Server::~Server() { parts_->workers.stop(); }
+
+std::optional<std::string> Server::start() {
+  Parts& p = *parts_;
+  struct Wanted {
+    const std::optional<HostPort>& address;
+    std::string_view name;
+    bool websocket;
+  };
+  p.acceptors.reserve(2);
+  for (const Wanted& w : {Wanted{p.config.mqtt_listen, "mqtt", false}, Wanted{p.config.ws_listen, "ws", true}}) {
+    if (!w.address) continue;
+    auto bound = listen_on(p.main.get_executor(), *w.address);
+    if (!bound.ok()) return bound.error;
+    // Tests and scripts read the port from this line.
+    p.log.info("listener {} bound to {}:{}", w.name, bound.endpoint.address().to_string(), bound.port());
+    p.acceptors.push_back(std::move(*bound.acceptor));  // reserved: handlers hold references
+    p.accept(p.acceptors.back(), w.websocket);
+  }
+  if (p.config.mqtts_listen) p.log.warn("--mqtts-listen is not implemented yet; TLS listener not started");
+  if (p.config.http_listen) p.log.info("the HTTP listener comes with issue 6; --http-listen not bound yet");
+  return std::nullopt;
+}
+
+int Server::run() {
+  Parts& p = *parts_;
+  p.signals.async_wait([&p](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    p.log.info("signal {}: stopping", signal);
+    for (auto& a : p.acceptors) {
+      boost::system::error_code ignored;
+      a.close(ignored);
+    }
+    p.sweep_timer.cancel();
+    p.sys_timer.cancel();
+    p.main.stop();
+  });
+  p.sweep();
+  p.publish_sys();
+  p.main.run();
+  p.workers.stop();
+  p.log.info("stopped");
+  return 0;
+}
+
+}  // namespace starling::broker

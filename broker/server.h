@@ -1,0 +1,31 @@
+// One node: wires the listeners, workers, sessions, router and retained store
+// together and runs until SIGTERM or SIGINT. Wiring only; the behaviour lives
+// in the parts.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "broker/config.h"
+
+namespace starling::broker {
+
+class Server {
+ public:
+  Server(const Config& config, spdlog::logger& log);
+  ~Server();
+
+  // Binds every listener. On failure, a one-line error naming the listener.
+  std::optional<std::string> start();
+  // Serves until a signal arrives; returns the process exit status.
+  int run();
+
+ private:
+  struct Parts;
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace starling::broker

@@ -1,0 +1,147 @@
+// One client's session: its subscriptions, the messages queued for it, the
+// outbound QoS 1/2 messages in flight and the inbound QoS 2 packet ids awaiting
+// PUBREL. It outlives connections when the client asked for that.
+//
+// Threads: deliveries arrive from any worker (enqueue); everything else is
+// called from the worker of the connection attached at the time. All state is
+// guarded by mu_, held only for short, allocation-light sections.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "broker/message.h"
+#include "broker/mqtt/subscribe.h"
+
+namespace starling::broker {
+
+// What the session tells the connection attached to it. Implemented by
+// Connection; calls may come from any thread and must only post work.
+class SessionListener {
+ public:
+  virtual ~SessionListener() = default;
+  // Messages were queued: flush when convenient (coalesced by the callee).
+  virtual void wake() = 0;
+  // Another connection took the session over, or the broker is closing it.
+  virtual void kick(mqtt::ReasonCode reason) = 0;
+};
+
+struct SubscriptionRecord {
+  mqtt::SubscriptionOptions options;
+  uint32_t subscription_id = 0;  // 0: none
+};
+
+// One message for this session, with what its subscription made of it.
+struct Delivery {
+  MessagePtr message;
+  mqtt::QoS qos = mqtt::QoS::k0;  // granted: min(published, subscribed)
+  bool retain = false;            // as it goes out (retain-as-published applied)
+  std::vector<uint32_t> subscription_ids;
+};
+
+// A QoS 1/2 delivery sent and not yet completed.
+struct Inflight {
+  uint16_t packet_id = 0;
+  Delivery delivery;
+  bool released = false;  // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+};
+
+struct WillMessage {
+  MessagePtr message;
+  Clock::time_point due;  // publish at (connection loss + will delay)
+};
+
+class Session {
+ public:
+  Session(std::string client_id, SessionId id, size_t max_queued);
+
+  const std::string& client_id() const { return client_id_; }
+  SessionId id() const { return id_; }
+
+  // --- any thread ---
+  enum class Enqueued { kQueued, kDroppedQos0, kQueueFull, kExpired };
+  // Queues a delivery and wakes the attached connection, if any. QoS 0 to a
+  // session with no connection is dropped [MQTT-3.1.2-5 allows queuing it; we
+  // do not, as Mosquitto by default].
+  Enqueued enqueue(Delivery d, Clock::time_point now);
+
+  // --- the attached connection's worker ---
+  void attach(std::weak_ptr<SessionListener> listener);
+  // Detaches `listener` if it is still the attached one; returns whether it was.
+  bool detach(const SessionListener* listener);
+  bool online() const;
+  // Asks the attached connection (if any) to close with `reason`.
+  void kick_listener(mqtt::ReasonCode reason);
+
+  // Moves ready deliveries out of the queue: every QoS 0 one, and QoS 1/2 ones
+  // while fewer than `window` are in flight (each gets a packet id and an
+  // Inflight record). Expired messages are dropped [MQTT-3.3.2-5].
+  struct Ready {
+    uint16_t packet_id;  // 0 for QoS 0
+    Delivery delivery;
+  };
+  void take_ready(size_t window, Clock::time_point now, std::vector<Ready>& out, size_t& expired);
+  // The in-flight messages to send again on a resumed session, in order: DUP
+  // PUBLISH for those not acknowledged, PUBREL for released ones [MQTT-4.4.0-1].
+  std::vector<Inflight> inflight_snapshot() const;
+  // PUBACK (QoS 1) or PUBCOMP (QoS 2): frees the slot. False if unknown.
+  bool complete(uint16_t packet_id, mqtt::QoS expected);
+  // PUBREC: marks released. False if unknown or not QoS 2.
+  bool release(uint16_t packet_id);
+  // Forgets an in-flight delivery that could not be sent (too large).
+  void discard(uint16_t packet_id);
+  size_t inflight_count() const;
+  size_t queued_count() const;
+
+  // Inbound QoS 2: true when `packet_id` is new (deliver), false when it is a
+  // retransmission already delivered [MQTT-4.3.3-9].
+  bool begin_inbound_qos2(uint16_t packet_id);
+  bool end_inbound_qos2(uint16_t packet_id);  // PUBREL
+  size_t inbound_qos2_count() const;
+
+  // Subscriptions, by filter as the client sent it ($share/... included).
+  // Returns whether the filter is new.
+  bool add_subscription(const std::string& filter, const SubscriptionRecord& record);
+  bool remove_subscription(const std::string& filter);
+  std::map<std::string, SubscriptionRecord> subscriptions() const;
+
+  // Session expiry (seconds) in force once the connection is gone; UINT32_MAX: never.
+  void set_expiry_interval(uint32_t seconds);
+  uint32_t expiry_interval() const;
+  // When the last connection went away; nullopt while one is attached.
+  std::optional<Clock::time_point> disconnected_at() const;
+
+  // The will of the last connection, waiting for its delay (v5) to pass.
+  void set_pending_will(std::optional<WillMessage> will);
+  std::optional<WillMessage> take_pending_will();
+  std::optional<Clock::time_point> pending_will_due() const;
+
+ private:
+  uint16_t next_packet_id_locked();
+
+  const std::string client_id_;
+  const SessionId id_;
+  const size_t max_queued_;
+
+  mutable std::mutex mu_;
+  std::weak_ptr<SessionListener> listener_;  // guarded by mu_
+  const SessionListener* listener_raw_ = nullptr;
+  std::deque<Delivery> queue_;
+  std::map<uint16_t, Inflight> inflight_;  // by packet id; few entries
+  std::vector<uint16_t> inflight_order_;   // send order, for redelivery
+  uint16_t last_packet_id_ = 0;
+  std::set<uint16_t> inbound_qos2_;
+  std::map<std::string, SubscriptionRecord> subscriptions_;
+  uint32_t expiry_interval_ = 0;
+  std::optional<Clock::time_point> disconnected_at_ = Clock::now();
+  std::optional<WillMessage> pending_will_;
+};
+
+}  // namespace starling::broker

@@ -1,0 +1,184 @@
+// The session state machine: queueing, the in-flight window, QoS 1 and QoS 2
+// outbound flows, inbound QoS 2 duplicates, redelivery order.
+#include "broker/session/session.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace starling::broker {
+namespace {
+
+using mqtt::QoS;
+
+MessagePtr message(std::string topic, std::optional<uint32_t> expiry = std::nullopt, Clock::time_point now = Clock::now()) {
+  mqtt::Properties props;
+  props.message_expiry_interval = expiry;
+  return make_message(std::move(topic), "payload", QoS::k2, false, props, 0, nullptr, now);
+}
+
+Delivery delivery(QoS qos, std::string topic = "t", std::optional<uint32_t> expiry = std::nullopt) {
+  Delivery d;
+  d.message = message(std::move(topic), expiry);
+  d.qos = qos;
+  return d;
+}
+
+class CountingListener : public SessionListener {
+ public:
+  void wake() override { ++wakes; }
+  void kick(mqtt::ReasonCode reason) override { kicked = reason; }
+  std::atomic<int> wakes{0};
+  std::optional<mqtt::ReasonCode> kicked;
+};
+
+struct Fixture : ::testing::Test {
+  Session session{"client", 1, 10};
+  std::shared_ptr<CountingListener> listener = std::make_shared<CountingListener>();
+  std::vector<Session::Ready> ready;
+  size_t expired = 0;
+
+  void take(size_t window) {
+    ready.clear();
+    session.take_ready(window, Clock::now(), ready, expired);
+  }
+};
+
+using SessionTest = Fixture;
+
+TEST_F(SessionTest, Qos0ForAnOfflineSessionIsDropped) {
+  EXPECT_EQ(session.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kDroppedQos0);
+  EXPECT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
+  EXPECT_EQ(session.queued_count(), 1u);
+}
+
+TEST_F(SessionTest, OneWakeUpPerBatch) {
+  session.attach(listener);
+  for (int i = 0; i < 5; ++i) session.enqueue(delivery(QoS::k1), Clock::now());
+  EXPECT_EQ(listener->wakes, 1);
+  take(100);
+  session.enqueue(delivery(QoS::k1), Clock::now());
+  EXPECT_EQ(listener->wakes, 2);
+}
+
+TEST_F(SessionTest, QueueLimitRefusesQos1AndDropsQos0) {
+  session.attach(listener);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
+  EXPECT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueueFull);
+  EXPECT_EQ(session.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kDroppedQos0);
+}
+
+TEST_F(SessionTest, InflightWindowLimitsQos1And2ButNotQos0) {
+  session.attach(listener);
+  for (QoS q : {QoS::k1, QoS::k2, QoS::k0, QoS::k1, QoS::k0}) session.enqueue(delivery(q), Clock::now());
+  take(2);
+  // QoS 1 and QoS 2 fill the window; the QoS 0 behind them still goes (it needs
+  // no slot), the next QoS 1 waits, and so does everything after it: order holds.
+  ASSERT_EQ(ready.size(), 3u);
+  EXPECT_EQ(ready[0].packet_id, 1);
+  EXPECT_EQ(ready[1].packet_id, 2);
+  EXPECT_EQ(ready[2].packet_id, 0);
+  EXPECT_EQ(session.inflight_count(), 2u);
+  EXPECT_EQ(session.queued_count(), 2u);
+  take(2);
+  EXPECT_TRUE(ready.empty());
+  EXPECT_TRUE(session.complete(1, QoS::k1));
+  take(2);
+  ASSERT_EQ(ready.size(), 2u);  // the QoS 1 in the freed slot, then the QoS 0
+  EXPECT_EQ(ready[0].packet_id, 3);
+  EXPECT_EQ(ready[1].packet_id, 0);
+}
+
+TEST_F(SessionTest, Qos2NeedsPubrecBeforePubcomp) {
+  session.attach(listener);
+  session.enqueue(delivery(QoS::k2), Clock::now());
+  take(10);
+  ASSERT_EQ(ready.size(), 1u);
+  const uint16_t id = ready[0].packet_id;
+  EXPECT_FALSE(session.complete(id, QoS::k2));  // PUBCOMP before PUBREC
+  EXPECT_FALSE(session.complete(id, QoS::k1));  // wrong flow
+  EXPECT_TRUE(session.release(id));
+  auto snapshot = session.inflight_snapshot();
+  ASSERT_EQ(snapshot.size(), 1u);
+  EXPECT_TRUE(snapshot[0].released);  // a resumed session resends PUBREL, not PUBLISH
+  EXPECT_TRUE(session.complete(id, QoS::k2));
+  EXPECT_EQ(session.inflight_count(), 0u);
+  EXPECT_FALSE(session.release(id));
+}
+
+TEST_F(SessionTest, RedeliveryKeepsSendOrder) {
+  session.attach(listener);
+  for (int i = 0; i < 4; ++i) session.enqueue(delivery(QoS::k1, "t" + std::to_string(i)), Clock::now());
+  take(10);
+  ASSERT_TRUE(session.complete(2, QoS::k1));
+  auto snapshot = session.inflight_snapshot();
+  ASSERT_EQ(snapshot.size(), 3u);
+  EXPECT_EQ(snapshot[0].delivery.message->topic, "t0");
+  EXPECT_EQ(snapshot[1].delivery.message->topic, "t2");
+  EXPECT_EQ(snapshot[2].delivery.message->topic, "t3");
+}
+
+TEST_F(SessionTest, PacketIdsSkipThoseInUseAndWrap) {
+  session.attach(listener);
+  // Cycle through the whole id space twice with one message kept in flight.
+  session.enqueue(delivery(QoS::k1), Clock::now());
+  take(100);
+  const uint16_t held = ready[0].packet_id;
+  for (int i = 0; i < 70000; ++i) {
+    session.enqueue(delivery(QoS::k1), Clock::now());
+    take(100);
+    ASSERT_EQ(ready.size(), 1u);
+    ASSERT_NE(ready[0].packet_id, 0);
+    ASSERT_NE(ready[0].packet_id, held);
+    ASSERT_TRUE(session.complete(ready[0].packet_id, QoS::k1));
+  }
+}
+
+TEST_F(SessionTest, ExpiredMessagesAreNotSent) {
+  session.attach(listener);
+  const auto now = Clock::now();
+  Delivery d;
+  d.message = message("t", 1, now - std::chrono::seconds(5));
+  d.qos = QoS::k1;
+  EXPECT_EQ(session.enqueue(std::move(d), now), Session::Enqueued::kExpired);
+  Delivery live;
+  live.message = message("live", 60, now);
+  live.qos = QoS::k1;
+  session.enqueue(std::move(live), now);
+  take(10);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].delivery.message->topic, "live");
+  EXPECT_EQ(*ready[0].delivery.message->remaining_expiry(now), 60u);
+}
+
+TEST_F(SessionTest, InboundQos2DuplicatesAreDetected) {
+  EXPECT_TRUE(session.begin_inbound_qos2(7));
+  EXPECT_FALSE(session.begin_inbound_qos2(7));  // DUP retransmission: not delivered again
+  EXPECT_EQ(session.inbound_qos2_count(), 1u);
+  EXPECT_TRUE(session.end_inbound_qos2(7));
+  EXPECT_FALSE(session.end_inbound_qos2(7));
+  EXPECT_TRUE(session.begin_inbound_qos2(7));  // a new message may reuse the id
+}
+
+TEST_F(SessionTest, DetachDropsQueuedQos0AndOnlyTheCurrentListenerDetaches) {
+  session.attach(listener);
+  session.enqueue(delivery(QoS::k0), Clock::now());
+  session.enqueue(delivery(QoS::k1), Clock::now());
+  auto other = std::make_shared<CountingListener>();
+  EXPECT_FALSE(session.detach(other.get()));
+  EXPECT_TRUE(session.online());
+  EXPECT_TRUE(session.detach(listener.get()));
+  EXPECT_FALSE(session.online());
+  EXPECT_EQ(session.queued_count(), 1u);
+  EXPECT_TRUE(session.disconnected_at().has_value());
+}
+
+TEST_F(SessionTest, KickReachesTheAttachedListener) {
+  session.attach(listener);
+  session.kick_listener(mqtt::ReasonCode::kSessionTakenOver);
+  EXPECT_EQ(listener->kicked, mqtt::ReasonCode::kSessionTakenOver);
+}
+
+}  // namespace
+}  // namespace starling::broker
