@@ -21,6 +21,9 @@ struct Limits {
   uint16_t max_inflight = 128;
   uint32_t max_queued = 100000;
   uint16_t topic_alias_maximum = 64;
+  uint32_t max_connections = 0;  // 0: no limit
+  uint32_t max_topic_levels = 128;
+  uint32_t max_topic_length = 65535;
   std::chrono::milliseconds connect_timeout{10'000};
 };
 
@@ -33,8 +36,17 @@ struct Stats {
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> messages_dropped{0};
   std::atomic<uint64_t> connections{0};  // currently open
+  std::atomic<uint64_t> clients_connected{0};  // open and past CONNECT
   std::atomic<uint64_t> connects_total{0};
 };
+
+// Whether a topic name or filter is within the configured length and levels.
+inline bool topic_within_limits(std::string_view topic, const Limits& limits) {
+  if (topic.size() > limits.max_topic_length) return false;
+  size_t levels = 1;
+  for (char c : topic) levels += c == '/';
+  return levels <= limits.max_topic_levels;
+}
 
 struct BrokerContext {
   Limits limits;

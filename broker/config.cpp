@@ -184,7 +184,7 @@ struct Setting {
   Apply apply;
 };
 
-constexpr std::array<Setting, 27> settings{{
+constexpr std::array<Setting, 30> settings{{
     {"node-id", "NAME", "unique, stable name of this node (default: host name)",
      [](Config& c, const std::string& v) { return parse_node_id(v, c.node_id); }},
     {"mqtt-listen", "HOST:PORT", "MQTT over TCP, or off (default: 0.0.0.0:1883)",
@@ -254,6 +254,14 @@ constexpr std::array<Setting, 27> settings{{
      }},
     {"topic-alias-maximum", "N", "topic aliases a client may use towards the node, 0 = none (default: 64)",
      [](Config& c, const std::string& v) { return parse_uint(v, 0, 65535, c.topic_alias_maximum); }},
+    {"max-connections", "N", "client connections accepted at once, 0 = no limit (default: 0)",
+     [](Config& c, const std::string& v) {
+       return parse_uint(v, 0, std::numeric_limits<std::uint32_t>::max(), c.max_connections);
+     }},
+    {"max-topic-levels", "N", "levels in a topic name or filter (default: 128)",
+     [](Config& c, const std::string& v) { return parse_uint(v, 1, 65535, c.max_topic_levels); }},
+    {"max-topic-length", "BYTES", "bytes in a topic name or filter (default: 65535)",
+     [](Config& c, const std::string& v) { return parse_uint(v, 1, 65535, c.max_topic_length); }},
     {"sys-interval", "SECONDS", "how often $SYS/broker/... statistics are published, 0 = never (default: 10)",
      [](Config& c, const std::string& v) { return parse_uint(v, 0, 86400, c.sys_interval); }},
     {"acl-file", "FILE", "topic rules per user/client (default: none)",
@@ -571,6 +579,9 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"max-inflight", std::to_string(c.max_inflight)},
       {"max-queued", std::to_string(c.max_queued)},
       {"topic-alias-maximum", std::to_string(c.topic_alias_maximum)},
+      {"max-connections", std::to_string(c.max_connections)},
+      {"max-topic-levels", std::to_string(c.max_topic_levels)},
+      {"max-topic-length", std::to_string(c.max_topic_length)},
       {"sys-interval", std::to_string(c.sys_interval)},
       {"acl-file", path(c.acl_file)},
       {"password-file", path(c.password_file)},

@@ -60,6 +60,9 @@ struct Config {
   std::uint16_t max_inflight = 128;
   std::uint32_t max_queued = 100000;
   std::uint16_t topic_alias_maximum = 64;
+  std::uint32_t max_connections = 0;  // 0: no limit
+  std::uint32_t max_topic_levels = 128;
+  std::uint32_t max_topic_length = 65535;
   std::uint32_t sys_interval = 10;  // seconds between $SYS publications; 0: off
   std::filesystem::path acl_file;
   std::filesystem::path password_file;

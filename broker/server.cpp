@@ -40,6 +40,9 @@ struct Server::Parts {
     l.max_inflight = c.max_inflight;
     l.max_queued = c.max_queued;
     l.topic_alias_maximum = c.topic_alias_maximum;
+    l.max_connections = c.max_connections;
+    l.max_topic_levels = c.max_topic_levels;
+    l.max_topic_length = c.max_topic_length;
     return l;
   }
 
@@ -51,8 +54,10 @@ struct Server::Parts {
   RetainedStore retained;
   SessionRegistry sessions;
   BrokerContext context;
-  asio::io_context main{1};  // accepting, timers, signals
+  // Workers before main: main is destroyed first, and a pending accept holds a
+  // socket that belongs to a worker's io_context.
   WorkerPool workers;
+  asio::io_context main{1};  // accepting, timers, signals
   std::vector<tcp::acceptor> acceptors;
   asio::signal_set signals;
   asio::steady_timer sweep_timer;
@@ -141,7 +146,7 @@ int Server::run() {
     }
     p.sweep_timer.cancel();
     p.sys_timer.cancel();
-    p.main.stop();
+    // main.run() returns once the aborted accepts and timers have completed.
   });
   p.sweep();
   p.publish_sys();

@@ -47,8 +47,9 @@ class ClientLink {
   // Sends what the session has ready (and, after CONNECT, what is in flight).
   virtual void flush_session(bool resend_inflight) = 0;
   // Closes the connection. With a reason and an MQTT 5 client, a DISCONNECT
-  // carrying it goes first. `normal` (client sent DISCONNECT 0x00) means no will.
-  virtual void close(std::optional<mqtt::ReasonCode> reason, bool normal) = 0;
+  // carrying it (and `why` as its Reason String) goes first. `normal` (client
+  // sent DISCONNECT 0x00) means no will.
+  virtual void close(std::optional<mqtt::ReasonCode> reason, bool normal, std::string_view why = {}) = 0;
   // This connection as its session sees it.
   virtual std::weak_ptr<SessionListener> listener() = 0;
   virtual void set_keep_alive(uint16_t seconds) = 0;

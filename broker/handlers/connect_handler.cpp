@@ -26,6 +26,10 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
 
   // Enhanced authentication is not offered [MQTT-4.12.0-1].
   if (c.properties.authentication_method) return refuse(link, ReasonCode::kBadAuthenticationMethod);
+  const uint32_t max_clients = broker.limits.max_connections;
+  if (max_clients != 0 && broker.stats.clients_connected.load(std::memory_order_relaxed) >= max_clients)
+    return refuse(link, ReasonCode::kQuotaExceeded);
+  if (c.will && !topic_within_limits(c.will->topic, broker.limits)) return refuse(link, ReasonCode::kTopicNameInvalid);
 
   bool assigned = false;
   st.client_id = std::string(c.client_id);
@@ -69,6 +73,7 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   st.session->set_expiry_interval(st.session_expiry);
   st.session->attach(link.listener());
   st.connected = true;
+  broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);
   broker.stats.connects_total.fetch_add(1, std::memory_order_relaxed);
 
   mqtt::Connack ack;

@@ -17,14 +17,14 @@ const std::string* resolve_topic(ClientLink& link, const mqtt::Publish& p, std::
   }
   const uint16_t alias = *p.properties.topic_alias;
   if (alias == 0 || alias >= st.inbound_aliases.size()) {
-    link.close(ReasonCode::kTopicAliasInvalid, false);
+    link.close(ReasonCode::kTopicAliasInvalid, false, "topic alias 0 or above Topic Alias Maximum");
     return nullptr;
   }
   std::string& slot = st.inbound_aliases[alias];
   if (!p.topic.empty()) {
     slot.assign(p.topic);
   } else if (slot.empty()) {
-    link.close(ReasonCode::kProtocolError, false);  // alias never set
+    link.close(ReasonCode::kProtocolError, false, "topic alias used before it was set");
     return nullptr;
   }
   return &slot;
@@ -44,16 +44,19 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   ClientState& st = link.state();
   BrokerContext& broker = link.broker();
   // A client must not send Subscription Identifiers [MQTT-3.3.4-6].
-  if (!p.properties.subscription_identifiers.empty()) return link.close(ReasonCode::kProtocolError, false);
+  if (!p.properties.subscription_identifiers.empty())
+    return link.close(ReasonCode::kProtocolError, false, "subscription identifier in PUBLISH");
   // Flow control: QoS 2 messages awaiting PUBREL count against our Receive
   // Maximum; QoS 1 ones are acknowledged at once [MQTT-3.3.4-9].
   if (p.qos == QoS::k2 && st.session->inbound_qos2_count() >= broker.limits.receive_maximum &&
       st.version == mqtt::ProtocolVersion::kV5)
-    return link.close(ReasonCode::kReceiveMaximumExceeded, false);
+    return link.close(ReasonCode::kReceiveMaximumExceeded, false, "more unacknowledged QoS 2 PUBLISH than Receive Maximum");
 
   std::string scratch;
   const std::string* topic = resolve_topic(link, p, scratch);
   if (topic == nullptr) return;
+  if (!topic_within_limits(*topic, broker.limits))
+    return link.close(ReasonCode::kTopicNameInvalid, false, "topic longer or deeper than this broker allows");
 
   broker.stats.messages_received.fetch_add(1, std::memory_order_relaxed);
   if (p.qos == QoS::k2 && !st.session->begin_inbound_qos2(p.packet_id)) {

@@ -16,6 +16,10 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
   std::vector<Delivery> retained;
   for (const mqtt::Subscription& sub : s.subscriptions) {
     const std::string filter(sub.filter);
+    if (!topic_within_limits(filter, broker.limits)) {
+      ack.reason_codes.push_back(mqtt::ReasonCode::kTopicFilterInvalid);  // 0x80 for 3.1.1
+      continue;
+    }
     SubscriptionEntry entry{sub.options, sub_id};
     const bool added = broker.router.subscribe(st.session, filter, entry);
     st.session->add_subscription(filter, SubscriptionRecord{sub.options, sub_id});

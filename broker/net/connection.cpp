@@ -80,7 +80,7 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
         send(ack);
         close(std::nullopt, false);
       } else {
-        close(err.code, false);
+        close(err.code, false, err.detail);
       }
       break;
     }
@@ -234,16 +234,18 @@ void Connection::on_write(boost::system::error_code ec) {
   if (was_full && pending_.total + writing_.total <= kMaxBufferedOutput) read();
 }
 
-void Connection::close(std::optional<ReasonCode> reason, bool normal) {
+void Connection::close(std::optional<ReasonCode> reason, bool normal, std::string_view why) {
   if (closing_) return;
   closing_ = true;
   const auto now = Clock::now();
   if (reason && state_.connected && state_.version == ProtocolVersion::kV5) {
     mqtt::Disconnect d;
     d.reason_code = *reason;
+    if (!why.empty()) d.properties.reason_string = why;
     send(d);
   }
   if (state_.connected && state_.session) {
+    broker_.stats.clients_connected.fetch_sub(1, std::memory_order_relaxed);
     std::optional<WillMessage> will;
     if (!normal && state_.will) {
       const mqtt::Will& w = *state_.will;
@@ -307,7 +309,7 @@ void Connection::on_timer() {
   const auto limit = std::chrono::milliseconds(state_.keep_alive * 1500);
   if (Clock::now() - last_read_ >= limit) {
     broker_.log.debug("{} {}: keep alive timed out", stream_->remote_address(), state_.client_id);
-    close(ReasonCode::kKeepAliveTimeout, false);
+    close(ReasonCode::kKeepAliveTimeout, false, "no packet within 1.5 times the keep alive");
     return;
   }
   arm_timer();

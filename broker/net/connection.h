@@ -36,7 +36,7 @@ class Connection final : public ClientLink,
   BrokerContext& broker() override { return broker_; }
   void send(const mqtt::Packet& packet) override;
   void flush_session(bool resend_inflight) override;
-  void close(std::optional<mqtt::ReasonCode> reason, bool normal) override;
+  void close(std::optional<mqtt::ReasonCode> reason, bool normal, std::string_view why = {}) override;
   std::weak_ptr<SessionListener> listener() override { return weak_from_this(); }
   void set_keep_alive(uint16_t seconds) override;
 

@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""Configured limits: connections, topic levels and length; reason strings.
+
+Usage: test_limits.py PATH_TO_STARLING
+"""
+from harness import *  # noqa: F401,F403
+from harness import CONNACK, DISCONNECT, SUBACK
+
+
+class MaxConnections(BrokerTest):
+    broker_args = ("--max-connections", "2")
+
+    def test_third_client_is_refused_until_one_leaves(self):
+        a = self.raw(version=5)
+        a.connect("a")
+        b = self.raw(version=4)
+        b.connect("b")
+        c = self.raw(version=5)
+        c.send(connect_packet(5, "c"))
+        packets = c.read_until_closed(timeout=5)
+        self.assertEqual([(p.type, p.reason) for p in packets], [(CONNACK, 0x97)])  # quota exceeded
+        old = self.raw(version=4)
+        old.send(connect_packet(4, "d"))
+        packets = old.read_until_closed(timeout=5)
+        self.assertEqual([(p.type, p.reason) for p in packets], [(CONNACK, 3)])  # server unavailable
+        a.send(disconnect_packet(0, version=5))
+        self.assertEqual(a.read_until_closed(timeout=5), [])
+        # The slot is free again.
+        wait_until(lambda: self._connects("e"), 5, message="a client gets the freed slot")
+
+    def _connects(self, client_id):
+        r = self.raw(version=5)
+        r.send(connect_packet(5, client_id))
+        p = r.read(timeout=5)
+        return p is not None and p.type == CONNACK and p.reason == 0
+
+
+class TopicLimits(BrokerTest):
+    broker_args = ("--max-topic-levels", "3", "--max-topic-length", "20")
+
+    def test_subscription_too_deep_or_long_is_refused_per_filter(self):
+        r = self.raw(version=5)
+        r.connect("sub")
+        r.send(subscribe_packet(1, [("a/b/c", 1), ("a/b/c/d", 1), ("x" * 21, 1), ("a/+/#", 0)]))
+        ack = r.expect(SUBACK)
+        self.assertEqual(ack.reasons, [1, 0x8F, 0x8F, 0])
+
+    def test_subscription_refusal_is_0x80_for_311(self):
+        r = self.raw(version=4)
+        r.connect("sub311")
+        r.send(subscribe_packet(1, [("a/b/c/d", 1), ("a", 2)], version=4))
+        ack = r.expect(SUBACK)
+        self.assertEqual(ack.reasons, [0x80, 2])
+
+    def test_publish_too_deep_disconnects_0x90_with_a_reason_string(self):
+        r = self.raw(version=5)
+        r.connect("pub")
+        r.send(publish_packet("a/b/c/d", b"x", qos=1, packet_id=1))
+        packets = r.read_until_closed(timeout=5)
+        self.assertEqual([(p.type, p.reason) for p in packets], [(DISCONNECT, 0x90)])
+        self.assertIn("topic", packets[0].props.get(0x1F, ""))  # Reason String
+
+    def test_topic_within_limits_is_delivered(self):
+        sub = self.connected("s")
+        sub.subscribe("a/b/c", 1)
+        pub = self.connected("p", version=4)
+        pub.publish("a/b/c", b"fits", qos=1)
+        self.assertEqual(sub.msgs.wait_for(1)[0].payload, b"fits")
+
+
+class ReasonStrings(BrokerTest):
+    def test_malformed_packet_disconnect_says_why(self):
+        r = self.raw(version=5)
+        r.connect("bad")
+        r.send(publish_packet("t", b"x", flags=0x06, packet_id=1))  # QoS 3
+        packets = r.read_until_closed(timeout=5)
+        self.assertEqual([(p.type, p.reason) for p in packets], [(DISCONNECT, 0x81)])
+        self.assertIn("QoS 3", packets[0].props.get(0x1F, ""))
+
+
+if __name__ == "__main__":
+    main()
