@@ -52,7 +52,6 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   st.client_max_packet_size = c.properties.maximum_packet_size.value_or(mqtt::kMaxPacketSize);
   st.client_topic_alias_maximum = c.properties.topic_alias_maximum.value_or(0);
   st.request_problem_information = c.properties.request_problem_information.value_or(1) == 1;
-  st.inbound_aliases.assign(broker.limits.topic_alias_maximum + 1u, std::string{});
 
   if (c.will) {
     st.will = c.will;
@@ -68,10 +67,9 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   if (capped) keep_alive = broker.limits.max_keepalive;
   st.keep_alive = keep_alive;
 
-  auto opened = broker.sessions.open(st.client_id, c.clean_start);
+  auto opened = broker.sessions.open(st.client_id, c.clean_start, link.listener());
   st.session = opened.session;
   st.session->set_expiry_interval(st.session_expiry);
-  st.session->attach(link.listener());
   st.connected = true;
   broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);
   broker.stats.connects_total.fetch_add(1, std::memory_order_relaxed);

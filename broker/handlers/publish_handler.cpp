@@ -16,10 +16,13 @@ const std::string* resolve_topic(ClientLink& link, const mqtt::Publish& p, std::
     return &scratch;
   }
   const uint16_t alias = *p.properties.topic_alias;
-  if (alias == 0 || alias >= st.inbound_aliases.size()) {
+  if (alias == 0 || alias > link.broker().limits.topic_alias_maximum) {
     link.close(ReasonCode::kTopicAliasInvalid, false, "topic alias 0 or above Topic Alias Maximum");
     return nullptr;
   }
+  // Grown on first use: most clients never use aliases, and an idle connection
+  // should cost little memory.
+  if (st.inbound_aliases.size() <= alias) st.inbound_aliases.resize(alias + 1u);
   std::string& slot = st.inbound_aliases[alias];
   if (!p.topic.empty()) {
     slot.assign(p.topic);

@@ -24,11 +24,13 @@ Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now) {
   return Enqueued::kQueued;
 }
 
-void Session::attach(std::weak_ptr<SessionListener> listener) {
+std::shared_ptr<SessionListener> Session::attach(std::weak_ptr<SessionListener> listener) {
   std::lock_guard lock(mu_);
+  auto previous = listener_.lock();
   listener_raw_ = listener.lock().get();
   listener_ = std::move(listener);
   disconnected_at_.reset();
+  return previous;
 }
 
 bool Session::detach(const SessionListener* listener) {

@@ -73,7 +73,8 @@ class Session {
   Enqueued enqueue(Delivery d, Clock::time_point now);
 
   // --- the attached connection's worker ---
-  void attach(std::weak_ptr<SessionListener> listener);
+  // Attaches a connection; returns the one attached before, if any (to kick).
+  std::shared_ptr<SessionListener> attach(std::weak_ptr<SessionListener> listener);
   // Detaches `listener` if it is still the attached one; returns whether it was.
   bool detach(const SessionListener* listener);
   bool online() const;

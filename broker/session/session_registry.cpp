@@ -7,9 +7,11 @@ namespace starling::broker {
 SessionRegistry::SessionRegistry(Router& router, RetainedStore& retained, size_t max_queued)
     : router_(router), retained_(retained), max_queued_(max_queued) {}
 
-SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool clean_start) {
+SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool clean_start,
+                                              std::weak_ptr<SessionListener> listener) {
   std::shared_ptr<Session> old;
   std::shared_ptr<Session> fresh;
+  std::shared_ptr<SessionListener> previous;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
@@ -17,12 +19,14 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
     if (!old || clean_start) {
       fresh = std::make_shared<Session>(client_id, next_id_++, max_queued_);
       sessions_[client_id] = fresh;
+      fresh->attach(std::move(listener));
+      if (old) previous = old->attach({});  // the old session is over: detach its connection
+    } else {
+      previous = old->attach(std::move(listener));
     }
   }
-  if (old) {
-    old->kick_listener(mqtt::ReasonCode::kSessionTakenOver);
-    old->set_pending_will(std::nullopt);
-  }
+  if (previous) previous->kick(mqtt::ReasonCode::kSessionTakenOver);
+  if (old) old->set_pending_will(std::nullopt);
   if (fresh) {
     if (old) router_.remove_session(*old);
     return {fresh, false};

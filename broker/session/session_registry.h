@@ -30,7 +30,9 @@ class SessionRegistry {
   // asked to close with 0x8E [MQTT-3.1.4-3]; a pending delayed will of the
   // session is cancelled [MQTT-3.1.3-9]; with clean start the old session ends
   // [MQTT-3.1.2-4], otherwise it is resumed [MQTT-3.1.2-5].
-  Opened open(const std::string& client_id, bool clean_start);
+  // The new connection is attached before the registry lock is released, so
+  // the old connection closing meanwhile cannot end a session being resumed.
+  Opened open(const std::string& client_id, bool clean_start, std::weak_ptr<SessionListener> listener);
 
   // The connection attached to `session` went away (after detaching). `will`
   // is published now when its delay is 0, else when the delay passes or the
