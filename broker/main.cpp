@@ -1,5 +1,7 @@
 // The starling executable: parse the configuration, then run the node.
 
+#include <sys/resource.h>
+
 #include <iostream>
 #include <memory>
 #include <string>
@@ -28,6 +30,14 @@ int main(int argc, char** argv) {
   log.set_level(spdlog::level::from_str(std::string{broker::to_string(config.log_level)}));
   log.info("starling {} node {}", broker::version(), config.node_id);
   for (const auto& [name, value] : broker::describe(config)) log.info("  {}: {}", name, value);
+
+  // Each client is a file descriptor: take all the hard limit allows, as
+  // brokers holding many connections do.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) == 0) log.info("open file limit raised to {}", files.rlim_cur);
+  }
 
   broker::Server server(config, log);
   if (auto error = server.start()) {

@@ -21,7 +21,7 @@ struct ClientState {
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kUnknown;
   std::string client_id;
   std::shared_ptr<Session> session;
-  std::optional<mqtt::Will> will;  // views into will_backing
+  std::unique_ptr<mqtt::Will> will;  // views into will_backing; a pointer: most clients have none
   mqtt::SharedBytes will_backing;
   uint32_t will_delay = 0;
   uint32_t session_expiry = 0;  // as requested, seconds

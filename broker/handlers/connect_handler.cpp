@@ -54,7 +54,7 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   st.request_problem_information = c.properties.request_problem_information.value_or(1) == 1;
 
   if (c.will) {
-    st.will = c.will;
+    st.will = std::make_unique<mqtt::Will>(*c.will);
     st.will_backing = backing;
     st.will_delay = c.will->properties.will_delay_interval.value_or(0);
   }

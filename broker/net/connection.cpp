@@ -13,6 +13,10 @@ using mqtt::ProtocolVersion;
 using mqtt::ReasonCode;
 
 constexpr size_t kReadChunk = 16 * 1024;
+// An idle connection waits with a small buffer, so that thousands of idle
+// clients do not each pin a full read chunk; a read that fills it is followed
+// by full-size reads.
+constexpr size_t kIdleReadChunk = 256;
 // Output waiting for a slow reader beyond this stops us taking more from the
 // session queue (which is bounded) and reading more from the client.
 constexpr size_t kMaxBufferedOutput = 1024 * 1024;
@@ -50,7 +54,7 @@ void Connection::start() {
 
 void Connection::read() {
   if (closing_) return;
-  auto space = decoder_.prepare(kReadChunk);
+  auto space = decoder_.prepare(read_size_);
   stream_->async_read_some(asio::buffer(space.data(), space.size()),
                            [self = shared_from_this()](boost::system::error_code ec, size_t n) { self->on_read(ec, n); });
 }
@@ -90,7 +94,13 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   in_read_batch_ = false;
   start_write();
   if (closing_) return;
-  if (n < kReadChunk) decoder_.release_if_empty();  // drained: hold no buffer while idle
+  if (n < read_size_) {
+    // Drained: hold no buffer while idle, and wait with a small one.
+    decoder_.release_if_empty();
+    read_size_ = kIdleReadChunk;
+  } else {
+    read_size_ = kReadChunk;  // more is coming
+  }
   if (pending_.total + writing_.total > kMaxBufferedOutput) return;  // resumed by on_write
   read();
 }

@@ -78,6 +78,7 @@ class Connection final : public ClientLink,
   OutBuffer pending_;
   OutBuffer writing_;
   std::vector<boost::asio::const_buffer> write_buffers_;
+  size_t read_size_ = 256;  // of the next read (connection.cpp: kIdleReadChunk)
   bool write_in_flight_ = false;
   bool in_read_batch_ = false;
   bool closing_ = false;  // no more reads; close once pending bytes are out
