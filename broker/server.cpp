@@ -63,6 +63,7 @@ struct Server::Parts {
   asio::steady_timer sweep_timer;
   asio::steady_timer sys_timer;
   Clock::time_point started = Clock::now();
+  uint64_t sweeps = 0;
 
   void accept(tcp::acceptor& acceptor, bool websocket) {
     acceptor.async_accept(workers.next(), [this, &acceptor, websocket](boost::system::error_code ec, tcp::socket s) {
@@ -92,7 +93,10 @@ struct Server::Parts {
     sweep_timer.expires_after(std::chrono::milliseconds(250));
     sweep_timer.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
-      sessions.sweep(Clock::now());
+      const auto now = Clock::now();
+      sessions.sweep(now);
+      // Expired retained messages are never sent; once a minute they are freed.
+      if (++sweeps % 240 == 0) retained.remove_expired(now);
       sweep();
     });
   }

@@ -67,9 +67,8 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   if (capped) keep_alive = broker.limits.max_keepalive;
   st.keep_alive = keep_alive;
 
-  auto opened = broker.sessions.open(st.client_id, c.clean_start, link.listener());
+  auto opened = broker.sessions.open(st.client_id, c.clean_start, st.session_expiry, link.listener());
   st.session = opened.session;
-  st.session->set_expiry_interval(st.session_expiry);
   st.connected = true;
   broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);
   broker.stats.connects_total.fetch_add(1, std::memory_order_relaxed);

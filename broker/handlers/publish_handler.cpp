@@ -49,12 +49,6 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   // A client must not send Subscription Identifiers [MQTT-3.3.4-6].
   if (!p.properties.subscription_identifiers.empty())
     return link.close(ReasonCode::kProtocolError, false, "subscription identifier in PUBLISH");
-  // Flow control: QoS 2 messages awaiting PUBREL count against our Receive
-  // Maximum; QoS 1 ones are acknowledged at once [MQTT-3.3.4-9].
-  if (p.qos == QoS::k2 && st.session->inbound_qos2_count() >= broker.limits.receive_maximum &&
-      st.version == mqtt::ProtocolVersion::kV5)
-    return link.close(ReasonCode::kReceiveMaximumExceeded, false, "more unacknowledged QoS 2 PUBLISH than Receive Maximum");
-
   std::string scratch;
   const std::string* topic = resolve_topic(link, p, scratch);
   if (topic == nullptr) return;
@@ -62,10 +56,18 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     return link.close(ReasonCode::kTopicNameInvalid, false, "topic longer or deeper than this broker allows");
 
   broker.stats.messages_received.fetch_add(1, std::memory_order_relaxed);
-  if (p.qos == QoS::k2 && !st.session->begin_inbound_qos2(p.packet_id)) {
-    // A retransmission of a message already delivered: acknowledge only
-    // [MQTT-4.3.3-9].
-    return acknowledge<mqtt::Pubrec>(link, p.packet_id, ReasonCode::kSuccess);
+  if (p.qos == QoS::k2) {
+    // Flow control: QoS 2 messages awaiting PUBREL count against our Receive
+    // Maximum; QoS 1 ones are acknowledged at once [MQTT-3.3.4-9]. A
+    // retransmission adds nothing and is acknowledged only [MQTT-4.3.3-9].
+    const size_t limit = st.version == mqtt::ProtocolVersion::kV5 ? broker.limits.receive_maximum : SIZE_MAX;
+    switch (st.session->begin_inbound_qos2(p.packet_id, limit)) {
+      case Session::Inbound::kDuplicate: return acknowledge<mqtt::Pubrec>(link, p.packet_id, ReasonCode::kSuccess);
+      case Session::Inbound::kOverLimit:
+        return link.close(ReasonCode::kReceiveMaximumExceeded, false,
+                          "more unacknowledged QoS 2 PUBLISH than Receive Maximum");
+      case Session::Inbound::kNew: break;
+    }
   }
 
   const auto now = Clock::now();

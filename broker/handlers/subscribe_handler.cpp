@@ -13,7 +13,12 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
 
   mqtt::Suback ack;
   ack.packet_id = s.packet_id;
-  std::vector<Delivery> retained;
+  // Retained messages go straight into the (bounded) session queue: the
+  // SUBACK written below still reaches the client first, as the queue is
+  // only flushed after this handler returns. Once the queue refuses, the rest
+  // of this SUBSCRIBE's retained messages are skipped.
+  bool queue_full = false;
+  size_t retained_queued = 0;
   for (const mqtt::Subscription& sub : s.subscriptions) {
     const std::string filter(sub.filter);
     if (!topic_within_limits(filter, broker.limits)) {
@@ -21,8 +26,9 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
       continue;
     }
     SubscriptionEntry entry{sub.options, sub_id};
-    const bool added = broker.router.subscribe(st.session, filter, entry);
+    // Recorded in the session first: Router::remove_session relies on it.
     st.session->add_subscription(filter, SubscriptionRecord{sub.options, sub_id});
+    const bool added = broker.router.subscribe(st.session, filter, entry);
     ack.reason_codes.push_back(static_cast<mqtt::ReasonCode>(sub.options.qos));  // granted as asked [MQTT-3.9.3-1]
 
     // Retained messages: not for shared subscriptions; per
@@ -31,18 +37,24 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
     const auto handling = sub.options.retain_handling;
     if (handling == mqtt::RetainHandling::kDoNotSend) continue;
     if (handling == mqtt::RetainHandling::kSendOnNewSubscribe && !added) continue;
+    if (queue_full) continue;
     for (auto& message : broker.retained.matching(filter, now)) {
       Delivery d;
       d.qos = std::min(message->qos, sub.options.qos);
       d.retain = true;  // [MQTT-3.3.1-8]
       if (sub_id != 0) d.subscription_ids.push_back(sub_id);
       d.message = std::move(message);
-      retained.push_back(std::move(d));
+      const auto result = st.session->enqueue(std::move(d), now);
+      if (result == Session::Enqueued::kQueued) {
+        ++retained_queued;
+      } else if (result != Session::Enqueued::kExpired) {
+        queue_full = true;
+        break;
+      }
     }
   }
   link.send(ack);
-  for (auto& d : retained) st.session->enqueue(std::move(d), now);
-  if (!retained.empty()) link.flush_session(false);
+  if (retained_queued > 0) link.flush_session(false);
 }
 
 void handle_unsubscribe(ClientLink& link, const mqtt::Unsubscribe& u) {

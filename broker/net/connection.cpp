@@ -43,7 +43,10 @@ Connection::Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream
       decoder_(broker.limits.max_packet_size),
       timer_(stream_->executor()) {}
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  // Normally close() detached already; never leave a session pointing here.
+  if (state_.session) state_.session->detach(this);
+}
 
 void Connection::start() {
   broker_.stats.connections.fetch_add(1, std::memory_order_relaxed);
@@ -101,7 +104,10 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   } else {
     read_size_ = kReadChunk;  // more is coming
   }
-  if (pending_.total + writing_.total > kMaxBufferedOutput) return;  // resumed by on_write
+  if (pending_.total + writing_.total > kMaxBufferedOutput) {
+    read_paused_ = true;  // resumed by on_write once the client has read enough
+    return;
+  }
   read();
 }
 
@@ -113,6 +119,24 @@ void Connection::send(const mqtt::Packet& packet) {
     broker_.log.error("cannot encode {} for {}: {}", mqtt::packet_type_name(mqtt::type_of(packet)),
                       state_.client_id, st.error().detail);
     return;
+  }
+  if (pending_.bytes.size() - from > state_.client_max_packet_size) {
+    // Too large for the client: Reason String and User Properties are left
+    // out [MQTT-3.1.2-25]; if that is not enough, the packet is not sent.
+    pending_.bytes.resize(from);
+    mqtt::Packet smaller = packet;
+    std::visit(
+        [](auto& p) {
+          if constexpr (requires { p.properties; }) {
+            p.properties.reason_string.reset();
+            p.properties.user_properties.clear();
+          }
+        },
+        smaller);
+    if (!mqtt::encode(smaller, version, pending_.bytes) || pending_.bytes.size() - from > state_.client_max_packet_size) {
+      pending_.bytes.resize(from);
+      return;
+    }
   }
   pending_.note_bytes(from);
   if (!in_read_batch_) start_write();
@@ -169,23 +193,21 @@ void Connection::flush_session(bool resend_inflight) {
   if (closing_ || !state_.session) return;
   Session& session = *state_.session;
   if (resend_inflight) {
-    for (const Inflight& f : session.inflight_snapshot()) {
-      if (f.released) {
-        mqtt::Pubrel rel;
-        rel.packet_id = f.packet_id;
-        send(rel);
-      } else {
-        send_delivery(f.packet_id, f.delivery, /*dup=*/true);  // [MQTT-4.4.0-1]
-      }
+    // Released QoS 2 deliveries get their PUBREL again [MQTT-4.4.0-1]; the
+    // unacknowledged PUBLISHes come out of take_ready below, with DUP.
+    for (uint16_t id : session.released_ids()) {
+      mqtt::Pubrel rel;
+      rel.packet_id = id;
+      send(rel);
     }
   }
   if (pending_.total + writing_.total <= kMaxBufferedOutput) {
     const size_t window = std::min<size_t>(state_.client_receive_maximum, broker_.limits.max_inflight);
     size_t expired = 0;
     ready_.clear();
-    session.take_ready(window, Clock::now(), ready_, expired);
+    session.take_ready(this, window, Clock::now(), ready_, expired);
     broker_.stats.messages_dropped.fetch_add(expired, std::memory_order_relaxed);
-    for (const auto& r : ready_) send_delivery(r.packet_id, r.delivery, false);
+    for (const auto& r : ready_) send_delivery(r.packet_id, r.delivery, r.dup);
     ready_.clear();
   }
   if (!in_read_batch_) start_write();
@@ -238,10 +260,12 @@ void Connection::on_write(boost::system::error_code ec) {
     start_write();
     return;
   }
-  const bool was_full = pending_.total > kMaxBufferedOutput;
   if (state_.session && state_.session->queued_count() > 0) flush_session(false);
   start_write();
-  if (was_full && pending_.total + writing_.total <= kMaxBufferedOutput) read();
+  if (read_paused_ && pending_.total + writing_.total <= kMaxBufferedOutput) {
+    read_paused_ = false;
+    read();
+  }
 }
 
 void Connection::close(std::optional<ReasonCode> reason, bool normal, std::string_view why) {
@@ -261,14 +285,15 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
       const mqtt::Will& w = *state_.will;
       auto message = make_message(std::string(w.topic), w.payload, w.qos, w.retain, w.properties,
                                   state_.session->id(), state_.will_backing, now);
-      will = WillMessage{std::move(message), now + std::chrono::seconds(state_.will_delay)};
+      will = WillMessage{std::move(message), now + std::chrono::seconds(state_.will_delay), now};
     }
     if (state_.session->detach(this)) {
       broker_.sessions.closed(state_.session, std::move(will), now);
-    } else if (will && state_.will_delay == 0) {
-      // Taken over: the new connection owns the session; an undelayed will
-      // still goes out, a delayed one is cancelled by the takeover [MQTT-3.1.3-9].
-      broker_.sessions.publish_internal(will->message, now);
+    } else if (will && (state_.will_delay == 0 || state_.session->ended())) {
+      // Taken over: an undelayed will still goes out, and so does a delayed one
+      // when a clean start ended the session; a resumed session cancels it
+      // [MQTT-3.1.3-9].
+      broker_.sessions.publish_will(*will, now);
     }
   }
   broker_.stats.connections.fetch_sub(1, std::memory_order_relaxed);

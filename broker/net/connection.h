@@ -81,6 +81,7 @@ class Connection final : public ClientLink,
   size_t read_size_ = 256;  // of the next read (connection.cpp: kIdleReadChunk)
   bool write_in_flight_ = false;
   bool in_read_batch_ = false;
+  bool read_paused_ = false;  // too much output waiting: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
   boost::asio::steady_timer timer_;
   Clock::time_point last_read_;

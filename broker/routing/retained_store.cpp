@@ -5,7 +5,7 @@
 namespace starling::broker {
 
 void RetainedStore::set(const MessagePtr& message) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (message->payload.empty()) {
     by_topic_.erase(message->topic);
   } else {
@@ -13,35 +13,29 @@ void RetainedStore::set(const MessagePtr& message) {
   }
 }
 
-std::vector<MessagePtr> RetainedStore::matching(std::string_view filter, Clock::time_point now) {
+std::vector<MessagePtr> RetainedStore::matching(std::string_view filter, Clock::time_point now) const {
   std::vector<MessagePtr> out;
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   // An exact filter needs one lookup; wildcards walk the topics. A retained
   // tree would make wildcard lookups cheaper when there are very many.
   if (filter.find_first_of("+#") == std::string_view::npos) {
     auto it = by_topic_.find(filter);
-    if (it != by_topic_.end()) {
-      if (it->second->expired(now)) {
-        by_topic_.erase(it);
-      } else {
-        out.push_back(it->second);
-      }
-    }
+    if (it != by_topic_.end() && !it->second->expired(now)) out.push_back(it->second);
     return out;
   }
-  for (auto it = by_topic_.begin(); it != by_topic_.end();) {
-    if (it->second->expired(now)) {
-      it = by_topic_.erase(it);
-      continue;
-    }
-    if (topic_matches(filter, it->first)) out.push_back(it->second);
-    ++it;
+  for (const auto& [topic, message] : by_topic_) {
+    if (!message->expired(now) && topic_matches(filter, topic)) out.push_back(message);
   }
   return out;
 }
 
+void RetainedStore::remove_expired(Clock::time_point now) {
+  std::unique_lock lock(mu_);
+  std::erase_if(by_topic_, [now](const auto& entry) { return entry.second->expired(now); });
+}
+
 size_t RetainedStore::size() const {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   return by_topic_.size();
 }
 

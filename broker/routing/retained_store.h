@@ -1,9 +1,11 @@
 // Retained messages, one per topic, apart from the subscription tree (as
-// Mosquitto keeps them). Thread-safe: mu_ guards the map.
+// Mosquitto keeps them). Thread-safe: mu_ guards the map; lookups share it, so
+// a subscriber walking many retained topics delays only writers.
 #pragma once
 
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -17,12 +19,14 @@ class RetainedStore {
   // empty [MQTT-3.3.1-6], [MQTT-3.3.1-7].
   void set(const MessagePtr& message);
   // The live retained messages whose topic `filter` matches; expired ones are
-  // dropped on the way [MQTT-3.3.2-5].
-  std::vector<MessagePtr> matching(std::string_view filter, Clock::time_point now);
+  // left out [MQTT-3.3.2-5] and removed by the next set() of their topic or by
+  // remove_expired().
+  std::vector<MessagePtr> matching(std::string_view filter, Clock::time_point now) const;
   size_t size() const;
+  void remove_expired(Clock::time_point now);
 
  private:
-  mutable std::mutex mu_;
+  mutable std::shared_mutex mu_;
   std::map<std::string, MessagePtr, std::less<>> by_topic_;
 };
 

@@ -11,6 +11,9 @@ bool Router::subscribe(const std::shared_ptr<Session>& session, std::string_view
                        const SubscriptionEntry& entry) {
   const SubscriberId id{session->id()};
   std::unique_lock lock(mu_);
+  // An ended session (replaced by a clean start, or expired) whose old
+  // connection still runs a SUBSCRIBE must not come back into the tree.
+  if (session->ended()) return false;
   const auto shared = mqtt::parse_shared_filter(filter);
   const bool added = shared ? tree_.subscribe(*shared, id, entry) : tree_.subscribe(filter, id, entry);
   if (added) {
@@ -21,8 +24,12 @@ bool Router::subscribe(const std::shared_ptr<Session>& session, std::string_view
 }
 
 bool Router::unsubscribe(SessionId session, std::string_view filter) {
-  const SubscriberId id{session};
   std::unique_lock lock(mu_);
+  return unsubscribe_locked(session, filter);
+}
+
+bool Router::unsubscribe_locked(SessionId session, std::string_view filter) {
+  const SubscriberId id{session};
   const auto shared = mqtt::parse_shared_filter(filter);
   const bool removed = shared ? tree_.unsubscribe(*shared, id) : tree_.unsubscribe(filter, id);
   if (removed && --subscription_counts_[session] == 0) {
@@ -33,7 +40,12 @@ bool Router::unsubscribe(SessionId session, std::string_view filter) {
 }
 
 void Router::remove_session(Session& session) {
-  for (const auto& [filter, record] : session.subscriptions()) unsubscribe(session.id(), filter);
+  // Marked under the lock, so a SUBSCRIBE of the session either finished
+  // before (and its filter, recorded in the session first, is removed here)
+  // or sees the mark and adds nothing.
+  std::unique_lock lock(mu_);
+  session.mark_ended();
+  for (const auto& [filter, record] : session.subscriptions()) unsubscribe_locked(session.id(), filter);
 }
 
 size_t Router::pick_member(const SharedGroup& group) const {

@@ -27,7 +27,9 @@ class Router {
   bool subscribe(const std::shared_ptr<Session>& session, std::string_view filter, const SubscriptionEntry& entry);
   // True when the subscription existed.
   bool unsubscribe(SessionId session, std::string_view filter);
-  // Removes every subscription the session holds (it ended).
+  // Ends the session in the router: removes every subscription it holds and
+  // refuses new ones. The session's filters must be recorded in it before
+  // subscribe() is called.
   void remove_session(Session& session);
 
   struct Published {
@@ -45,6 +47,7 @@ class Router {
     SubscriptionEntry entry;
   };
   size_t pick_member(const SharedGroup& group) const;
+  bool unsubscribe_locked(SessionId session, std::string_view filter);
 
   Forwarder& forwarder_;
   mutable std::shared_mutex mu_;

@@ -28,6 +28,7 @@ std::shared_ptr<SessionListener> Session::attach(std::weak_ptr<SessionListener> 
   std::lock_guard lock(mu_);
   auto previous = listener_.lock();
   listener_raw_ = listener.lock().get();
+  for (auto& [id, f] : inflight_) f.sent = f.released;  // unreleased ones go again
   listener_ = std::move(listener);
   disconnected_at_.reset();
   return previous;
@@ -42,6 +43,11 @@ bool Session::detach(const SessionListener* listener) {
   // QoS 0 messages are not kept for an absent client.
   std::erase_if(queue_, [](const Delivery& d) { return d.qos == mqtt::QoS::k0; });
   return true;
+}
+
+bool Session::attached_to(const SessionListener* listener) const {
+  std::lock_guard lock(mu_);
+  return listener != nullptr && listener_raw_ == listener;
 }
 
 bool Session::online() const {
@@ -66,8 +72,20 @@ uint16_t Session::next_packet_id_locked() {
   return last_packet_id_;
 }
 
-void Session::take_ready(size_t window, Clock::time_point now, std::vector<Ready>& out, size_t& expired) {
+void Session::take_ready(const SessionListener* listener, size_t window, Clock::time_point now,
+                         std::vector<Ready>& out, size_t& expired) {
   std::lock_guard lock(mu_);
+  if (listener == nullptr || listener != listener_raw_) return;  // a replaced connection sends nothing
+  size_t unacknowledged = 0;
+  for (const auto& [id, f] : inflight_) unacknowledged += f.sent;
+  for (uint16_t id : inflight_order_) {
+    if (unacknowledged >= window) break;
+    Inflight& f = inflight_.at(id);
+    if (f.sent) continue;
+    f.sent = true;
+    ++unacknowledged;
+    out.push_back({id, f.delivery, /*dup=*/true});
+  }
   while (!queue_.empty()) {
     Delivery& d = queue_.front();
     if (d.message->expired(now)) {
@@ -82,11 +100,19 @@ void Session::take_ready(size_t window, Clock::time_point now, std::vector<Ready
     }
     if (inflight_.size() >= window || inflight_.size() >= 65535) break;
     const uint16_t id = next_packet_id_locked();
-    inflight_.emplace(id, Inflight{id, d, false});
+    inflight_.emplace(id, Inflight{id, d, false, true});
     inflight_order_.push_back(id);
     out.push_back({id, std::move(d)});
     queue_.pop_front();
   }
+}
+
+std::vector<uint16_t> Session::released_ids() const {
+  std::lock_guard lock(mu_);
+  std::vector<uint16_t> out;
+  for (uint16_t id : inflight_order_)
+    if (inflight_.at(id).released) out.push_back(id);
+  return out;
 }
 
 std::vector<Inflight> Session::inflight_snapshot() const {
@@ -131,9 +157,12 @@ size_t Session::queued_count() const {
   return queue_.size();
 }
 
-bool Session::begin_inbound_qos2(uint16_t packet_id) {
+Session::Inbound Session::begin_inbound_qos2(uint16_t packet_id, size_t limit) {
   std::lock_guard lock(mu_);
-  return inbound_qos2_.insert(packet_id).second;
+  if (inbound_qos2_.contains(packet_id)) return Inbound::kDuplicate;
+  if (inbound_qos2_.size() >= limit) return Inbound::kOverLimit;
+  inbound_qos2_.insert(packet_id);
+  return Inbound::kNew;
 }
 
 bool Session::end_inbound_qos2(uint16_t packet_id) {
@@ -180,6 +209,13 @@ std::optional<Clock::time_point> Session::disconnected_at() const {
 void Session::set_pending_will(std::optional<WillMessage> will) {
   std::lock_guard lock(mu_);
   pending_will_ = std::move(will);
+}
+
+bool Session::set_pending_will_if_offline(WillMessage will) {
+  std::lock_guard lock(mu_);
+  if (listener_raw_ != nullptr) return false;
+  pending_will_ = std::move(will);
+  return true;
 }
 
 std::optional<WillMessage> Session::take_pending_will() {

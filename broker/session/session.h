@@ -7,6 +7,7 @@
 // guarded by mu_, held only for short, allocation-light sections.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -51,11 +52,13 @@ struct Inflight {
   uint16_t packet_id = 0;
   Delivery delivery;
   bool released = false;  // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+  bool sent = false;      // sent on the current connection (reset when one attaches)
 };
 
 struct WillMessage {
   MessagePtr message;
-  Clock::time_point due;  // publish at (connection loss + will delay)
+  Clock::time_point due;      // publish at (connection loss + will delay)
+  Clock::time_point lost_at;  // when the connection was lost; its expiry counts from `due`
 };
 
 class Session {
@@ -74,23 +77,35 @@ class Session {
 
   // --- the attached connection's worker ---
   // Attaches a connection; returns the one attached before, if any (to kick).
+  // In-flight PUBLISHes not yet released are to be sent again on it.
   std::shared_ptr<SessionListener> attach(std::weak_ptr<SessionListener> listener);
+  bool attached_to(const SessionListener* listener) const;
+  // Ends the session for good (replaced or expired): nothing can subscribe
+  // it again. Guarded by the router's lock, see Router::remove_session.
+  void mark_ended() { ended_ = true; }
+  bool ended() const { return ended_; }
   // Detaches `listener` if it is still the attached one; returns whether it was.
   bool detach(const SessionListener* listener);
   bool online() const;
   // Asks the attached connection (if any) to close with `reason`.
   void kick_listener(mqtt::ReasonCode reason);
 
-  // Moves ready deliveries out of the queue: every QoS 0 one, and QoS 1/2 ones
-  // while fewer than `window` are in flight (each gets a packet id and an
-  // Inflight record). Expired messages are dropped [MQTT-3.3.2-5].
+  // What `listener` (the attached connection; nothing for any other) may send
+  // now, in order: first in-flight PUBLISHes not yet sent on this connection
+  // (again, with DUP, under their packet ids [MQTT-4.4.0-1]), then queued
+  // deliveries: every QoS 0 one, and QoS 1/2 ones (each given a packet id and
+  // an Inflight record) while fewer than `window` are unacknowledged
+  // [MQTT-3.3.4-9]. Expired messages are dropped [MQTT-3.3.2-5].
   struct Ready {
     uint16_t packet_id;  // 0 for QoS 0
     Delivery delivery;
+    bool dup = false;
   };
-  void take_ready(size_t window, Clock::time_point now, std::vector<Ready>& out, size_t& expired);
-  // The in-flight messages to send again on a resumed session, in order: DUP
-  // PUBLISH for those not acknowledged, PUBREL for released ones [MQTT-4.4.0-1].
+  void take_ready(const SessionListener* listener, size_t window, Clock::time_point now, std::vector<Ready>& out,
+                  size_t& expired);
+  // Packet ids of released QoS 2 deliveries, whose PUBREL a resumed session
+  // sends again [MQTT-4.4.0-1].
+  std::vector<uint16_t> released_ids() const;
   std::vector<Inflight> inflight_snapshot() const;
   // PUBACK (QoS 1) or PUBCOMP (QoS 2): frees the slot. False if unknown.
   bool complete(uint16_t packet_id, mqtt::QoS expected);
@@ -101,9 +116,11 @@ class Session {
   size_t inflight_count() const;
   size_t queued_count() const;
 
-  // Inbound QoS 2: true when `packet_id` is new (deliver), false when it is a
-  // retransmission already delivered [MQTT-4.3.3-9].
-  bool begin_inbound_qos2(uint16_t packet_id);
+  // Inbound QoS 2: kNew (deliver it), kDuplicate (a retransmission already
+  // delivered [MQTT-4.3.3-9]: acknowledge only), or kOverLimit (a new one while
+  // `limit` are awaiting PUBREL: Receive Maximum exceeded [MQTT-3.3.4-9]).
+  enum class Inbound { kNew, kDuplicate, kOverLimit };
+  Inbound begin_inbound_qos2(uint16_t packet_id, size_t limit);
   bool end_inbound_qos2(uint16_t packet_id);  // PUBREL
   size_t inbound_qos2_count() const;
 
@@ -121,6 +138,9 @@ class Session {
 
   // The will of the last connection, waiting for its delay (v5) to pass.
   void set_pending_will(std::optional<WillMessage> will);
+  // Stores it only while no connection is attached: one that attached since
+  // cancels it [MQTT-3.1.3-9]. Returns whether it was stored.
+  bool set_pending_will_if_offline(WillMessage will);
   std::optional<WillMessage> take_pending_will();
   std::optional<Clock::time_point> pending_will_due() const;
 
@@ -143,6 +163,7 @@ class Session {
   uint32_t expiry_interval_ = 0;
   std::optional<Clock::time_point> disconnected_at_ = Clock::now();
   std::optional<WillMessage> pending_will_;
+  std::atomic<bool> ended_{false};
 };
 
 }  // namespace starling::broker

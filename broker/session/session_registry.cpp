@@ -8,7 +8,7 @@ SessionRegistry::SessionRegistry(Router& router, RetainedStore& retained, size_t
     : router_(router), retained_(retained), max_queued_(max_queued) {}
 
 SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool clean_start,
-                                              std::weak_ptr<SessionListener> listener) {
+                                              uint32_t expiry_interval, std::weak_ptr<SessionListener> listener) {
   std::shared_ptr<Session> old;
   std::shared_ptr<Session> fresh;
   std::shared_ptr<SessionListener> previous;
@@ -16,19 +16,29 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
     if (it != sessions_.end()) old = it->second;
-    if (!old || clean_start) {
+    // A session with expiry 0 ends with its connection, and this connection
+    // replaces that one: such a session is never resumed, even when its old
+    // connection's close is still on its way on another worker.
+    if (!old || clean_start || old->expiry_interval() == 0) {
       fresh = std::make_shared<Session>(client_id, next_id_++, max_queued_);
       sessions_[client_id] = fresh;
+      fresh->set_expiry_interval(expiry_interval);
       fresh->attach(std::move(listener));
       if (old) previous = old->attach({});  // the old session is over: detach its connection
     } else {
+      old->set_expiry_interval(expiry_interval);
       previous = old->attach(std::move(listener));
     }
   }
   if (previous) previous->kick(mqtt::ReasonCode::kSessionTakenOver);
-  if (old) old->set_pending_will(std::nullopt);
+  // Resumed: a connection within the will delay cancels the will [MQTT-3.1.3-9].
+  if (old && !fresh) old->set_pending_will(std::nullopt);
   if (fresh) {
-    if (old) router_.remove_session(*old);
+    if (old) {
+      router_.remove_session(*old);
+      // The old session ends: its delayed will goes out now [MQTT-3.1.3-9].
+      if (auto will = old->take_pending_will()) publish_will(*will, Clock::now());
+    }
     return {fresh, false};
   }
   return {old, true};
@@ -39,18 +49,34 @@ void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_po
   router_.publish(message, now);
 }
 
+void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point now) {
+  MessagePtr message = will.message;
+  // A delayed will's Message Expiry runs from its publication (3.1.3.2.4),
+  // not from the connection loss when it was built.
+  if (message->expires_at && will.lost_at != Clock::time_point{} && now > will.lost_at) {
+    auto shifted = std::make_shared<Message>(*message);
+    *shifted->expires_at += now - will.lost_at;
+    message = std::move(shifted);
+  }
+  publish_internal(message, now);
+}
+
 void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optional<WillMessage> will,
                              Clock::time_point now) {
+  // A will without delay goes out when the connection is lost [MQTT-3.1.2-8].
   if (will && will->due <= now) {
-    publish_internal(will->message, now);
+    publish_will(*will, now);
     will.reset();
   }
   if (session->expiry_interval() == 0) {
-    if (will) publish_internal(will->message, now);  // the session ends first [MQTT-3.1.3-9]
+    // The session ends now, and a delayed will with it [MQTT-3.1.3-9], unless
+    // the client has connected again meanwhile (end_session leaves it then).
+    if (will && !session->online()) publish_will(*will, now);
     end_session(session, now);
     return;
   }
-  if (will) session->set_pending_will(std::move(will));
+  // A connection that attached since cancels the delayed will [MQTT-3.1.3-9].
+  if (will) session->set_pending_will_if_offline(std::move(*will));
 }
 
 void SessionRegistry::end_session(const std::shared_ptr<Session>& session, Clock::time_point now) {
@@ -62,7 +88,7 @@ void SessionRegistry::end_session(const std::shared_ptr<Session>& session, Clock
     if (session->online()) return;
     sessions_.erase(it);
   }
-  if (auto will = session->take_pending_will()) publish_internal(will->message, now);
+  if (auto will = session->take_pending_will()) publish_will(*will, now);
   router_.remove_session(*session);
 }
 
@@ -79,7 +105,7 @@ void SessionRegistry::sweep(Clock::time_point now) {
     }
   }
   for (const auto& s : due_wills) {
-    if (auto will = s->take_pending_will()) publish_internal(will->message, now);
+    if (auto will = s->take_pending_will()) publish_will(*will, now);
   }
   for (const auto& s : expired) end_session(s, now);
 }

@@ -29,10 +29,12 @@ class SessionRegistry {
   // For a CONNECT: a connection already attached to the client id's session is
   // asked to close with 0x8E [MQTT-3.1.4-3]; a pending delayed will of the
   // session is cancelled [MQTT-3.1.3-9]; with clean start the old session ends
-  // [MQTT-3.1.2-4], otherwise it is resumed [MQTT-3.1.2-5].
+  // [MQTT-3.1.2-4], otherwise it is resumed [MQTT-3.1.2-5] unless its expiry
+  // was 0 (it ends with the connection being replaced).
   // The new connection is attached before the registry lock is released, so
   // the old connection closing meanwhile cannot end a session being resumed.
-  Opened open(const std::string& client_id, bool clean_start, std::weak_ptr<SessionListener> listener);
+  Opened open(const std::string& client_id, bool clean_start, uint32_t expiry_interval,
+              std::weak_ptr<SessionListener> listener);
 
   // The connection attached to `session` went away (after detaching). `will`
   // is published now when its delay is 0, else when the delay passes or the
@@ -52,6 +54,7 @@ class SessionRegistry {
   // Publishes a message that no connection sent (a will, $SYS): to the
   // retained store when it is retained, then to subscribers.
   void publish_internal(const MessagePtr& message, Clock::time_point now);
+  void publish_will(const WillMessage& will, Clock::time_point now);
 
  private:
   void end_session(const std::shared_ptr<Session>& session, Clock::time_point now);

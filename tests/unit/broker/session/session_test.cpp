@@ -41,7 +41,7 @@ struct Fixture : ::testing::Test {
 
   void take(size_t window) {
     ready.clear();
-    session.take_ready(window, Clock::now(), ready, expired);
+    session.take_ready(listener.get(), window, Clock::now(), ready, expired);
   }
 };
 
@@ -119,6 +119,32 @@ TEST_F(SessionTest, RedeliveryKeepsSendOrder) {
   EXPECT_EQ(snapshot[2].delivery.message->topic, "t3");
 }
 
+TEST_F(SessionTest, ResumedSessionResendsInOrderWithinTheNewWindow) {
+  session.attach(listener);
+  for (int i = 0; i < 4; ++i) session.enqueue(delivery(QoS::k2, "t" + std::to_string(i)), Clock::now());
+  take(10);
+  ASSERT_EQ(ready.size(), 4u);
+  ASSERT_TRUE(session.release(1));  // PUBREC for the first
+  // The client reconnects with Receive Maximum 2.
+  auto second = std::make_shared<CountingListener>();
+  EXPECT_EQ(session.attach(second), listener);  // the old connection is handed back, to be kicked
+  ready.clear();
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired);
+  EXPECT_TRUE(ready.empty());  // a replaced connection sends nothing
+  EXPECT_EQ(session.released_ids(), std::vector<uint16_t>{1});  // PUBREL again, counts as unacknowledged
+  session.take_ready(second.get(), 2, Clock::now(), ready, expired);
+  ASSERT_EQ(ready.size(), 1u);  // 1 released + 1 resent = the window of 2
+  EXPECT_EQ(ready[0].packet_id, 2);
+  EXPECT_TRUE(ready[0].dup);
+  ASSERT_TRUE(session.release(2));
+  ASSERT_TRUE(session.complete(1, QoS::k2));
+  ready.clear();
+  session.take_ready(second.get(), 2, Clock::now(), ready, expired);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].packet_id, 3);
+  EXPECT_TRUE(ready[0].dup);
+}
+
 TEST_F(SessionTest, PacketIdsSkipThoseInUseAndWrap) {
   session.attach(listener);
   // Cycle through the whole id space twice with one message kept in flight.
@@ -153,12 +179,16 @@ TEST_F(SessionTest, ExpiredMessagesAreNotSent) {
 }
 
 TEST_F(SessionTest, InboundQos2DuplicatesAreDetected) {
-  EXPECT_TRUE(session.begin_inbound_qos2(7));
-  EXPECT_FALSE(session.begin_inbound_qos2(7));  // DUP retransmission: not delivered again
+  using In = Session::Inbound;
+  EXPECT_EQ(session.begin_inbound_qos2(7, 2), In::kNew);
+  EXPECT_EQ(session.begin_inbound_qos2(7, 2), In::kDuplicate);  // DUP retransmission: not delivered again
   EXPECT_EQ(session.inbound_qos2_count(), 1u);
+  EXPECT_EQ(session.begin_inbound_qos2(8, 2), In::kNew);
+  EXPECT_EQ(session.begin_inbound_qos2(9, 2), In::kOverLimit);  // Receive Maximum 2
+  EXPECT_EQ(session.begin_inbound_qos2(8, 2), In::kDuplicate);  // a retransmission at the limit is fine
   EXPECT_TRUE(session.end_inbound_qos2(7));
   EXPECT_FALSE(session.end_inbound_qos2(7));
-  EXPECT_TRUE(session.begin_inbound_qos2(7));  // a new message may reuse the id
+  EXPECT_EQ(session.begin_inbound_qos2(7, 2), In::kNew);  // a new message may reuse the id
 }
 
 TEST_F(SessionTest, DetachDropsQueuedQos0AndOnlyTheCurrentListenerDetaches) {

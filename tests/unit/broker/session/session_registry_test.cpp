@@ -1,0 +1,91 @@
+// Review findings in the session registry and the router: interleavings that
+// two workers can produce, replayed in order on one thread.
+#include <gtest/gtest.h>
+
+#include "broker/routing/forwarder.h"
+#include "broker/routing/retained_store.h"
+#include "broker/routing/router.h"
+#include "broker/session/session_registry.h"
+
+namespace starling::broker {
+namespace {
+
+using mqtt::QoS;
+
+class NullListener : public SessionListener {
+ public:
+  void wake() override {}
+  void kick(mqtt::ReasonCode) override {}
+};
+
+struct RegistryFixture : ::testing::Test {
+  LocalOnly forwarder;
+  Router router{forwarder};
+  RetainedStore retained;
+  SessionRegistry registry{router, retained, 100};
+  std::shared_ptr<NullListener> a = std::make_shared<NullListener>();
+  std::shared_ptr<NullListener> b = std::make_shared<NullListener>();
+  std::shared_ptr<NullListener> w = std::make_shared<NullListener>();
+
+  std::shared_ptr<Session> watcher() {
+    auto s = registry.open("watcher", true, 600, w).session;
+    SubscriptionEntry e;
+    e.options.qos = QoS::k1;
+    router.subscribe(s, "will/#", e);
+    s->add_subscription("will/#", SubscriptionRecord{e.options, 0});
+    return s;
+  }
+  MessagePtr will_message(SessionId owner) {
+    return make_message("will/x", "gone", QoS::k1, false, {}, owner, nullptr, Clock::now());
+  }
+};
+
+// Connection::close() on worker 1 detaches and then calls
+// SessionRegistry::closed(); a reconnect (clean start 0) on worker 2 can run
+// open() in between. The delayed will that closed() brings must then be
+// dropped, not stored for the sweep to publish while the client is connected
+// again [MQTT-3.1.3-9].
+TEST_F(RegistryFixture, DelayedWillNotPublishedAfterResumeBetweenDetachAndClosed) {
+  auto watch = watcher();
+  const auto now = Clock::now();
+  auto s = registry.open("c", true, 600, a).session;
+  s->set_expiry_interval(600);
+  ASSERT_TRUE(s->detach(a.get()));                      // worker 1: close(), detach
+  auto resumed = registry.open("c", false, 600, b);          // worker 2: CONNECT, resume
+  ASSERT_TRUE(resumed.present);
+  resumed.session->set_expiry_interval(600);
+  registry.closed(s, WillMessage{will_message(s->id()), now + std::chrono::seconds(1), now}, now);  // worker 1
+  registry.sweep(now + std::chrono::seconds(5));
+  EXPECT_EQ(watch->queued_count(), 0u) << "will published while the session is connected again";
+}
+
+// A clean-start takeover removes the old session's subscriptions from the
+// router right after open(); the old connection (kicked, not yet closed) can
+// still be handling a SUBSCRIBE on the old session. The router must refuse
+// it: nothing would ever remove it, and the orphan session would queue QoS
+// 1/2 messages forever.
+TEST_F(RegistryFixture, CleanStartTakeoverLeavesNoOrphanSubscription) {
+  auto old = registry.open("c", true, 600, a).session;
+  auto fresh = registry.open("c", true, 600, b).session;     // worker 2: takeover, clean start
+  SubscriptionEntry e;
+  e.options.qos = QoS::k1;
+  router.subscribe(old, "t", e);                         // worker 1: SUBSCRIBE still in progress
+  old->add_subscription("t", SubscriptionRecord{e.options, 0});
+  EXPECT_FALSE(old->detach(a.get()));                    // worker 1: the kick arrives, close()
+  // (closed() is not called when detach fails.)
+  EXPECT_EQ(router.subscription_count(), 0u) << "orphan subscription of an ended session";
+}
+
+// A session with expiry 0 ends with its connection; a new connection that
+// replaces it (its DISCONNECT still being handled on another worker) gets a
+// new session, not that one.
+TEST_F(RegistryFixture, SessionWithExpiryZeroIsNeverResumed) {
+  auto first = registry.open("z", true, 0, a);
+  auto second = registry.open("z", false, 600, b);
+  EXPECT_FALSE(second.present);
+  EXPECT_NE(first.session, second.session);
+  EXPECT_TRUE(first.session->ended());
+}
+
+}  // namespace
+}  // namespace starling::broker
