@@ -184,7 +184,7 @@ struct Setting {
   Apply apply;
 };
 
-constexpr std::array<Setting, 30> settings{{
+constexpr std::array<Setting, 31> settings{{
     {"node-id", "NAME", "unique, stable name of this node (default: host name)",
      [](Config& c, const std::string& v) { return parse_node_id(v, c.node_id); }},
     {"mqtt-listen", "HOST:PORT", "MQTT over TCP, or off (default: 0.0.0.0:1883)",
@@ -251,6 +251,10 @@ constexpr std::array<Setting, 30> settings{{
     {"max-queued", "N", "queued messages per offline or slow session (default: 100000)",
      [](Config& c, const std::string& v) {
        return parse_uint(v, 1, std::numeric_limits<std::uint32_t>::max(), c.max_queued);
+     }},
+    {"max-queued-bytes", "BYTES", "payload bytes queued per offline or slow session, e.g. 64MiB (default: 64MiB)",
+     [](Config& c, const std::string& v) {
+       return parse_size(v, std::numeric_limits<std::uint32_t>::max(), c.max_queued_bytes);
      }},
     {"topic-alias-maximum", "N", "topic aliases a client may use towards the node, 0 = none (default: 64)",
      [](Config& c, const std::string& v) { return parse_uint(v, 0, 65535, c.topic_alias_maximum); }},
@@ -578,6 +582,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"receive-maximum", std::to_string(c.receive_maximum)},
       {"max-inflight", std::to_string(c.max_inflight)},
       {"max-queued", std::to_string(c.max_queued)},
+      {"max-queued-bytes", std::to_string(c.max_queued_bytes)},
       {"topic-alias-maximum", std::to_string(c.topic_alias_maximum)},
       {"max-connections", std::to_string(c.max_connections)},
       {"max-topic-levels", std::to_string(c.max_topic_levels)},

@@ -59,6 +59,7 @@ struct Config {
   std::uint16_t receive_maximum = 128;
   std::uint16_t max_inflight = 128;
   std::uint32_t max_queued = 100000;
+  std::uint32_t max_queued_bytes = 64 * 1024 * 1024;
   std::uint16_t topic_alias_maximum = 64;
   std::uint32_t max_connections = 0;  // 0: no limit
   std::uint32_t max_topic_levels = 128;

@@ -62,6 +62,9 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   // Keep alive: a v5 client asking for more than the maximum (or for none) is
   // told the Server Keep Alive it must use [MQTT-3.2.2-21].
   uint16_t keep_alive = c.keep_alive;
+  // 3.1/3.1.1 cannot be told another keep alive: a client asking for more than
+  // the maximum is refused, as Mosquitto does, rather than cut off later.
+  if (!v5 && keep_alive > broker.limits.max_keepalive) return refuse(link, ReasonCode::kClientIdentifierNotValid);
   const bool capped = v5 && (keep_alive == 0 || keep_alive > broker.limits.max_keepalive) &&
                       broker.limits.max_keepalive != 65535;
   if (capped) keep_alive = broker.limits.max_keepalive;

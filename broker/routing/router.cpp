@@ -36,6 +36,12 @@ bool Router::unsubscribe_locked(SessionId session, std::string_view filter) {
     subscription_counts_.erase(session);
     sessions_.erase(session);
   }
+  if (removed && shared) {
+    // Cursors of groups that are gone would pile up; when they clearly
+    // outnumber the subscriptions, start every group's round robin afresh.
+    std::lock_guard cursors(cursor_mu_);
+    if (group_cursors_.size() > 2 * tree_.size() + 64) group_cursors_.clear();
+  }
   return removed;
 }
 

@@ -4,8 +4,14 @@
 
 namespace starling::broker {
 
-Session::Session(std::string client_id, SessionId id, size_t max_queued)
-    : client_id_(std::move(client_id)), id_(id), max_queued_(max_queued) {}
+namespace {
+
+size_t cost(const Delivery& d) { return d.message->topic.size() + d.message->payload.size(); }
+
+}  // namespace
+
+Session::Session(std::string client_id, SessionId id, QueueLimits limits)
+    : client_id_(std::move(client_id)), id_(id), limits_(limits) {}
 
 Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now) {
   if (d.message->expired(now)) return Enqueued::kExpired;
@@ -14,8 +20,10 @@ Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now) {
     std::lock_guard lock(mu_);
     listener = listener_.lock();
     if (d.qos == mqtt::QoS::k0 && !listener) return Enqueued::kDroppedQos0;
-    if (queue_.size() >= max_queued_) return d.qos == mqtt::QoS::k0 ? Enqueued::kDroppedQos0 : Enqueued::kQueueFull;
+    if (queue_.size() >= limits_.messages || queued_bytes_ + cost(d) > limits_.bytes)
+      return d.qos == mqtt::QoS::k0 ? Enqueued::kDroppedQos0 : Enqueued::kQueueFull;
     const bool was_empty = queue_.empty();
+    queued_bytes_ += cost(d);
     queue_.push_back(std::move(d));
     // Only the first message of a batch wakes the connection; it drains all.
     if (!was_empty) listener.reset();
@@ -41,7 +49,11 @@ bool Session::detach(const SessionListener* listener) {
   listener_raw_ = nullptr;
   disconnected_at_ = Clock::now();
   // QoS 0 messages are not kept for an absent client.
-  std::erase_if(queue_, [](const Delivery& d) { return d.qos == mqtt::QoS::k0; });
+  std::erase_if(queue_, [this](const Delivery& d) {
+    if (d.qos != mqtt::QoS::k0) return false;
+    queued_bytes_ -= cost(d);
+    return true;
+  });
   return true;
 }
 
@@ -88,6 +100,7 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
   }
   while (!queue_.empty()) {
     Delivery& d = queue_.front();
+    queued_bytes_ -= cost(d);
     if (d.message->expired(now)) {
       ++expired;
       queue_.pop_front();
@@ -98,7 +111,10 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
       queue_.pop_front();
       continue;
     }
-    if (inflight_.size() >= window || inflight_.size() >= 65535) break;
+    if (inflight_.size() >= window || inflight_.size() >= 65535) {
+      queued_bytes_ += cost(d);  // stays queued
+      break;
+    }
     const uint16_t id = next_packet_id_locked();
     inflight_.emplace(id, Inflight{id, d, false, true});
     inflight_order_.push_back(id);

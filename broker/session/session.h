@@ -61,9 +61,17 @@ struct WillMessage {
   Clock::time_point lost_at;  // when the connection was lost; its expiry counts from `due`
 };
 
+// How much one session may hold queued (not yet sent): messages, and bytes of
+// topic and payload. Beyond either, QoS 1/2 deliveries are refused (the
+// publisher hears 0x97) and QoS 0 ones dropped.
+struct QueueLimits {
+  size_t messages = 100000;
+  size_t bytes = 64 * 1024 * 1024;
+};
+
 class Session {
  public:
-  Session(std::string client_id, SessionId id, size_t max_queued);
+  Session(std::string client_id, SessionId id, QueueLimits limits);
 
   const std::string& client_id() const { return client_id_; }
   SessionId id() const { return id_; }
@@ -149,12 +157,13 @@ class Session {
 
   const std::string client_id_;
   const SessionId id_;
-  const size_t max_queued_;
+  const QueueLimits limits_;
 
   mutable std::mutex mu_;
   std::weak_ptr<SessionListener> listener_;  // guarded by mu_
   const SessionListener* listener_raw_ = nullptr;
   std::deque<Delivery> queue_;
+  size_t queued_bytes_ = 0;
   std::map<uint16_t, Inflight> inflight_;  // by packet id; few entries
   std::vector<uint16_t> inflight_order_;   // send order, for redelivery
   uint16_t last_packet_id_ = 0;

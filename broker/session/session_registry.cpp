@@ -4,8 +4,8 @@
 
 namespace starling::broker {
 
-SessionRegistry::SessionRegistry(Router& router, RetainedStore& retained, size_t max_queued)
-    : router_(router), retained_(retained), max_queued_(max_queued) {}
+SessionRegistry::SessionRegistry(Router& router, RetainedStore& retained, QueueLimits queue_limits)
+    : router_(router), retained_(retained), queue_limits_(queue_limits) {}
 
 SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool clean_start,
                                               uint32_t expiry_interval, std::weak_ptr<SessionListener> listener) {
@@ -20,7 +20,7 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
     // replaces that one: such a session is never resumed, even when its old
     // connection's close is still on its way on another worker.
     if (!old || clean_start || old->expiry_interval() == 0) {
-      fresh = std::make_shared<Session>(client_id, next_id_++, max_queued_);
+      fresh = std::make_shared<Session>(client_id, next_id_++, queue_limits_);
       sessions_[client_id] = fresh;
       fresh->set_expiry_interval(expiry_interval);
       fresh->attach(std::move(listener));

@@ -20,7 +20,7 @@ namespace starling::broker {
 
 class SessionRegistry {
  public:
-  SessionRegistry(Router& router, RetainedStore& retained, size_t max_queued);
+  SessionRegistry(Router& router, RetainedStore& retained, QueueLimits queue_limits);
 
   struct Opened {
     std::shared_ptr<Session> session;
@@ -61,7 +61,7 @@ class SessionRegistry {
 
   Router& router_;
   RetainedStore& retained_;
-  const size_t max_queued_;
+  const QueueLimits queue_limits_;
   std::atomic<SessionId> next_id_{1};
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;  // guarded by mu_

@@ -68,6 +68,19 @@ class TopicLimits(BrokerTest):
         self.assertEqual(sub.msgs.wait_for(1)[0].payload, b"fits")
 
 
+class MaxKeepAlive311(BrokerTest):
+    broker_args = ("--max-keepalive", "10")
+
+    def test_311_client_asking_for_more_is_refused(self):
+        # 3.1.1 has no Server Keep Alive; like Mosquitto, refuse with return code 2.
+        r = self.raw(version=4)
+        r.send(connect_packet(4, "long", keepalive=60))
+        packets = r.read_until_closed(timeout=5)
+        self.assertEqual([(p.type, p.reason) for p in packets], [(CONNACK, 2)])
+        ok = self.raw(version=4)
+        self.assertEqual(ok.connect("short", keepalive=10).reason, 0)
+
+
 class ReasonStrings(BrokerTest):
     def test_malformed_packet_disconnect_says_why(self):
         r = self.raw(version=5)

@@ -22,7 +22,7 @@ struct RegistryFixture : ::testing::Test {
   LocalOnly forwarder;
   Router router{forwarder};
   RetainedStore retained;
-  SessionRegistry registry{router, retained, 100};
+  SessionRegistry registry{router, retained, QueueLimits{100, 1 << 20}};
   std::shared_ptr<NullListener> a = std::make_shared<NullListener>();
   std::shared_ptr<NullListener> b = std::make_shared<NullListener>();
   std::shared_ptr<NullListener> w = std::make_shared<NullListener>();

@@ -34,7 +34,7 @@ class CountingListener : public SessionListener {
 };
 
 struct Fixture : ::testing::Test {
-  Session session{"client", 1, 10};
+  Session session{"client", 1, QueueLimits{10, 1 << 20}};
   std::shared_ptr<CountingListener> listener = std::make_shared<CountingListener>();
   std::vector<Session::Ready> ready;
   size_t expired = 0;
@@ -67,6 +67,22 @@ TEST_F(SessionTest, QueueLimitRefusesQos1AndDropsQos0) {
   for (int i = 0; i < 10; ++i) ASSERT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
   EXPECT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueueFull);
   EXPECT_EQ(session.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kDroppedQos0);
+}
+
+TEST_F(SessionTest, QueueLimitCountsBytesToo) {
+  // Each delivery costs 8 bytes: topic "t" and payload "payload".
+  Session small("c", 2, QueueLimits{100, 50});
+  small.attach(listener);
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
+  EXPECT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueueFull);
+  EXPECT_EQ(small.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kDroppedQos0);
+  // Sending frees the bytes; what waits for the window keeps counting.
+  ready.clear();
+  small.take_ready(listener.get(), 2, Clock::now(), ready, expired);
+  ASSERT_EQ(ready.size(), 2u);
+  EXPECT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
+  EXPECT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
+  EXPECT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueueFull);
 }
 
 TEST_F(SessionTest, InflightWindowLimitsQos1And2ButNotQos0) {
