@@ -67,6 +67,18 @@ def wait_until(predicate, timeout, interval=0.02, message="condition"):
         time.sleep(interval)
 
 
+def wait_on(cond, predicate, timeout, failure):
+    """Waits on a threading.Condition until predicate() holds; AssertionError with
+    failure() as its message at the deadline."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(failure())
+            cond.wait(min(left, 0.1))
+
+
 def starling_supports(flag):
     """True when `starling --help` lists flag."""
     try:
@@ -365,14 +377,8 @@ class MqttClient:
             self._cond.notify_all()
 
     def _wait(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{self.client_id}: timed out after {timeout}s "
-                                         f"waiting for {what}")
-                self._cond.wait(min(left, 0.1))
+        wait_on(self._cond, predicate, timeout,
+                lambda: f"{self.client_id}: timed out after {timeout}s waiting for {what}")
 
     # -- operations
     def will_set(self, topic, payload, qos=0, retain=False, delay=None, properties=None):
@@ -924,14 +930,8 @@ class MosquittoSub:
             self._cond.notify_all()
 
     def _wait(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"mosquitto_sub: timed out waiting for {what}; "
-                                         f"output: {self.lines!r}")
-                self._cond.wait(min(left, 0.1))
+        wait_on(self._cond, predicate, timeout,
+                lambda: f"mosquitto_sub: timed out waiting for {what}; output: {self.lines!r}")
 
     def wait_subscribed(self, timeout=10.0):
         self._wait(lambda: any("received SUBACK" in l for l in self.lines), timeout, "SUBACK")
