@@ -19,7 +19,6 @@ struct Limits {
   uint16_t max_keepalive = 65535;
   uint16_t receive_maximum = 128;
   uint16_t max_inflight = 128;
-  uint32_t max_queued = 100000;
   uint16_t topic_alias_maximum = 64;
   uint32_t max_connections = 0;  // 0: no limit
   uint32_t max_topic_levels = 128;

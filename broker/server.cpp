@@ -38,7 +38,6 @@ struct Server::Parts {
     l.max_keepalive = c.max_keepalive;
     l.receive_maximum = c.receive_maximum;
     l.max_inflight = c.max_inflight;
-    l.max_queued = c.max_queued;
     l.topic_alias_maximum = c.topic_alias_maximum;
     l.max_connections = c.max_connections;
     l.max_topic_levels = c.max_topic_levels;
