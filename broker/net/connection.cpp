@@ -20,6 +20,7 @@ constexpr size_t kIdleReadChunk = 256;
 // Output waiting for a slow reader beyond this stops us taking more from the
 // session queue (which is bounded) and reading more from the client.
 constexpr size_t kMaxBufferedOutput = 1024 * 1024;
+constexpr size_t kKeptBufferCapacity = 64 * 1024;
 // How long a closing connection may take to flush its last bytes.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 
@@ -251,6 +252,9 @@ void Connection::on_write(boost::system::error_code ec) {
   write_in_flight_ = false;
   broker_.stats.bytes_sent.fetch_add(writing_.total, std::memory_order_relaxed);
   writing_.clear();
+  // A burst must not leave a large buffer behind on a connection that goes
+  // quiet; small ones are kept for reuse.
+  if (writing_.bytes.capacity() > kKeptBufferCapacity) writing_ = OutBuffer{};
   if (ec) {
     close(std::nullopt, false);
     finish_close();
