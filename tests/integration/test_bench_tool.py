@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""starling-bench (bench/starling_bench.cpp) against a real starling: each scenario
+runs briefly, and its JSON result line must show every message delivered exactly
+once, a positive rate and ordered latency percentiles.
+
+Usage: test_bench_tool.py PATH_TO_STARLING PATH_TO_STARLING_BENCH [unittest args...]
+"""
+import json
+import subprocess
+import sys
+import unittest
+
+import harness
+from harness import Broker
+
+BENCH = "starling-bench"   # replaced from the command line
+
+
+def run_bench(broker, *args, timeout=20):
+    """Runs starling-bench against broker; returns (exit status, JSON result, output)."""
+    cmd = [BENCH, "--host", broker.host, "--port", str(broker.port), *[str(a) for a in args]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith('{"scenario":')]
+    result = json.loads(lines[-1]) if lines else None
+    return proc.returncode, result, proc.stdout + proc.stderr
+
+
+class BenchToolTest(unittest.TestCase):
+    def check_clean(self, broker, *args):
+        rc, r, out = run_bench(broker, *args)
+        self.assertEqual(rc, 0, out)
+        self.assertIsNotNone(r, out)
+        self.assertGreater(r["sent"], 0, out)
+        self.assertEqual(r["received"], r["expected"], out)
+        self.assertEqual(r["lost"], 0, out)
+        self.assertEqual(r["duplicated"], 0, out)
+        self.assertEqual(r["connect_errors"], 0, out)
+        self.assertEqual(r["errors"], 0, out)
+        self.assertGreater(r["msgs_per_s"], 0, out)
+        lat = r["latency_us"]
+        self.assertLessEqual(lat["p50"], lat["p99"], out)
+        self.assertLessEqual(lat["p99"], lat["p999"], out)
+        self.assertLessEqual(lat["p999"], lat["max"], out)
+        self.assertGreater(lat["max"], 0, out)
+        return r
+
+    def test_fanin_qos1(self):
+        # Paced: open loop outruns one subscriber and the broker drops from its
+        # queue (--max-queued), which the tool reports as lost, as it should.
+        with Broker() as b:
+            r = self.check_clean(b, "--scenario", "fanin", "--publishers", 2, "--subscribers", 1,
+                                 "--qos", 1, "--rate", 1000, "--duration", 2, "--warmup", 0)
+            self.assertEqual(r["expected"], r["sent"])
+            self.assertEqual(r["out_of_order"], 0)
+
+    def test_p2p_qos0(self):
+        with Broker() as b:
+            r = self.check_clean(b, "--scenario", "p2p", "--publishers", 3, "--qos", 0,
+                                 "--rate", 500, "--duration", 1, "--warmup", 0.5)
+            self.assertEqual(r["subscribers"], 3)
+            self.assertEqual(r["expected"], r["sent"])
+            self.assertEqual(r["out_of_order"], 0)
+
+    def test_fanout_qos2_mqtt5(self):
+        with Broker() as b:
+            r = self.check_clean(b, "--scenario", "fanout", "--subscribers", 3, "--qos", 2,
+                                 "--mqtt", 5, "--rate", 500, "--duration", 1, "--warmup", 0)
+            self.assertEqual(r["publishers"], 1)
+            self.assertEqual(r["mqtt"], "5.0")
+            self.assertEqual(r["expected"], 3 * r["sent"])
+            self.assertEqual(r["out_of_order"], 0)
+
+    def test_open_loop_window(self):
+        # Open loop, QoS 1 with a bounded window, one pair: the broker's per-session
+        # limits are never reached, so nothing is lost.
+        with Broker() as b:
+            self.check_clean(b, "--scenario", "p2p", "--publishers", 1, "--qos", 1,
+                             "--window", 8, "--duration", 1, "--warmup", 0)
+
+    def test_sharedsub_qos1(self):
+        with Broker() as b:
+            r = self.check_clean(b, "--scenario", "sharedsub", "--publishers", 2, "--subscribers", 3,
+                                 "--qos", 1, "--mqtt", 5, "--rate", 300, "--duration", 1,
+                                 "--warmup", 0)
+            self.assertEqual(r["expected"], r["sent"])   # each message once, to one member
+
+    def test_pingpong(self):
+        with Broker() as b:
+            r = self.check_clean(b, "--scenario", "pingpong", "--publishers", 2, "--qos", 1,
+                                 "--duration", 1, "--warmup", 0)
+            self.assertEqual(r["expected"], r["sent"])
+            self.assertEqual(r["out_of_order"], 0)
+
+    def test_conns(self):
+        with Broker() as b:
+            rc, r, out = run_bench(b, "--scenario", "conns", "--connections", 300,
+                                   "--source-addresses", 2, "--duration", 1)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(r["connections"], 300, out)
+            self.assertEqual(r["open_at_end"], 300, out)
+            self.assertEqual(r["connect_errors"], 0, out)
+            self.assertGreater(r["connect_rate"], 0, out)
+
+    def test_connect_failure_exits_1(self):
+        with Broker() as b:
+            port = b.port
+        # The broker is gone: nothing listens on its port any more.
+        proc = subprocess.run([BENCH, "--port", str(port), "--duration", "1"],
+                              capture_output=True, text=True, timeout=20)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        line = [l for l in proc.stdout.splitlines() if l.startswith('{"scenario":')][-1]
+        self.assertGreater(json.loads(line)["connect_errors"], 0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and not sys.argv[2].startswith("-"):
+        BENCH = sys.argv.pop(2)
+    harness.main()
