@@ -72,21 +72,28 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
 
   const auto now = Clock::now();
   auto message = make_message(*topic, p.payload, p.qos, p.retain, p.properties, st.session->id(), backing, now);
-  if (p.retain) broker.retained.set(message);  // [MQTT-3.3.1-5]
   const auto result = broker.router.publish(message, now);
   broker.stats.messages_dropped.fetch_add(result.dropped, std::memory_order_relaxed);
 
-  ReasonCode code = ReasonCode::kSuccess;
   if (result.quota_exceeded) {
-    code = ReasonCode::kQuotaExceeded;
-  } else if (result.deliveries == 0) {
-    code = ReasonCode::kNoMatchingSubscribers;
+    // Refused, not lied to: no subscriber got it. MQTT 5 says so with 0x97;
+    // 3.1.1 has no way to refuse, so the connection is closed unacknowledged
+    // and the client sends the message again when it reconnects
+    // [MQTT-4.4.0-1].
+    if (p.qos == QoS::k2) st.session->end_inbound_qos2(p.packet_id);
+    if (st.version != mqtt::ProtocolVersion::kV5) {
+      broker.log.debug("{}: a subscriber's queue is full; closing the 3.1.1 publisher unacknowledged", st.client_id);
+      return link.close(std::nullopt, false);
+    }
+    if (p.qos == QoS::k1) return acknowledge<mqtt::Puback>(link, p.packet_id, ReasonCode::kQuotaExceeded);
+    return acknowledge<mqtt::Pubrec>(link, p.packet_id, ReasonCode::kQuotaExceeded);
   }
+  if (p.retain) broker.retained.set(message);  // [MQTT-3.3.1-5]; only accepted messages
+
+  const ReasonCode code = result.deliveries == 0 ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
   if (p.qos == QoS::k1) {
     acknowledge<mqtt::Puback>(link, p.packet_id, code);
   } else if (p.qos == QoS::k2) {
-    // An error code ends the exchange: no PUBREL will follow.
-    if (code == ReasonCode::kQuotaExceeded) st.session->end_inbound_qos2(p.packet_id);
     acknowledge<mqtt::Pubrec>(link, p.packet_id, code);
   }
 }

@@ -72,7 +72,7 @@ size_t Router::pick_member(const SharedGroup& group) const {
   return cursor++ % n;
 }
 
-Router::Published Router::publish(const MessagePtr& message, Clock::time_point now) {
+Router::Published Router::publish(const MessagePtr& message, Clock::time_point now, Policy policy) {
   struct Collect {
     const Router& router;
     std::vector<Target>& out;
@@ -105,7 +105,9 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
     }
   }
 
-  Published result;
+  // Merge each session's matches into one delivery.
+  std::vector<std::pair<Session*, Delivery>> deliveries;
+  deliveries.reserve(sessions.size());
   size_t s = 0;
   for (size_t i = 0; i < targets.size(); ++s) {
     const SessionId id = targets[i].session;
@@ -120,14 +122,26 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
       d.retain = d.retain || (e.options.retain_as_published && message->retain);  // [MQTT-3.3.1-12,13]
       if (e.subscription_id != 0) d.subscription_ids.push_back(e.subscription_id);
     }
-    if (!any || sessions[s] == nullptr) continue;
-    const mqtt::QoS qos = d.qos;
-    switch (sessions[s]->enqueue(std::move(d), now)) {
+    if (any && sessions[s] != nullptr) deliveries.emplace_back(sessions[s].get(), std::move(d));
+  }
+
+  Published result;
+  // A QoS 1/2 message is delivered to all its subscribers or to none: when one
+  // subscriber's queue is full the publisher is refused, so that an
+  // acknowledgement never covers a message some subscriber lost (DESIGN.md).
+  for (const auto& [session, d] : deliveries) {
+    if (policy != Policy::kAllOrNone) break;
+    if (d.qos != mqtt::QoS::k0 && !session->has_room(*message)) {
+      result.quota_exceeded = true;
+      result.dropped = deliveries.size();
+      return result;
+    }
+  }
+  for (auto& [session, d] : deliveries) {
+    const bool checked = policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0;
+    switch (session->enqueue(std::move(d), now, checked)) {
       case Session::Enqueued::kQueued: ++result.deliveries; break;
-      case Session::Enqueued::kQueueFull:
-        if (qos != mqtt::QoS::k0) result.quota_exceeded = true;
-        ++result.dropped;
-        break;
+      case Session::Enqueued::kQueueFull:  // best effort only
       case Session::Enqueued::kDroppedQos0:
       case Session::Enqueued::kExpired: ++result.dropped; break;
     }

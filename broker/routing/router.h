@@ -34,10 +34,14 @@ class Router {
 
   struct Published {
     size_t deliveries = 0;   // sessions the message was queued for
-    bool quota_exceeded = false;  // some QoS 1/2 subscriber's queue was full
+    bool quota_exceeded = false;  // a QoS 1/2 subscriber's queue was full: delivered to none
     size_t dropped = 0;      // QoS 0 deliveries dropped (offline or full)
   };
-  Published publish(const MessagePtr& message, Clock::time_point now);
+  // kAllOrNone: a client's PUBLISH, refused as a whole when a QoS 1/2
+  // subscriber has no room. kBestEffort: the broker's own messages (wills,
+  // $SYS), which no one can be told about, go to every subscriber with room.
+  enum class Policy { kAllOrNone, kBestEffort };
+  Published publish(const MessagePtr& message, Clock::time_point now, Policy policy = Policy::kAllOrNone);
 
   size_t subscription_count() const;
 

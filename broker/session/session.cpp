@@ -6,21 +6,27 @@ namespace starling::broker {
 
 namespace {
 
-size_t cost(const Delivery& d) { return d.message->topic.size() + d.message->payload.size(); }
+size_t cost(const Message& m) { return m.topic.size() + m.payload.size(); }
+size_t cost(const Delivery& d) { return cost(*d.message); }
 
 }  // namespace
 
 Session::Session(std::string client_id, SessionId id, QueueLimits limits)
     : client_id_(std::move(client_id)), id_(id), limits_(limits) {}
 
-Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now) {
+bool Session::has_room(const Message& message) const {
+  std::lock_guard lock(mu_);
+  return queue_.size() < limits_.messages && queued_bytes_ + cost(message) <= limits_.bytes;
+}
+
+Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now, bool checked) {
   if (d.message->expired(now)) return Enqueued::kExpired;
   std::shared_ptr<SessionListener> listener;
   {
     std::lock_guard lock(mu_);
     listener = listener_.lock();
     if (d.qos == mqtt::QoS::k0 && !listener) return Enqueued::kDroppedQos0;
-    if (queue_.size() >= limits_.messages || queued_bytes_ + cost(d) > limits_.bytes)
+    if (!checked && (queue_.size() >= limits_.messages || queued_bytes_ + cost(d) > limits_.bytes))
       return d.qos == mqtt::QoS::k0 ? Enqueued::kDroppedQos0 : Enqueued::kQueueFull;
     const bool was_empty = queue_.empty();
     queued_bytes_ += cost(d);

@@ -81,7 +81,13 @@ class Session {
   // Queues a delivery and wakes the attached connection, if any. QoS 0 to a
   // session with no connection is dropped [MQTT-3.1.2-5 allows queuing it; we
   // do not, as Mosquitto by default].
-  Enqueued enqueue(Delivery d, Clock::time_point now);
+  // `checked`: the caller made sure of room with has_room() (the router does,
+  // for every QoS 1/2 subscriber, before delivering to any), so the limit is
+  // not applied again; publishers racing past the check overshoot it by one
+  // message each at most.
+  Enqueued enqueue(Delivery d, Clock::time_point now, bool checked = false);
+  // Whether one more QoS 1/2 delivery of `message` fits the queue limits.
+  bool has_room(const Message& message) const;
 
   // --- the attached connection's worker ---
   // Attaches a connection; returns the one attached before, if any (to kick).

@@ -46,7 +46,7 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
 
 void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_point now) {
   if (message->retain) retained_.set(message);
-  router_.publish(message, now);
+  router_.publish(message, now, Router::Policy::kBestEffort);
 }
 
 void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point now) {

@@ -4,7 +4,7 @@
 Usage: test_limits.py PATH_TO_STARLING
 """
 from harness import *  # noqa: F401,F403
-from harness import CONNACK, DISCONNECT, SUBACK
+from harness import CONNACK, DISCONNECT, PUBACK, PUBREC, SUBACK
 
 
 class MaxConnections(BrokerTest):
@@ -79,6 +79,50 @@ class MaxKeepAlive311(BrokerTest):
         self.assertEqual([(p.type, p.reason) for p in packets], [(CONNACK, 2)])
         ok = self.raw(version=4)
         self.assertEqual(ok.connect("short", keepalive=10).reason, 0)
+
+
+class FullQueueRefusesThePublisher(BrokerTest):
+    # A QoS 1/2 message is acknowledged only when every subscriber took it: a
+    # full queue refuses the publisher instead of dropping the message.
+    broker_args = ("--max-queued", "2")
+
+    def test_v5_gets_0x97_and_311_is_closed_unacknowledged(self):
+        sub = self.v5("slow-sub")
+        sub.connect(self.broker, clean_start=True, session_expiry=600)
+        sub.subscribe("q/t", 1)
+        other = self.connected("other-sub")
+        other.subscribe("q/#", 2)
+        sub.disconnect()  # offline persistent: its queue fills
+
+        pub5 = self.raw(version=5)
+        pub5.connect("pub5")
+        for pid in (1, 2):
+            pub5.send(publish_packet("q/t", f"m{pid}".encode(), qos=1, packet_id=pid))
+            self.assertEqual(pub5.expect(PUBACK).reason, 0)
+        pub5.send(publish_packet("q/t", b"m3", qos=1, packet_id=3))
+        self.assertEqual(pub5.expect(PUBACK).reason, 0x97)
+        pub5.send(publish_packet("q/t", b"m4", qos=2, packet_id=4))
+        self.assertEqual(pub5.expect(PUBREC).reason, 0x97)
+
+        pub3 = self.raw(version=4)
+        pub3.connect("pub311")
+        pub3.send(publish_packet("q/t", b"m5", qos=1, packet_id=5, version=4))
+        self.assertEqual(pub3.read_until_closed(timeout=5), [], "3.1.1 publisher must not be acknowledged")
+
+        # The refused messages reached no subscriber at all.
+        other.msgs.wait_for(2)
+        other.msgs.wait_quiet(0.5)
+        self.assertEqual(other.msgs.payloads(), [b"m1", b"m2"])
+        present, rc, _ = sub.connect(self.broker, clean_start=False, session_expiry=600)
+        self.assertEqual((present, rc), (1, 0))
+        self.assertEqual(sorted(m.payload for m in sub.msgs.wait_for(2)), [b"m1", b"m2"])
+
+        # With room again, the 3.1.1 client's resend goes through.
+        again = self.raw(version=4)
+        again.connect("pub311", clean=False)
+        again.send(publish_packet("q/t", b"m5", qos=1, packet_id=5, dup=True, version=4))
+        self.assertEqual(again.expect(PUBACK).packet_id, 5)
+        self.assertEqual(other.msgs.wait_for(3)[-1].payload, b"m5")
 
 
 class ReasonStrings(BrokerTest):
