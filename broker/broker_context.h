@@ -36,7 +36,6 @@ struct Stats {
   std::atomic<uint64_t> messages_dropped{0};
   std::atomic<uint64_t> connections{0};  // currently open
   std::atomic<uint64_t> clients_connected{0};  // open and past CONNECT
-  std::atomic<uint64_t> connects_total{0};
 };
 
 // Whether a topic name or filter is within the configured length and levels.

@@ -30,7 +30,6 @@ struct ClientState {
   uint16_t client_receive_maximum = 65535;
   uint32_t client_max_packet_size = mqtt::kMaxPacketSize;
   uint16_t client_topic_alias_maximum = 0;
-  bool request_problem_information = true;
   // Topic aliases the client set for its PUBLISHes (index = alias).
   std::vector<std::string> inbound_aliases;
   // Aliases we assigned towards the client, by topic.

@@ -51,7 +51,6 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   st.client_receive_maximum = c.properties.receive_maximum.value_or(65535);
   st.client_max_packet_size = c.properties.maximum_packet_size.value_or(mqtt::kMaxPacketSize);
   st.client_topic_alias_maximum = c.properties.topic_alias_maximum.value_or(0);
-  st.request_problem_information = c.properties.request_problem_information.value_or(1) == 1;
 
   if (c.will) {
     st.will = std::make_unique<mqtt::Will>(*c.will);
@@ -74,7 +73,6 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   st.session = opened.session;
   st.connected = true;
   broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);
-  broker.stats.connects_total.fetch_add(1, std::memory_order_relaxed);
 
   mqtt::Connack ack;
   ack.session_present = opened.present;  // [MQTT-3.2.2-2,3]

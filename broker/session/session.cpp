@@ -63,23 +63,9 @@ bool Session::detach(const SessionListener* listener) {
   return true;
 }
 
-bool Session::attached_to(const SessionListener* listener) const {
-  std::lock_guard lock(mu_);
-  return listener != nullptr && listener_raw_ == listener;
-}
-
 bool Session::online() const {
   std::lock_guard lock(mu_);
   return listener_raw_ != nullptr;
-}
-
-void Session::kick_listener(mqtt::ReasonCode reason) {
-  std::shared_ptr<SessionListener> listener;
-  {
-    std::lock_guard lock(mu_);
-    listener = listener_.lock();
-  }
-  if (listener) listener->kick(reason);
 }
 
 uint16_t Session::next_packet_id_locked() {
@@ -228,9 +214,9 @@ std::optional<Clock::time_point> Session::disconnected_at() const {
   return disconnected_at_;
 }
 
-void Session::set_pending_will(std::optional<WillMessage> will) {
+void Session::cancel_pending_will() {
   std::lock_guard lock(mu_);
-  pending_will_ = std::move(will);
+  pending_will_.reset();
 }
 
 bool Session::set_pending_will_if_offline(WillMessage will) {

@@ -93,7 +93,6 @@ class Session {
   // Attaches a connection; returns the one attached before, if any (to kick).
   // In-flight PUBLISHes not yet released are to be sent again on it.
   std::shared_ptr<SessionListener> attach(std::weak_ptr<SessionListener> listener);
-  bool attached_to(const SessionListener* listener) const;
   // Ends the session for good (replaced or expired): nothing can subscribe
   // it again. Guarded by the router's lock, see Router::remove_session.
   void mark_ended() { ended_ = true; }
@@ -101,8 +100,6 @@ class Session {
   // Detaches `listener` if it is still the attached one; returns whether it was.
   bool detach(const SessionListener* listener);
   bool online() const;
-  // Asks the attached connection (if any) to close with `reason`.
-  void kick_listener(mqtt::ReasonCode reason);
 
   // What `listener` (the attached connection; nothing for any other) may send
   // now, in order: first in-flight PUBLISHes not yet sent on this connection
@@ -151,10 +148,11 @@ class Session {
   std::optional<Clock::time_point> disconnected_at() const;
 
   // The will of the last connection, waiting for its delay (v5) to pass.
-  void set_pending_will(std::optional<WillMessage> will);
-  // Stores it only while no connection is attached: one that attached since
+  // Stored only while no connection is attached: one that attached since
   // cancels it [MQTT-3.1.3-9]. Returns whether it was stored.
   bool set_pending_will_if_offline(WillMessage will);
+  // A connection resumed the session within the will delay [MQTT-3.1.3-9].
+  void cancel_pending_will();
   std::optional<WillMessage> take_pending_will();
   std::optional<Clock::time_point> pending_will_due() const;
 

@@ -32,7 +32,7 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
   }
   if (previous) previous->kick(mqtt::ReasonCode::kSessionTakenOver);
   // Resumed: a connection within the will delay cancels the will [MQTT-3.1.3-9].
-  if (old && !fresh) old->set_pending_will(std::nullopt);
+  if (old && !fresh) old->cancel_pending_will();
   if (fresh) {
     if (old) {
       router_.remove_session(*old);
@@ -123,13 +123,6 @@ std::string SessionRegistry::assign_client_id() {
 size_t SessionRegistry::size() const {
   std::lock_guard lock(mu_);
   return sessions_.size();
-}
-
-size_t SessionRegistry::online_count() const {
-  std::lock_guard lock(mu_);
-  size_t n = 0;
-  for (const auto& [id, session] : sessions_) n += session->online();
-  return n;
 }
 
 }  // namespace starling::broker

@@ -49,7 +49,6 @@ class SessionRegistry {
   std::string assign_client_id();
 
   size_t size() const;
-  size_t online_count() const;
 
   // Publishes a message that no connection sent (a will, $SYS): to the
   // retained store when it is retained, then to subscribers.

@@ -220,11 +220,5 @@ TEST_F(SessionTest, DetachDropsQueuedQos0AndOnlyTheCurrentListenerDetaches) {
   EXPECT_TRUE(session.disconnected_at().has_value());
 }
 
-TEST_F(SessionTest, KickReachesTheAttachedListener) {
-  session.attach(listener);
-  session.kick_listener(mqtt::ReasonCode::kSessionTakenOver);
-  EXPECT_EQ(listener->kicked, mqtt::ReasonCode::kSessionTakenOver);
-}
-
 }  // namespace
 }  // namespace starling::broker
