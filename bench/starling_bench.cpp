@@ -5,23 +5,30 @@
 //   p2p        N publisher/subscriber pairs, one topic per pair (--publishers N)
 //   fanout     1 publisher -> one topic -> S subscribers
 //   sharedsub  P publishers -> a $share group of S subscribers (each message once)
+//   pingpong   N pairs, round trips
+//   conns      N idle connections (optionally one subscription each) held open
 //
 // Every payload starts with publisher id (u32), sequence number (u64) and send
 // time (u64, steady_clock ns), little-endian, so the receiving side computes
 // latency, losses, duplicates and reordering per (publisher, receiver) pair.
-// Single-threaded: one io_context drives every connection.
+// Single-threaded: one io_context drives every connection. With --broker-pid the
+// tool also samples the broker's CPU time and resident memory from /proc.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -66,6 +73,56 @@ struct Options {
   double connect_timeout = 30;
   uint32_t connections = 1000;   // conns
   uint32_t source_addresses = 0;  // conns: bind to 127.0.0.1..K; 0 = automatic
+  bool subscribe_each = false;    // conns: one subscription per connection
+  int broker_pid = 0;             // sample this process's CPU and RSS; 0 = none
+};
+
+// CPU time of this process (user + system), seconds.
+double self_cpu_s() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU time (utime + stime) of process pid from /proc/PID/stat, seconds.
+std::optional<double> proc_cpu_s(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return std::nullopt;
+  const auto paren = line.rfind(')');  // the command name may hold spaces and parentheses
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(paren + 1));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  // After ")": state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  if (!rest) return std::nullopt;
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  return static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
+}
+
+// A "Key:   N kB" line of /proc/PID/status (VmRSS, VmHWM), in KB.
+std::optional<uint64_t> proc_status_kb(int pid, const char* key) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  const size_t n = std::strlen(key);
+  while (std::getline(f, line)) {
+    if (line.compare(0, n, key) == 0 && line.size() > n && line[n] == ':') {
+      return std::stoull(line.substr(n + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+// The measured window: this process's and the broker's CPU time at its start and end.
+struct CpuSample {
+  uint64_t ns = 0;
+  double self_s = 0;
+  std::optional<double> broker_s;
 };
 
 // What one receiver saw of one publisher.
@@ -90,7 +147,7 @@ struct Bench {
   std::string prefix;
 
   std::vector<std::unique_ptr<Client>> clients;  // subscribers first, then publishers
-  std::vector<Client*> pubs, subs;
+  std::vector<Client*> pubs, subs, idles;
   bool pingpong = false;
   std::vector<std::string> pub_topic;
   std::vector<std::string> pong_topic;  // pingpong: publisher i listens here
@@ -115,6 +172,16 @@ struct Bench {
   asio::steady_timer phase_timer{io};
   asio::steady_timer progress_timer{io};
   asio::steady_timer ping_timer{io};
+  asio::steady_timer window_timer{io};
+  asio::steady_timer rss_timer{io};
+
+  // resources: the measured window, and the broker's memory (--broker-pid)
+  std::optional<CpuSample> window_begin, window_end;
+  std::optional<uint64_t> rss_start, rss_peak, rss_end, rss_hwm;
+  void begin_window();
+  void end_window();
+  void sample_rss();
+  void watch_rss();
 
   uint64_t sent_all() const;
   uint64_t sent_measured() const;
@@ -170,6 +237,14 @@ class Client {
       boost::system::error_code ec;
       const tcp::endpoint target = *b_.endpoints.begin();
       socket_.open(target.protocol(), ec);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+      // Pick the port at connect time, by the whole 4-tuple: a port still in
+      // TIME_WAIT towards another broker can be used again at once.
+      if (!ec) {
+        const int one = 1;
+        ::setsockopt(socket_.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+      }
+#endif
       if (!ec) {
         const auto local = asio::ip::address_v4(0x7f000001u + index_ % b_.opt.source_addresses);
         socket_.bind(tcp::endpoint(local, 0), ec);
@@ -582,11 +657,14 @@ void Bench::on_connected(Client&) {
   if (pingpong) {
     for (size_t i = 0; i < pubs.size(); ++i) pubs[i]->subscribe(pong_topic[i]);
   }
-  if (subs.empty() && !pingpong) start_publishing();
+  if (opt.subscribe_each) {
+    for (size_t i = 0; i < idles.size(); ++i) idles[i]->subscribe(prefix + "/idle/" + std::to_string(i));
+  }
+  if (subs.empty() && !pingpong && !(opt.subscribe_each && !idles.empty())) start_publishing();
 }
 
 void Bench::on_subscribed() {
-  if (++subscribed < subs.size() + (pingpong ? pubs.size() : 0)) return;
+  if (++subscribed < subs.size() + (pingpong ? pubs.size() : 0) + (opt.subscribe_each ? idles.size() : 0)) return;
   if (connect_errors > 0) {
     shutdown();
     return;
@@ -600,6 +678,14 @@ void Bench::start_publishing() {
   warmup_end_ns = start_ns + static_cast<uint64_t>(opt.warmup * 1e9);
   stop_ns = warmup_end_ns + static_cast<uint64_t>(opt.duration * 1e9);
   running = true;
+  if (opt.warmup > 0) {
+    window_timer.expires_at(Clock::time_point(std::chrono::nanoseconds(warmup_end_ns)));
+    window_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) begin_window();
+    });
+  } else {
+    begin_window();
+  }
   for (auto* p : pubs) p->start();
   progress_timer.expires_after(std::chrono::seconds(1));
   progress_timer.async_wait([this](boost::system::error_code ec) {
@@ -610,6 +696,7 @@ void Bench::start_publishing() {
     if (ec) return;
     running = false;
     stopped = true;
+    end_window();  // conns: every connection is still held here
     check_drain();
   });
   ping_timer.expires_after(std::chrono::seconds(20));
@@ -665,11 +752,44 @@ void Bench::shutdown() {
   running = false;
   progress_timer.cancel();
   ping_timer.cancel();
+  window_timer.cancel();
+  rss_timer.cancel();
   for (auto& c : clients) c->disconnect();
   phase_timer.expires_after(std::chrono::milliseconds(300));
   phase_timer.async_wait([this](boost::system::error_code) {
     for (auto& c : clients) c->close();
     io.stop();
+  });
+}
+
+void Bench::begin_window() {
+  if (window_begin) return;
+  window_begin = CpuSample{now_ns(), self_cpu_s(), opt.broker_pid > 0 ? proc_cpu_s(opt.broker_pid) : std::nullopt};
+}
+
+void Bench::end_window() {
+  if (!window_begin) begin_window();  // warm-up longer than the run cannot happen, but be safe
+  if (window_end) return;
+  window_end = CpuSample{now_ns(), self_cpu_s(), opt.broker_pid > 0 ? proc_cpu_s(opt.broker_pid) : std::nullopt};
+  if (opt.broker_pid > 0) {
+    sample_rss();
+    rss_end = proc_status_kb(opt.broker_pid, "VmRSS");
+    rss_hwm = proc_status_kb(opt.broker_pid, "VmHWM");
+  }
+}
+
+void Bench::sample_rss() {
+  const auto kb = proc_status_kb(opt.broker_pid, "VmRSS");
+  if (kb && (!rss_peak || *kb > *rss_peak)) rss_peak = kb;
+}
+
+// Every second from before the first connection until the run ends.
+void Bench::watch_rss() {
+  if (opt.broker_pid <= 0 || shutting_down) return;
+  sample_rss();
+  rss_timer.expires_after(std::chrono::seconds(1));
+  rss_timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec) watch_rss();
   });
 }
 
@@ -741,10 +861,23 @@ int parse(int argc, char** argv, Options& o) {
   app.add_option("--source-addresses", o.source_addresses,
                  "conns: bind to 127.0.0.1..N (0 = one per 20,000 connections on a 127.x host, else none)")
       ->check(CLI::Range(0u, 254u))->capture_default_str();
+  auto* each_opt = app.add_flag("--subscribe-each", o.subscribe_each,
+                                "conns: each connection subscribes to a topic of its own before the hold");
+  app.add_option("--broker-pid", o.broker_pid,
+                 "the broker's process id: report its CPU time and resident memory (from /proc)")
+      ->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (each_opt->count() > 0 && o.scenario != "conns") {
+    std::cerr << "starling-bench: --subscribe-each is for the conns scenario\n";
+    return 2;
+  }
+  if (o.broker_pid > 0 && !proc_cpu_s(o.broker_pid)) {
+    std::cerr << "starling-bench: --broker-pid: cannot read /proc/" << o.broker_pid << "/stat\n";
+    return 2;
   }
   if (o.scenario == "p2p" || o.scenario == "pingpong") {
     if (subs_opt->count() > 0 && o.subscribers != o.publishers) {
@@ -849,8 +982,13 @@ void report(const Bench& b) {
   } else {
     std::snprintf(pace, sizeof pace, "open loop, window %u", o.window);
   }
-  std::printf("%-16s %u publishers, %u subscribers, payload %u B, %s\n", "clients", o.publishers,
-              o.subscribers, o.payload, pace);
+  if (o.scenario == "conns") {
+    std::printf("%-16s %u idle connections%s\n", "clients", o.connections,
+                o.subscribe_each ? ", one subscription each" : "");
+  } else {
+    std::printf("%-16s %u publishers, %u subscribers, payload %u B, %s\n", "clients", o.publishers,
+                o.subscribers, o.payload, pace);
+  }
   std::printf("%-16s %.1f s measured after %.1f s warm-up\n", "duration", o.duration, o.warmup);
   std::printf("%-16s %llu\n", "sent", static_cast<unsigned long long>(sent));
   std::printf("%-16s %llu\n", "expected", static_cast<unsigned long long>(expected));
@@ -864,19 +1002,61 @@ void report(const Bench& b) {
               b.connected, static_cast<unsigned long long>(b.connect_errors), connect_rate, b.open_at_end);
   std::printf("%-16s %llu\n", "errors", static_cast<unsigned long long>(b.errors));
 
+  // CPU over the measured window, as seconds and as % of one core.
+  std::optional<double> bench_cpu, bench_pct, broker_cpu, broker_pct;
+  if (b.window_begin && b.window_end) {
+    const double wall = static_cast<double>(b.window_end->ns - b.window_begin->ns) / 1e9;
+    bench_cpu = b.window_end->self_s - b.window_begin->self_s;
+    if (wall > 0) bench_pct = *bench_cpu / wall * 100;
+    if (b.window_begin->broker_s && b.window_end->broker_s) {
+      broker_cpu = *b.window_end->broker_s - *b.window_begin->broker_s;
+      if (wall > 0) broker_pct = *broker_cpu / wall * 100;
+    }
+  }
+  const auto fmt = [](std::optional<double> v, const char* f) {
+    if (!v) return std::string("null");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, f, *v);
+    return std::string(buf);
+  };
+  const auto kb = [](std::optional<uint64_t> v) { return v ? std::to_string(*v) : std::string("null"); };
+  if (bench_cpu) {
+    std::printf("%-16s %.2f s, %.1f%% of one core\n", "bench cpu", *bench_cpu, bench_pct.value_or(0));
+  } else {
+    std::printf("%-16s n/a (no measured window)\n", "bench cpu");
+  }
+  if (o.broker_pid > 0) {
+    if (broker_cpu) {
+      std::printf("%-16s %.2f s, %.1f%% of one core (pid %d)\n", "broker cpu", *broker_cpu,
+                  broker_pct.value_or(0), o.broker_pid);
+    } else {
+      std::printf("%-16s n/a (pid %d)\n", "broker cpu", o.broker_pid);
+    }
+    std::printf("%-16s start %s KB, peak %s KB, end %s KB (VmHWM %s KB)\n", "broker rss", kb(b.rss_start).c_str(),
+                kb(b.rss_peak).c_str(), kb(b.rss_end).c_str(), kb(b.rss_hwm).c_str());
+  }
+
   std::printf(
       "{\"scenario\":\"%s\",\"qos\":%d,\"mqtt\":\"%s\",\"publishers\":%u,\"subscribers\":%u,\"payload\":%u,"
       "\"rate\":%g,\"window\":%u,\"duration\":%g,\"warmup\":%g,\"sent\":%llu,\"received\":%llu,"
       "\"expected\":%llu,\"msgs_per_s\":%.1f,\"lost\":%llu,\"duplicated\":%llu,\"out_of_order\":%llu,"
       "\"latency_us\":{\"p50\":%s,\"p99\":%s,\"p999\":%s,\"max\":%s},\"connections\":%zu,"
-      "\"open_at_end\":%zu,\"connect_rate\":%.1f,\"connect_errors\":%llu,\"errors\":%llu}\n",
+      "\"open_at_end\":%zu,\"connect_rate\":%.1f,\"connect_errors\":%llu,\"errors\":%llu,"
+      "\"deliveries_per_s\":%.1f,\"sent_per_s\":%.1f,\"subscribe_each\":%s,"
+      "\"bench_cpu_s\":%s,\"bench_cpu_pct\":%s,\"broker_pid\":%s,\"broker_cpu_s\":%s,\"broker_cpu_pct\":%s,"
+      "\"broker_rss_kb_start\":%s,\"broker_rss_kb_peak\":%s,\"broker_rss_kb_end\":%s,"
+      "\"broker_rss_kb_hwm\":%s}\n",
       o.scenario.c_str(), o.qos, mqtt, o.publishers, o.subscribers, o.payload, o.rate, o.window, o.duration,
       o.warmup, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(b.received_measured),
       static_cast<unsigned long long>(expected), rate, static_cast<unsigned long long>(lost),
       static_cast<unsigned long long>(b.duplicated), static_cast<unsigned long long>(b.out_of_order),
       us(h.percentile(0.5)).c_str(), us(h.percentile(0.99)).c_str(), us(h.percentile(0.999)).c_str(),
       us(h.max()).c_str(), b.connected, b.open_at_end, connect_rate, static_cast<unsigned long long>(b.connect_errors),
-      static_cast<unsigned long long>(b.errors));
+      static_cast<unsigned long long>(b.errors), rate, static_cast<double>(sent) / o.duration,
+      o.subscribe_each ? "true" : "false", fmt(bench_cpu, "%.3f").c_str(), fmt(bench_pct, "%.1f").c_str(),
+      o.broker_pid > 0 ? std::to_string(o.broker_pid).c_str() : "null", fmt(broker_cpu, "%.3f").c_str(),
+      fmt(broker_pct, "%.1f").c_str(), kb(b.rss_start).c_str(), kb(b.rss_peak).c_str(), kb(b.rss_end).c_str(),
+      kb(b.rss_hwm).c_str());
   std::fflush(stdout);
 }
 
@@ -903,11 +1083,16 @@ int run(int argc, char** argv) {
   if (b.opt.scenario == "conns") {
     for (uint32_t i = 0; i < b.opt.connections; ++i) {
       b.clients.push_back(std::make_unique<Client>(b, Client::Role::kIdle, i));
+      b.idles.push_back(b.clients.back().get());
     }
   }
   for (uint32_t p = 0; p < b.opt.publishers; ++p) {
     b.clients.push_back(std::make_unique<Client>(b, Client::Role::kPublisher, p));
     b.pubs.push_back(b.clients.back().get());
+  }
+  if (b.opt.broker_pid > 0) {
+    b.rss_start = proc_status_kb(b.opt.broker_pid, "VmRSS");  // before the first connection
+    b.watch_rss();
   }
   b.connect_start_ns = now_ns();
   b.connect_more();

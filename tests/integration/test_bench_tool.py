@@ -101,6 +101,52 @@ class BenchToolTest(unittest.TestCase):
             self.assertEqual(r["connect_errors"], 0, out)
             self.assertGreater(r["connect_rate"], 0, out)
 
+    def test_broker_resources(self):
+        # --broker-pid: the broker's CPU time and resident memory, next to the
+        # tool's own CPU time; --subscribe-each gives every idle connection a
+        # subscription.
+        with Broker() as b:
+            r = self.check_clean(b, "--scenario", "fanin", "--publishers", 2, "--qos", 1,
+                                 "--rate", 2000, "--duration", 1, "--warmup", 0.5,
+                                 "--broker-pid", b.pid)
+            out = json.dumps(r)
+            self.assertEqual(r["broker_pid"], b.pid, out)
+            self.assertEqual(r["deliveries_per_s"], r["msgs_per_s"], out)
+            self.assertGreater(r["sent_per_s"], 0, out)
+            for k in ("bench_cpu_s", "broker_cpu_s"):
+                self.assertGreater(r[k], 0, out)
+                self.assertLess(r[k], 10, out)          # at most a few cores for 1 s
+            for k in ("bench_cpu_pct", "broker_cpu_pct"):
+                self.assertGreater(r[k], 0, out)
+                self.assertLess(r[k], 1000, out)
+            self.assertLessEqual(r["bench_cpu_pct"], 110, out)   # one thread
+            start, peak, end = r["broker_rss_kb_start"], r["broker_rss_kb_peak"], r["broker_rss_kb_end"]
+            self.assertGreater(start, 1000, out)        # a real process holds over 1 MB
+            self.assertLessEqual(start, peak, out)
+            self.assertLessEqual(end, peak, out)
+            self.assertLessEqual(peak, r["broker_rss_kb_hwm"], out)
+
+            rc, r, out = run_bench(b, "--scenario", "conns", "--connections", 500, "--mqtt", 5,
+                                   "--subscribe-each", "--duration", 1, "--broker-pid", b.pid)
+            self.assertEqual(rc, 0, out)
+            self.assertTrue(r["subscribe_each"], out)
+            self.assertEqual(r["open_at_end"], 500, out)
+            self.assertEqual(r["connect_errors"], 0, out)
+            # Taken while the 500 connections are held: the broker grew.
+            self.assertGreater(r["broker_rss_kb_end"], r["broker_rss_kb_start"], out)
+            self.assertIsNotNone(r["broker_cpu_pct"], out)
+
+        # Without --broker-pid the broker fields are null; the tool's own CPU is there.
+        with Broker() as b:
+            r = self.check_clean(b, "--scenario", "p2p", "--publishers", 1, "--rate", 500,
+                                 "--duration", 0.5, "--warmup", 0)
+            for k in ("broker_pid", "broker_cpu_s", "broker_cpu_pct", "broker_rss_kb_start",
+                      "broker_rss_kb_peak", "broker_rss_kb_end"):
+                self.assertIn(k, r)
+                self.assertIsNone(r[k], k)
+            self.assertIsNotNone(r["bench_cpu_s"])
+            self.assertIsNotNone(r["bench_cpu_pct"])
+
     def test_connect_failure_exits_1(self):
         with Broker() as b:
             port = b.port
