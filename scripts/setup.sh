@@ -2,7 +2,17 @@
 # Installs the Debian 12 packages Starling needs to build and test.
 # Installs only what is missing; runs `apt-get update` only when something is.
 # Safe to run any number of times.
+#   --bench   also what bench/compare needs: mosquitto (the broker compared
+#             with) and gnuplot-nox (the charts)
 set -euo pipefail
+
+BENCH=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) BENCH=1 ;;
+    *) echo "setup: unknown argument: $arg (usage: setup.sh [--bench])" >&2; exit 2 ;;
+  esac
+done
 
 PACKAGES=(
   # toolchain
@@ -15,6 +25,9 @@ PACKAGES=(
   # clients this project did not write, used by the integration tests
   python3 python3-paho-mqtt mosquitto-clients
 )
+if [[ $BENCH -eq 1 ]]; then
+  PACKAGES+=(mosquitto gnuplot-nox)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
