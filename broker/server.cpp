@@ -25,7 +25,7 @@ struct Server::Parts {
       : config(c),
         log(l),
         router(forwarder),
-        sessions(router, retained, QueueLimits{c.max_queued, c.max_queued_bytes}),
+        sessions(router, retained, QueueLimits::with_hard_limits(c.max_queued, c.max_queued_bytes)),
         context{limits_of(c), sessions, router, retained, stats, log},
         workers(c.threads),
         signals(main, SIGINT, SIGTERM),

@@ -23,6 +23,12 @@ constexpr size_t kMaxBufferedOutput = 1024 * 1024;
 constexpr size_t kKeptBufferCapacity = 64 * 1024;
 // How long a closing connection may take to flush its last bytes.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
+// How long a publisher waits for a congested subscriber before it is read
+// again anyway. Bounded, so that clients publishing to each other cannot stall
+// for good (each waiting for the other to read its acknowledgements); a
+// subscriber that stays stuck then fills to the hard queue limit, and the
+// publisher is refused.
+constexpr auto kRoomWait = std::chrono::milliseconds(200);
 
 }  // namespace
 
@@ -107,9 +113,31 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   }
   if (pending_.total + writing_.total > kMaxBufferedOutput) {
     read_paused_ = true;  // resumed by on_write once the client has read enough
-    return;
   }
+  if (read_paused_ || waiting_for_room_) return;
   read();
+}
+
+void Connection::wait_for_room(Session& congested) {
+  if (waiting_for_room_ || closing_) return;
+  if (!congested.wait_for_room(weak_from_this())) return;  // drained meanwhile
+  waiting_for_room_ = true;
+  if (!room_timer_) room_timer_ = std::make_unique<asio::steady_timer>(stream_->executor());
+  room_timer_->expires_after(kRoomWait);
+  room_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->end_room_wait();
+  });
+}
+
+void Connection::room() {
+  asio::post(stream_->executor(), [self = shared_from_this()] { self->end_room_wait(); });
+}
+
+void Connection::end_room_wait() {
+  if (!waiting_for_room_ || closing_) return;
+  waiting_for_room_ = false;
+  room_timer_->cancel();
+  if (!read_paused_) read();
 }
 
 void Connection::send(const mqtt::Packet& packet) {
@@ -268,7 +296,7 @@ void Connection::on_write(boost::system::error_code ec) {
   start_write();
   if (read_paused_ && pending_.total + writing_.total <= kMaxBufferedOutput) {
     read_paused_ = false;
-    read();
+    if (!waiting_for_room_) read();
   }
 }
 
@@ -311,6 +339,7 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
 
 void Connection::finish_close() {
   timer_.cancel();
+  if (room_timer_) room_timer_->cancel();
   stream_->close();
 }
 

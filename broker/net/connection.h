@@ -30,6 +30,7 @@ class Connection final : public ClientLink,
   // SessionListener (any thread).
   void wake() override;
   void kick(mqtt::ReasonCode reason) override;
+  void room() override;
 
   // ClientLink (the worker).
   ClientState& state() override { return state_; }
@@ -39,6 +40,7 @@ class Connection final : public ClientLink,
   void close(std::optional<mqtt::ReasonCode> reason, bool normal, std::string_view why = {}) override;
   std::weak_ptr<SessionListener> listener() override { return weak_from_this(); }
   void set_keep_alive(uint16_t seconds) override;
+  void wait_for_room(Session& congested) override;
 
  private:
   // Bytes waiting to be written: encoded packets in `bytes`, and payloads sent
@@ -64,6 +66,7 @@ class Connection final : public ClientLink,
 
   void read();
   void on_read(boost::system::error_code ec, size_t n);
+  void end_room_wait();
   void start_write();
   void on_write(boost::system::error_code ec);
   void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
@@ -82,8 +85,10 @@ class Connection final : public ClientLink,
   bool write_in_flight_ = false;
   bool in_read_batch_ = false;
   bool read_paused_ = false;  // too much output waiting: no reads until it drains
+  bool waiting_for_room_ = false;  // a subscriber is congested: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
   boost::asio::steady_timer timer_;
+  std::unique_ptr<boost::asio::steady_timer> room_timer_;  // made by the first wait for room
   Clock::time_point last_read_;
   std::atomic<bool> wake_posted_{false};
   std::vector<Session::Ready> ready_;  // reused by flush_session

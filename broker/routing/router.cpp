@@ -106,7 +106,7 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
   }
 
   // Merge each session's matches into one delivery.
-  std::vector<std::pair<Session*, Delivery>> deliveries;
+  std::vector<std::pair<std::shared_ptr<Session>, Delivery>> deliveries;
   deliveries.reserve(sessions.size());
   size_t s = 0;
   for (size_t i = 0; i < targets.size(); ++s) {
@@ -122,7 +122,7 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
       d.retain = d.retain || (e.options.retain_as_published && message->retain);  // [MQTT-3.3.1-12,13]
       if (e.subscription_id != 0) d.subscription_ids.push_back(e.subscription_id);
     }
-    if (any && sessions[s] != nullptr) deliveries.emplace_back(sessions[s].get(), std::move(d));
+    if (any && sessions[s] != nullptr) deliveries.emplace_back(std::move(sessions[s]), std::move(d));
   }
 
   Published result;
@@ -140,7 +140,10 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
   for (auto& [session, d] : deliveries) {
     const bool checked = policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0;
     switch (session->enqueue(std::move(d), now, checked)) {
-      case Session::Enqueued::kQueued: ++result.deliveries; break;
+      case Session::Enqueued::kQueued:
+        ++result.deliveries;
+        if (!result.congested && session->congested()) result.congested = session;
+        break;
       case Session::Enqueued::kQueueFull:  // best effort only
       case Session::Enqueued::kDroppedQos0:
       case Session::Enqueued::kExpired: ++result.dropped; break;

@@ -1,6 +1,7 @@
 #include "broker/session/session.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace starling::broker {
 
@@ -31,6 +32,10 @@ Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now, bool check
     const bool was_empty = queue_.empty();
     queued_bytes_ += cost(d);
     queue_.push_back(std::move(d));
+    if (listener_raw_ != nullptr &&
+        (queue_.size() >= limits_.slow_down_messages || queued_bytes_ >= limits_.slow_down_bytes)) {
+      congested_.store(true, std::memory_order_relaxed);
+    }
     // Only the first message of a batch wakes the connection; it drains all.
     if (!was_empty) listener.reset();
   }
@@ -42,25 +47,55 @@ std::shared_ptr<SessionListener> Session::attach(std::weak_ptr<SessionListener> 
   std::lock_guard lock(mu_);
   auto previous = listener_.lock();
   listener_raw_ = listener.lock().get();
-  for (auto& [id, f] : inflight_) f.sent = f.released;  // unreleased ones go again
+  inflight_unsent_ = 0;
+  for (auto& [id, f] : inflight_) {
+    f.sent = f.released;  // unreleased ones go again
+    inflight_unsent_ += !f.sent;
+  }
   listener_ = std::move(listener);
   disconnected_at_.reset();
   return previous;
 }
 
 bool Session::detach(const SessionListener* listener) {
-  std::lock_guard lock(mu_);
-  if (listener_raw_ != listener) return false;
-  listener_.reset();
-  listener_raw_ = nullptr;
-  disconnected_at_ = Clock::now();
-  // QoS 0 messages are not kept for an absent client.
-  std::erase_if(queue_, [this](const Delivery& d) {
-    if (d.qos != mqtt::QoS::k0) return false;
-    queued_bytes_ -= cost(d);
-    return true;
-  });
+  std::vector<std::weak_ptr<SessionListener>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    if (listener_raw_ != listener) return false;
+    listener_.reset();
+    listener_raw_ = nullptr;
+    disconnected_at_ = Clock::now();
+    // QoS 0 messages are not kept for an absent client.
+    std::erase_if(queue_, [this](const Delivery& d) {
+      if (d.qos != mqtt::QoS::k0) return false;
+      queued_bytes_ -= cost(d);
+      return true;
+    });
+    // An offline session slows no one: its queue is bounded by the hard limits.
+    waiters = relieve_locked(0, 0, /*force=*/true);
+  }
+  tell_room(std::move(waiters));
   return true;
+}
+
+bool Session::wait_for_room(std::weak_ptr<SessionListener> waiter) {
+  std::lock_guard lock(mu_);
+  if (!congested_.load(std::memory_order_relaxed)) return false;
+  room_waiters_.push_back(std::move(waiter));
+  return true;
+}
+
+std::vector<std::weak_ptr<SessionListener>> Session::relieve_locked(size_t messages, size_t bytes, bool force) {
+  if (!congested_.load(std::memory_order_relaxed)) return {};
+  if (!force && (queue_.size() > messages || queued_bytes_ > bytes)) return {};
+  congested_.store(false, std::memory_order_relaxed);
+  return std::exchange(room_waiters_, {});
+}
+
+void Session::tell_room(std::vector<std::weak_ptr<SessionListener>> waiters) {
+  for (auto& w : waiters) {
+    if (auto l = w.lock()) l->room();
+  }
 }
 
 bool Session::online() const {
@@ -78,41 +113,43 @@ uint16_t Session::next_packet_id_locked() {
 
 void Session::take_ready(const SessionListener* listener, size_t window, Clock::time_point now,
                          std::vector<Ready>& out, size_t& expired) {
-  std::lock_guard lock(mu_);
-  if (listener == nullptr || listener != listener_raw_) return;  // a replaced connection sends nothing
-  size_t unacknowledged = 0;
-  for (const auto& [id, f] : inflight_) unacknowledged += f.sent;
-  for (uint16_t id : inflight_order_) {
-    if (unacknowledged >= window) break;
-    Inflight& f = inflight_.at(id);
-    if (f.sent) continue;
-    f.sent = true;
-    ++unacknowledged;
-    out.push_back({id, f.delivery, /*dup=*/true});
-  }
-  while (!queue_.empty()) {
-    Delivery& d = queue_.front();
-    queued_bytes_ -= cost(d);
-    if (d.message->expired(now)) {
-      ++expired;
+  std::vector<std::weak_ptr<SessionListener>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    if (listener == nullptr || listener != listener_raw_) return;  // a replaced connection sends nothing
+    size_t unacknowledged = inflight_.size() - inflight_unsent_;
+    for (size_t i = 0; i < inflight_order_.size() && inflight_unsent_ > 0; ++i) {
+      if (unacknowledged >= window) break;
+      Inflight& f = inflight_.at(inflight_order_[i]);
+      if (f.sent) continue;
+      f.sent = true;
+      --inflight_unsent_;
+      ++unacknowledged;
+      out.push_back({f.packet_id, f.delivery, /*dup=*/true});
+    }
+    while (!queue_.empty()) {
+      Delivery& d = queue_.front();
+      if (d.message->expired(now)) {
+        ++expired;
+        queued_bytes_ -= cost(d);
+        queue_.pop_front();
+        continue;
+      }
+      if (d.qos != mqtt::QoS::k0) {
+        if (inflight_.size() >= window || inflight_.size() >= 65535) break;  // stays queued
+        const uint16_t id = next_packet_id_locked();
+        inflight_.emplace(id, Inflight{id, d, false, true});
+        inflight_order_.push_back(id);
+        out.push_back({id, std::move(d)});
+      } else {
+        out.push_back({0, std::move(d)});
+      }
+      queued_bytes_ -= cost(*out.back().delivery.message);
       queue_.pop_front();
-      continue;
     }
-    if (d.qos == mqtt::QoS::k0) {
-      out.push_back({0, std::move(d)});
-      queue_.pop_front();
-      continue;
-    }
-    if (inflight_.size() >= window || inflight_.size() >= 65535) {
-      queued_bytes_ += cost(d);  // stays queued
-      break;
-    }
-    const uint16_t id = next_packet_id_locked();
-    inflight_.emplace(id, Inflight{id, d, false, true});
-    inflight_order_.push_back(id);
-    out.push_back({id, std::move(d)});
-    queue_.pop_front();
+    waiters = relieve_locked(limits_.slow_down_messages / 2, limits_.slow_down_bytes / 2, false);
   }
+  tell_room(std::move(waiters));
 }
 
 std::vector<uint16_t> Session::released_ids() const {
@@ -136,6 +173,7 @@ bool Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   auto it = inflight_.find(packet_id);
   if (it == inflight_.end() || it->second.delivery.qos != expected) return false;
   if (expected == mqtt::QoS::k2 && !it->second.released) return false;
+  inflight_unsent_ -= !it->second.sent;
   inflight_.erase(it);
   std::erase(inflight_order_, packet_id);
   return true;
@@ -151,7 +189,10 @@ bool Session::release(uint16_t packet_id) {
 
 void Session::discard(uint16_t packet_id) {
   std::lock_guard lock(mu_);
-  inflight_.erase(packet_id);
+  auto it = inflight_.find(packet_id);
+  if (it == inflight_.end()) return;
+  inflight_unsent_ -= !it->second.sent;
+  inflight_.erase(it);
   std::erase(inflight_order_, packet_id);
 }
 

@@ -7,6 +7,7 @@
 // guarded by mu_, held only for short, allocation-light sections.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -32,6 +33,9 @@ class SessionListener {
   virtual void wake() = 0;
   // Another connection took the session over, or the broker is closing it.
   virtual void kick(mqtt::ReasonCode reason) = 0;
+  // A session this listener waited on (Session::wait_for_room) has room again,
+  // or went offline.
+  virtual void room() = 0;
 };
 
 struct SubscriptionRecord {
@@ -64,9 +68,26 @@ struct WillMessage {
 // How much one session may hold queued (not yet sent): messages, and bytes of
 // topic and payload. Beyond either, QoS 1/2 deliveries are refused (the
 // publisher hears 0x97) and QoS 0 ones dropped.
+//
+// Long before that, at the slow-down mark, an online session is congested:
+// its publishers stop being read until it has drained to half the mark
+// (Session::wait_for_room), so a fast publisher is slowed to its subscribers'
+// pace instead of being refused.
 struct QueueLimits {
   size_t messages = 100000;
   size_t bytes = 64 * 1024 * 1024;
+  size_t slow_down_messages = 1000;
+  size_t slow_down_bytes = 1024 * 1024;
+
+  // The slow-down mark never above the hard limit.
+  static QueueLimits with_hard_limits(size_t messages, size_t bytes) {
+    QueueLimits l;
+    l.messages = messages;
+    l.bytes = bytes;
+    l.slow_down_messages = std::min(l.slow_down_messages, messages);
+    l.slow_down_bytes = std::min(l.slow_down_bytes, bytes);
+    return l;
+  }
 };
 
 class Session {
@@ -88,6 +109,12 @@ class Session {
   Enqueued enqueue(Delivery d, Clock::time_point now, bool checked = false);
   // Whether one more QoS 1/2 delivery of `message` fits the queue limits.
   bool has_room(const Message& message) const;
+  // Online and queued past the slow-down mark (a hint: read without the lock).
+  bool congested() const { return congested_.load(std::memory_order_relaxed); }
+  // If the session is still congested, `waiter` is told (SessionListener::room)
+  // once it has drained to half the mark or gone offline; returns whether it
+  // will be. Each call is answered once.
+  bool wait_for_room(std::weak_ptr<SessionListener> waiter);
 
   // --- the attached connection's worker ---
   // Attaches a connection; returns the one attached before, if any (to kick).
@@ -158,6 +185,10 @@ class Session {
 
  private:
   uint16_t next_packet_id_locked();
+  // Clears the congestion when the queue is at or below `messages`/`bytes`
+  // (or always, when `force`); returns the waiters to tell, outside the lock.
+  std::vector<std::weak_ptr<SessionListener>> relieve_locked(size_t messages, size_t bytes, bool force);
+  static void tell_room(std::vector<std::weak_ptr<SessionListener>> waiters);
 
   const std::string client_id_;
   const SessionId id_;
@@ -170,6 +201,9 @@ class Session {
   size_t queued_bytes_ = 0;
   std::map<uint16_t, Inflight> inflight_;  // by packet id; few entries
   std::vector<uint16_t> inflight_order_;   // send order, for redelivery
+  size_t inflight_unsent_ = 0;             // in inflight_ with sent == false
+  std::vector<std::weak_ptr<SessionListener>> room_waiters_;
+  std::atomic<bool> congested_{false};     // written under mu_
   uint16_t last_packet_id_ = 0;
   std::set<uint16_t> inbound_qos2_;
   std::map<std::string, SubscriptionRecord> subscriptions_;

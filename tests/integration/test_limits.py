@@ -4,7 +4,10 @@
 Usage: test_limits.py PATH_TO_STARLING
 """
 from harness import *  # noqa: F401,F403
-from harness import CONNACK, DISCONNECT, PUBACK, PUBREC, SUBACK
+import threading
+import time
+
+from harness import CONNACK, DISCONNECT, PUBACK, PUBLISH, PUBREC, SUBACK, ack_packet, subscribe_packet
 
 
 class MaxConnections(BrokerTest):
@@ -123,6 +126,66 @@ class FullQueueRefusesThePublisher(BrokerTest):
         again.send(publish_packet("q/t", b"m5", qos=1, packet_id=5, dup=True, version=4))
         self.assertEqual(again.expect(PUBACK).packet_id, 5)
         self.assertEqual(other.msgs.wait_for(3)[-1].payload, b"m5")
+
+
+class SlowSubscriberSlowsThePublisher(BrokerTest):
+    # Past 1,000 queued messages (the slow-down mark) a subscriber's publisher is
+    # read more slowly instead of being refused: its acknowledgements lag while
+    # the subscriber is stuck, and once it reads, every message arrives.
+    N = 6000
+    WINDOW = 100
+
+    def test_publisher_waits_for_a_stuck_subscriber_and_nothing_is_refused(self):
+        sub = self.raw(version=5)
+        sub.connect("stuck-sub")
+        sub.send(subscribe_packet(1, [("slow/t", 1)]))
+        self.assertEqual(sub.expect(SUBACK).reasons, [1])
+
+        pub = self.raw(version=5)
+        pub.connect("fast-pub")
+        acks = []  # (time, reason)
+        failure = []
+
+        def publish(i):
+            pid = i % 65535 + 1
+            pub.send(publish_packet("slow/t", b"%06d" % i, qos=1, packet_id=pid))
+
+        def publisher():  # a conforming client: at most WINDOW unacknowledged
+            try:
+                sent = 0
+                while sent < self.WINDOW:
+                    publish(sent)
+                    sent += 1
+                while len(acks) < self.N:
+                    p = pub.expect(PUBACK, timeout=30.0)
+                    acks.append((time.monotonic(), p.reason))
+                    if sent < self.N:
+                        publish(sent)
+                        sent += 1
+            except Exception as e:  # reported by the main thread
+                failure.append(e)
+
+        start = time.monotonic()
+        t = threading.Thread(target=publisher, daemon=True)
+        t.start()
+        time.sleep(1.5)
+        acked_while_stuck = len(acks)
+        # Not refused, not accepted without limit: slowed.
+        self.assertGreater(acked_while_stuck, 500)
+        self.assertLess(acked_while_stuck, self.N // 2, "the publisher was not slowed")
+        self.assertEqual([r for _, r in acks if r != 0], [])
+
+        received = []
+        while len(received) < self.N:
+            p = sub.expect(PUBLISH, timeout=30.0)
+            received.append(p.payload)
+            sub.send(ack_packet(PUBACK, p.packet_id))
+        t.join(30)
+        self.assertEqual(failure, [])
+        self.assertEqual(len(acks), self.N)
+        self.assertEqual([r for _, r in acks if r != 0], [], "a publish was refused")
+        self.assertEqual(received, [b"%06d" % i for i in range(self.N)])
+        self.assertLess(time.monotonic() - start, 60)
 
 
 class ReasonStrings(BrokerTest):

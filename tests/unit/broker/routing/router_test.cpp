@@ -13,6 +13,7 @@ class Listener : public SessionListener {
  public:
   void wake() override {}
   void kick(mqtt::ReasonCode) override {}
+  void room() override {}
 };
 
 struct RouterTest : ::testing::Test {

@@ -16,6 +16,7 @@ class NullListener : public SessionListener {
  public:
   void wake() override {}
   void kick(mqtt::ReasonCode) override {}
+  void room() override {}
 };
 
 struct RegistryFixture : ::testing::Test {

@@ -29,7 +29,9 @@ class CountingListener : public SessionListener {
  public:
   void wake() override { ++wakes; }
   void kick(mqtt::ReasonCode reason) override { kicked = reason; }
+  void room() override { ++rooms; }
   std::atomic<int> wakes{0};
+  std::atomic<int> rooms{0};
   std::optional<mqtt::ReasonCode> kicked;
 };
 
@@ -67,6 +69,44 @@ TEST_F(SessionTest, QueueLimitRefusesQos1AndDropsQos0) {
   for (int i = 0; i < 10; ++i) ASSERT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
   EXPECT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueueFull);
   EXPECT_EQ(session.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kDroppedQos0);
+}
+
+// Slow-down: an online session queued to the mark is congested; a publisher
+// waiting on it hears room() once it has drained to half the mark.
+TEST_F(SessionTest, CongestedAtTheSlowDownMarkUntilHalfDrained) {
+  Session s("c", 3, QueueLimits{100, 1 << 20, 4, 1 << 20});
+  auto publisher = std::make_shared<CountingListener>();
+  EXPECT_FALSE(s.wait_for_room(publisher));  // not congested: nothing to wait for
+  s.attach(listener);
+  for (int i = 0; i < 3; ++i) s.enqueue(delivery(QoS::k1), Clock::now());
+  EXPECT_FALSE(s.congested());
+  s.enqueue(delivery(QoS::k1), Clock::now());
+  EXPECT_TRUE(s.congested());
+  ASSERT_TRUE(s.wait_for_room(publisher));
+  ready.clear();
+  s.take_ready(listener.get(), 1, Clock::now(), ready, expired);  // 3 left: above half the mark
+  EXPECT_TRUE(s.congested());
+  EXPECT_EQ(publisher->rooms, 0);
+  ASSERT_TRUE(s.complete(ready[0].packet_id, QoS::k1));
+  ready.clear();
+  s.take_ready(listener.get(), 1, Clock::now(), ready, expired);  // 2 left: half
+  EXPECT_FALSE(s.congested());
+  EXPECT_EQ(publisher->rooms, 1);
+  EXPECT_FALSE(s.wait_for_room(publisher));
+}
+
+TEST_F(SessionTest, AnOfflineSessionSlowsNoOne) {
+  Session s("c", 3, QueueLimits{100, 1 << 20, 2, 1 << 20});
+  auto publisher = std::make_shared<CountingListener>();
+  for (int i = 0; i < 5; ++i) s.enqueue(delivery(QoS::k1), Clock::now());
+  EXPECT_FALSE(s.congested());  // offline: bounded by the hard limits only
+  s.attach(listener);
+  s.enqueue(delivery(QoS::k1), Clock::now());
+  EXPECT_TRUE(s.congested());
+  ASSERT_TRUE(s.wait_for_room(publisher));
+  ASSERT_TRUE(s.detach(listener.get()));  // the subscriber went away
+  EXPECT_EQ(publisher->rooms, 1);
+  EXPECT_FALSE(s.congested());
 }
 
 TEST_F(SessionTest, QueueLimitCountsBytesToo) {
