@@ -244,6 +244,7 @@ bool Properties::empty() const { return *this == Properties{}; }
 
 Status check_properties_allowed(const Properties& props, PropertyContext ctx) {
   constexpr Error kNotAllowed{ReasonCode::kMalformedPacket, "property not allowed in this packet"};
+  if (props.empty()) return {};  // the common case, on every acknowledgement
   for (const Entry& e : kTable) {
     bool present = false;
     bool valid = true;
@@ -337,6 +338,10 @@ void write_reason_and_properties(ReasonCode code, const Properties& props, Write
 }
 
 void write_properties(const Properties& props, Writer& w) {
+  if (props.empty()) {  // most PUBLISHes: just the zero length
+    w.varint(0);
+    return;
+  }
   Writer counter;
   write_all(props, counter);
   if (counter.failed()) {

@@ -61,16 +61,18 @@ Result<Packet> decode_pub_response(PacketType type, uint8_t flags, Reader& r, Pr
 }
 
 Result<uint8_t> write_publish(const Publish& p, ProtocolVersion v, Writer& w, bool with_payload) {
-  if (p.qos > QoS::k2) return Error{ReasonCode::kMalformedPacket, "PUBLISH with QoS 3"};
-  if (p.dup && p.qos == QoS::k0) return Error{ReasonCode::kMalformedPacket, "DUP set on QoS 0"};
-  if (p.qos != QoS::k0 && p.packet_id == 0) return kPacketIdZero;
-  if (p.topic.empty()) {
-    if (!is_v5(v) || !p.properties.topic_alias)
-      return Error{ReasonCode::kProtocolError, "empty topic name without a topic alias"};
-  } else {
-    MQTT_TRY(validate_topic_name(p.topic));
+  if (w.counting()) {  // validated once, in the counting pass
+    if (p.qos > QoS::k2) return Error{ReasonCode::kMalformedPacket, "PUBLISH with QoS 3"};
+    if (p.dup && p.qos == QoS::k0) return Error{ReasonCode::kMalformedPacket, "DUP set on QoS 0"};
+    if (p.qos != QoS::k0 && p.packet_id == 0) return kPacketIdZero;
+    if (p.topic.empty()) {
+      if (!is_v5(v) || !p.properties.topic_alias)
+        return Error{ReasonCode::kProtocolError, "empty topic name without a topic alias"};
+    } else {
+      MQTT_TRY(validate_topic_name(p.topic));
+    }
+    MQTT_TRY(check_properties_for(p.properties, PropertyContext::kPublish, v));
   }
-  MQTT_TRY(check_properties_for(p.properties, PropertyContext::kPublish, v));
   w.string(p.topic);
   if (p.qos != QoS::k0) w.u16(p.packet_id);
   if (is_v5(v)) write_properties(p.properties, w);
@@ -84,9 +86,11 @@ Result<uint8_t> write_pub_response(const PubResponse<kType>& p, ProtocolVersion 
   if (p.packet_id == 0) return kPacketIdZero;
   w.u16(p.packet_id);
   if (is_v5(v)) {
-    if (!reason_allowed_in(p.reason_code, kType))
-      return Error{ReasonCode::kMalformedPacket, "reason code not allowed in this acknowledgement"};
-    MQTT_TRY(check_properties_allowed(p.properties, context_of(kType)));
+    if (w.counting()) {
+      if (!reason_allowed_in(p.reason_code, kType))
+        return Error{ReasonCode::kMalformedPacket, "reason code not allowed in this acknowledgement"};
+      MQTT_TRY(check_properties_allowed(p.properties, context_of(kType)));
+    }
     write_reason_and_properties(p.reason_code, p.properties, w);
   }
   return response_flags(kType);

@@ -66,6 +66,8 @@ class Writer {
   void raw(std::string_view s) { put(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
 
   size_t size() const { return n_; }
+  // The encoder's first pass: it validates and counts; the second only writes.
+  bool counting() const { return out_ == nullptr; }
   bool failed() const { return failed_; }
   void fail() { failed_ = true; }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "broker/mqtt/topic.h"
 
 namespace starling::broker {
@@ -75,7 +77,7 @@ size_t Router::pick_member(const SharedGroup& group) const {
 Router::Published Router::publish(const MessagePtr& message, Clock::time_point now, Policy policy) {
   struct Collect {
     const Router& router;
-    std::vector<Target>& out;
+    Targets& out;
     void on_subscriber(SubscriberId id, const SubscriptionEntry& entry) {
       out.push_back({static_cast<SessionId>(id), entry});
     }
@@ -88,8 +90,9 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
     }
   };
 
-  std::vector<Target> targets;
-  std::vector<std::shared_ptr<Session>> sessions;
+  // Most messages go to a few sessions: no allocation for those.
+  Targets targets;
+  boost::container::small_vector<std::shared_ptr<Session>, 4> sessions;
   {
     std::shared_lock lock(mu_);
     Collect collect{*this, targets};
@@ -106,7 +109,7 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
   }
 
   // Merge each session's matches into one delivery.
-  std::vector<std::pair<std::shared_ptr<Session>, Delivery>> deliveries;
+  boost::container::small_vector<std::pair<std::shared_ptr<Session>, Delivery>, 4> deliveries;
   deliveries.reserve(sessions.size());
   size_t s = 0;
   for (size_t i = 0; i < targets.size(); ++s) {

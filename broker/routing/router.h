@@ -12,6 +12,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <boost/container/small_vector.hpp>
+
 #include "broker/routing/forwarder.h"
 #include "broker/routing/topic_tree.h"
 #include "broker/session/session.h"
@@ -53,6 +55,7 @@ class Router {
     SessionId session;
     SubscriptionEntry entry;
   };
+  using Targets = boost::container::small_vector<Target, 4>;
   size_t pick_member(const SharedGroup& group) const;
   bool unsubscribe_locked(SessionId session, std::string_view filter);
 

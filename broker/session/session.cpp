@@ -10,6 +10,18 @@ namespace {
 size_t cost(const Message& m) { return m.topic.size() + m.payload.size(); }
 size_t cost(const Delivery& d) { return cost(*d.message); }
 
+template <class T>
+void push_grow(boost::circular_buffer<T>& ring, T&& value) {
+  if (ring.full()) ring.set_capacity(std::max<size_t>(8, ring.capacity() * 2));
+  ring.push_back(std::move(value));
+}
+
+// A drained ring keeps a small buffer for the next message, not a burst's.
+template <class T>
+void release_if_drained(boost::circular_buffer<T>& ring) {
+  if (ring.empty() && ring.capacity() > 64) boost::circular_buffer<T>().swap(ring);
+}
+
 }  // namespace
 
 Session::Session(std::string client_id, SessionId id, QueueLimits limits)
@@ -31,7 +43,7 @@ Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now, bool check
       return d.qos == mqtt::QoS::k0 ? Enqueued::kDroppedQos0 : Enqueued::kQueueFull;
     const bool was_empty = queue_.empty();
     queued_bytes_ += cost(d);
-    queue_.push_back(std::move(d));
+    push_grow(queue_, std::move(d));
     if (listener_raw_ != nullptr &&
         (queue_.size() >= limits_.slow_down_messages || queued_bytes_ >= limits_.slow_down_bytes)) {
       congested_.store(true, std::memory_order_relaxed);
@@ -48,7 +60,7 @@ std::shared_ptr<SessionListener> Session::attach(std::weak_ptr<SessionListener> 
   auto previous = listener_.lock();
   listener_raw_ = listener.lock().get();
   inflight_unsent_ = 0;
-  for (auto& [id, f] : inflight_) {
+  for (Inflight& f : inflight_) {
     f.sent = f.released;  // unreleased ones go again
     inflight_unsent_ += !f.sent;
   }
@@ -66,11 +78,14 @@ bool Session::detach(const SessionListener* listener) {
     listener_raw_ = nullptr;
     disconnected_at_ = Clock::now();
     // QoS 0 messages are not kept for an absent client.
-    std::erase_if(queue_, [this](const Delivery& d) {
-      if (d.qos != mqtt::QoS::k0) return false;
-      queued_bytes_ -= cost(d);
-      return true;
-    });
+    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                                [this](const Delivery& d) {
+                                  if (d.qos != mqtt::QoS::k0) return false;
+                                  queued_bytes_ -= cost(d);
+                                  return true;
+                                }),
+                 queue_.end());
+    release_if_drained(queue_);
     // An offline session slows no one: its queue is bounded by the hard limits.
     waiters = relieve_locked(0, 0, /*force=*/true);
   }
@@ -103,11 +118,24 @@ bool Session::online() const {
   return listener_raw_ != nullptr;
 }
 
+size_t Session::find_inflight_locked(uint16_t packet_id) const {
+  // Acknowledgements mostly come in order: the front matches at once.
+  const auto it = std::find(inflight_ids_.begin(), inflight_ids_.end(), packet_id);
+  return it == inflight_ids_.end() ? kNotInflight : static_cast<size_t>(it - inflight_ids_.begin());
+}
+
+void Session::erase_inflight_locked(size_t i) {
+  inflight_unsent_ -= !inflight_[i].sent;
+  inflight_.erase(inflight_.begin() + static_cast<std::ptrdiff_t>(i));
+  inflight_ids_.erase(inflight_ids_.begin() + static_cast<std::ptrdiff_t>(i));
+  release_if_drained(inflight_);
+}
+
 uint16_t Session::next_packet_id_locked() {
   // Packet ids in use are few (bounded by the window): skip them.
   do {
     last_packet_id_ = static_cast<uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
-  } while (inflight_.contains(last_packet_id_));
+  } while (find_inflight_locked(last_packet_id_) != kNotInflight);
   return last_packet_id_;
 }
 
@@ -118,9 +146,9 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
     std::lock_guard lock(mu_);
     if (listener == nullptr || listener != listener_raw_) return;  // a replaced connection sends nothing
     size_t unacknowledged = inflight_.size() - inflight_unsent_;
-    for (size_t i = 0; i < inflight_order_.size() && inflight_unsent_ > 0; ++i) {
+    for (size_t i = 0; i < inflight_.size() && inflight_unsent_ > 0; ++i) {
       if (unacknowledged >= window) break;
-      Inflight& f = inflight_.at(inflight_order_[i]);
+      Inflight& f = inflight_[i];
       if (f.sent) continue;
       f.sent = true;
       --inflight_unsent_;
@@ -138,8 +166,8 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
       if (d.qos != mqtt::QoS::k0) {
         if (inflight_.size() >= window || inflight_.size() >= 65535) break;  // stays queued
         const uint16_t id = next_packet_id_locked();
-        inflight_.emplace(id, Inflight{id, d, false, true});
-        inflight_order_.push_back(id);
+        push_grow(inflight_, Inflight{id, d, false, true});
+        inflight_ids_.push_back(id);
         out.push_back({id, std::move(d)});
       } else {
         out.push_back({0, std::move(d)});
@@ -147,6 +175,7 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
       queued_bytes_ -= cost(*out.back().delivery.message);
       queue_.pop_front();
     }
+    release_if_drained(queue_);
     waiters = relieve_locked(limits_.slow_down_messages / 2, limits_.slow_down_bytes / 2, false);
   }
   tell_room(std::move(waiters));
@@ -155,45 +184,39 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
 std::vector<uint16_t> Session::released_ids() const {
   std::lock_guard lock(mu_);
   std::vector<uint16_t> out;
-  for (uint16_t id : inflight_order_)
-    if (inflight_.at(id).released) out.push_back(id);
+  for (const Inflight& f : inflight_)
+    if (f.released) out.push_back(f.packet_id);
   return out;
 }
 
 std::vector<Inflight> Session::inflight_snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<Inflight> out;
-  out.reserve(inflight_order_.size());
-  for (uint16_t id : inflight_order_) out.push_back(inflight_.at(id));
+  return {inflight_.begin(), inflight_.end()};
   return out;
 }
 
 bool Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   std::lock_guard lock(mu_);
-  auto it = inflight_.find(packet_id);
-  if (it == inflight_.end() || it->second.delivery.qos != expected) return false;
-  if (expected == mqtt::QoS::k2 && !it->second.released) return false;
-  inflight_unsent_ -= !it->second.sent;
-  inflight_.erase(it);
-  std::erase(inflight_order_, packet_id);
+  const size_t i = find_inflight_locked(packet_id);
+  if (i == kNotInflight || inflight_[i].delivery.qos != expected) return false;
+  if (expected == mqtt::QoS::k2 && !inflight_[i].released) return false;
+  erase_inflight_locked(i);
   return true;
 }
 
 bool Session::release(uint16_t packet_id) {
   std::lock_guard lock(mu_);
-  auto it = inflight_.find(packet_id);
-  if (it == inflight_.end() || it->second.delivery.qos != mqtt::QoS::k2) return false;
-  it->second.released = true;
+  const size_t i = find_inflight_locked(packet_id);
+  if (i == kNotInflight || inflight_[i].delivery.qos != mqtt::QoS::k2) return false;
+  inflight_[i].released = true;
   return true;
 }
 
 void Session::discard(uint16_t packet_id) {
   std::lock_guard lock(mu_);
-  auto it = inflight_.find(packet_id);
-  if (it == inflight_.end()) return;
-  inflight_unsent_ -= !it->second.sent;
-  inflight_.erase(it);
-  std::erase(inflight_order_, packet_id);
+  const size_t i = find_inflight_locked(packet_id);
+  if (i != kNotInflight) erase_inflight_locked(i);
 }
 
 size_t Session::inflight_count() const {

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +17,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <boost/circular_buffer.hpp>
 
 #include "broker/message.h"
 #include "broker/mqtt/subscribe.h"
@@ -185,6 +186,9 @@ class Session {
 
  private:
   uint16_t next_packet_id_locked();
+  static constexpr size_t kNotInflight = SIZE_MAX;
+  size_t find_inflight_locked(uint16_t packet_id) const;
+  void erase_inflight_locked(size_t i);
   // Clears the congestion when the queue is at or below `messages`/`bytes`
   // (or always, when `force`); returns the waiters to tell, outside the lock.
   std::vector<std::weak_ptr<SessionListener>> relieve_locked(size_t messages, size_t bytes, bool force);
@@ -197,10 +201,14 @@ class Session {
   mutable std::mutex mu_;
   std::weak_ptr<SessionListener> listener_;  // guarded by mu_
   const SessionListener* listener_raw_ = nullptr;
-  std::deque<Delivery> queue_;
+  // Ring buffers: nothing allocated while empty (most sessions, most of the
+  // time); grown by doubling, released once drained after a burst.
+  boost::circular_buffer<Delivery> queue_;
   size_t queued_bytes_ = 0;
-  std::map<uint16_t, Inflight> inflight_;  // by packet id; few entries
-  std::vector<uint16_t> inflight_order_;   // send order, for redelivery
+  // In flight, in send order (the order of redelivery), and their packet ids,
+  // compact for the lookups: the window is small, acknowledgements mostly in order.
+  boost::circular_buffer<Inflight> inflight_;
+  std::vector<uint16_t> inflight_ids_;
   size_t inflight_unsent_ = 0;             // in inflight_ with sent == false
   std::vector<std::weak_ptr<SessionListener>> room_waiters_;
   std::atomic<bool> congested_{false};     // written under mu_
