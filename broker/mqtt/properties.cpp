@@ -240,7 +240,10 @@ bool property_allowed_in(PropertyId id, PropertyContext ctx) {
   return e != nullptr && (e->info.contexts & bit(ctx)) != 0;
 }
 
-bool Properties::empty() const { return *this == Properties{}; }
+bool Properties::empty() const {
+  static const Properties kNone;
+  return *this == kNone;
+}
 
 Status check_properties_allowed(const Properties& props, PropertyContext ctx) {
   constexpr Error kNotAllowed{ReasonCode::kMalformedPacket, "property not allowed in this packet"};

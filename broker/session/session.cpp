@@ -126,7 +126,11 @@ size_t Session::find_inflight_locked(uint16_t packet_id) const {
 
 void Session::erase_inflight_locked(size_t i) {
   inflight_unsent_ -= !inflight_[i].sent;
-  inflight_.erase(inflight_.begin() + static_cast<std::ptrdiff_t>(i));
+  if (i == 0) {  // in order: nothing moves
+    inflight_.pop_front();
+  } else {
+    inflight_.erase(inflight_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
   inflight_ids_.erase(inflight_ids_.begin() + static_cast<std::ptrdiff_t>(i));
   release_if_drained(inflight_);
 }
