@@ -89,7 +89,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     return acknowledge<mqtt::Pubrec>(link, p.packet_id, ReasonCode::kQuotaExceeded);
   }
   if (p.retain) broker.retained.set(message);  // [MQTT-3.3.1-5]; only accepted messages
-  if (result.congested) link.wait_for_room(*result.congested);
+  for (const auto& congested : result.congested) link.wait_for_room(*congested);
 
   const ReasonCode code = result.deliveries == 0 ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
   if (p.qos == QoS::k1) {

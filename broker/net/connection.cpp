@@ -1,5 +1,7 @@
 #include "broker/net/connection.h"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "broker/handlers/handlers.h"
@@ -114,30 +116,39 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   if (pending_.total + writing_.total > kMaxBufferedOutput) {
     read_paused_ = true;  // resumed by on_write once the client has read enough
   }
-  if (read_paused_ || waiting_for_room_) return;
+  if (read_paused_ || room_waits_ > 0) return;
   read();
 }
 
 void Connection::wait_for_room(Session& congested) {
-  if (waiting_for_room_ || closing_) return;
+  if (closing_ || std::find(waited_on_.begin(), waited_on_.end(), &congested) != waited_on_.end()) return;
   if (!congested.wait_for_room(weak_from_this())) return;  // drained meanwhile
-  waiting_for_room_ = true;
+  waited_on_.push_back(&congested);
+  if (room_waits_++ > 0) return;
   if (!room_timer_) room_timer_ = std::make_unique<asio::steady_timer>(stream_->executor());
   room_timer_->expires_after(kRoomWait);
   room_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->end_room_wait();
+    // A wait already over (its expiry raced the cancel) must not read twice.
+    if (!ec && self->room_waits_ > 0) self->end_room_wait();
   });
 }
 
 void Connection::room() {
-  asio::post(stream_->executor(), [self = shared_from_this()] { self->end_room_wait(); });
+  asio::post(stream_->executor(), [self = shared_from_this()] { self->on_room(); });
+}
+
+void Connection::on_room() {
+  // One answer per wait; one left over from a wait that timed out may end the
+  // next one early, which costs only an early read.
+  if (room_waits_ == 0) return;
+  if (--room_waits_ == 0) end_room_wait();
 }
 
 void Connection::end_room_wait() {
-  if (!waiting_for_room_ || closing_) return;
-  waiting_for_room_ = false;
+  room_waits_ = 0;
+  waited_on_.clear();
   room_timer_->cancel();
-  if (!read_paused_) read();
+  if (!read_paused_ && !closing_) read();
 }
 
 void Connection::send(const mqtt::Packet& packet) {
@@ -296,7 +307,7 @@ void Connection::on_write(boost::system::error_code ec) {
   start_write();
   if (read_paused_ && pending_.total + writing_.total <= kMaxBufferedOutput) {
     read_paused_ = false;
-    if (!waiting_for_room_) read();
+    if (room_waits_ == 0) read();
   }
 }
 

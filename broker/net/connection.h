@@ -66,6 +66,7 @@ class Connection final : public ClientLink,
 
   void read();
   void on_read(boost::system::error_code ec, size_t n);
+  void on_room();
   void end_room_wait();
   void start_write();
   void on_write(boost::system::error_code ec);
@@ -85,9 +86,12 @@ class Connection final : public ClientLink,
   bool write_in_flight_ = false;
   bool in_read_batch_ = false;
   bool read_paused_ = false;  // too much output waiting: no reads until it drains
-  bool waiting_for_room_ = false;  // a subscriber is congested: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
   boost::asio::steady_timer timer_;
+  // Congested subscribers this publisher waits for: no reads until each has
+  // room (or kRoomWait passed). The pointers only identify; never followed.
+  size_t room_waits_ = 0;
+  std::vector<const Session*> waited_on_;
   std::unique_ptr<boost::asio::steady_timer> room_timer_;  // made by the first wait for room
   Clock::time_point last_read_;
   std::atomic<bool> wake_posted_{false};

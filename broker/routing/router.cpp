@@ -143,14 +143,12 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
   for (auto& [session, d] : deliveries) {
     const bool checked = policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0;
     switch (session->enqueue(std::move(d), now, checked)) {
-      case Session::Enqueued::kQueued:
-        ++result.deliveries;
-        if (!result.congested && session->congested()) result.congested = session;
-        break;
+      case Session::Enqueued::kQueued: ++result.deliveries; break;
       case Session::Enqueued::kQueueFull:  // best effort only
       case Session::Enqueued::kDroppedQos0:
       case Session::Enqueued::kExpired: ++result.dropped; break;
     }
+    if (session->congested()) result.congested.push_back(session);
   }
   forwarder_.forward(message);
   return result;

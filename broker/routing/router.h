@@ -38,9 +38,9 @@ class Router {
     size_t deliveries = 0;   // sessions the message was queued for
     bool quota_exceeded = false;  // a QoS 1/2 subscriber's queue was full: delivered to none
     size_t dropped = 0;      // QoS 0 deliveries dropped (offline or full)
-    // A subscriber queued past its slow-down mark: the publisher should wait
-    // for it (Session::wait_for_room) before sending more.
-    std::shared_ptr<Session> congested;
+    // Subscribers queued past their slow-down mark: the publisher should wait
+    // for them (Session::wait_for_room) before sending more.
+    std::vector<std::shared_ptr<Session>> congested;
   };
   // kAllOrNone: a client's PUBLISH, refused as a whole when a QoS 1/2
   // subscriber has no room. kBestEffort: the broker's own messages (wills,
