@@ -16,11 +16,16 @@ MessagePtr make_message(std::string topic, std::string_view payload, mqtt::QoS q
   m->payload = payload;
   m->qos = qos;
   m->retain = retain;
-  m->properties.payload_format_indicator = props.payload_format_indicator;
-  m->properties.content_type = props.content_type;
-  m->properties.response_topic = props.response_topic;
-  m->properties.correlation_data = props.correlation_data;
-  m->properties.user_properties = props.user_properties;
+  if (props.payload_format_indicator || props.content_type || props.response_topic || props.correlation_data ||
+      !props.user_properties.empty()) {
+    auto forwarded = std::make_shared<mqtt::Properties>();
+    forwarded->payload_format_indicator = props.payload_format_indicator;
+    forwarded->content_type = props.content_type;
+    forwarded->response_topic = props.response_topic;
+    forwarded->correlation_data = props.correlation_data;
+    forwarded->user_properties = props.user_properties;
+    m->properties = std::move(forwarded);
+  }
   if (props.message_expiry_interval) m->expires_at = now + std::chrono::seconds(*props.message_expiry_interval);
   m->publisher = publisher;
   m->backing = std::move(backing);

@@ -25,9 +25,10 @@ struct Message {
   mqtt::QoS qos = mqtt::QoS::k0;
   bool retain = false;
   // The properties that travel with the message (payload format, content
-  // type, response topic, correlation data, user properties). Their strings
+  // type, response topic, correlation data, user properties); null when there
+  // are none, as for most messages, which keeps a message small. Their strings
   // point into `backing`. Expiry is kept as a deadline instead.
-  mqtt::Properties properties;
+  std::shared_ptr<const mqtt::Properties> properties;
   std::optional<Clock::time_point> expires_at;
   SessionId publisher = 0;  // 0: the broker itself ($SYS, wills keep the owner's)
   // The received packet's bytes: one copy in, shared by every delivery.

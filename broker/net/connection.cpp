@@ -21,16 +21,31 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kIdleReadChunk = 256;
 // Output waiting for a slow reader beyond this stops us taking more from the
 // session queue (which is bounded) and reading more from the client.
-constexpr size_t kMaxBufferedOutput = 1024 * 1024;
+constexpr size_t kMaxBufferedOutput = 32 * 1024;
 constexpr size_t kKeptBufferCapacity = 64 * 1024;
 // How long a closing connection may take to flush its last bytes.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
-// How long a publisher waits for a congested subscriber before it is read
-// again anyway. Bounded, so that clients publishing to each other cannot stall
-// for good (each waiting for the other to read its acknowledgements); a
-// subscriber that stays stuck then fills to the hard queue limit, and the
-// publisher is refused.
-constexpr auto kRoomWait = std::chrono::milliseconds(200);
+// While a publisher waits for congested subscribers, its connection is still
+// read: acknowledgements of what it is sent (and PINGREQ) are handled at once,
+// so clients that publish to each other cannot stall waiting on each other;
+// everything else is held, in order, up to this many packets. A conforming
+// QoS 1/2 publisher holds no more than its window.
+constexpr size_t kMaxHeldPackets = 256;
+// A wait ends after this at the latest: a subscriber that stays stuck then
+// fills to the hard queue limit, and the publisher is refused.
+constexpr auto kRoomWait = std::chrono::seconds(1);
+
+// Packets about the server's own deliveries, handled even while the client's
+// publishes are held.
+bool handled_while_held(const mqtt::Packet& p) {
+  switch (mqtt::type_of(p)) {
+    case mqtt::PacketType::kPuback:
+    case mqtt::PacketType::kPubrec:
+    case mqtt::PacketType::kPubcomp:
+    case mqtt::PacketType::kPingreq: return true;
+    default: return false;
+  }
+}
 
 }  // namespace
 
@@ -64,17 +79,26 @@ void Connection::start() {
   read();
 }
 
+void Connection::maybe_read() {
+  if (reading_ || closing_ || read_paused_) return;
+  if (held_.size() >= kMaxHeldPackets) return;
+  read();
+}
+
 void Connection::read() {
   if (closing_) return;
+  reading_ = true;
   auto space = decoder_.prepare(read_size_);
   stream_->async_read_some(asio::buffer(space.data(), space.size()),
                            [self = shared_from_this()](boost::system::error_code ec, size_t n) { self->on_read(ec, n); });
 }
 
 void Connection::on_read(boost::system::error_code ec, size_t n) {
+  reading_ = false;
   if (closing_) return;
   if (ec) {
-    close(std::nullopt, false);  // the network connection is gone: not a normal disconnect
+    handle_held(/*all=*/true);  // what arrived before the end still counts
+    if (!closing_) close(std::nullopt, false);  // the network connection is gone: not a normal disconnect
     return;
   }
   broker_.stats.bytes_received.fetch_add(n, std::memory_order_relaxed);
@@ -96,11 +120,17 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
         send(ack);
         close(std::nullopt, false);
       } else {
-        close(err.code, false, err.detail);
+        handle_held(/*all=*/true);
+        if (!closing_) close(err.code, false, err.detail);
       }
       break;
     }
     if (!next->has_value()) break;
+    if ((room_waits_ > 0 || !held_.empty()) && !handled_while_held((**next).packet)) {
+      if (held_.full()) held_.set_capacity(std::max<size_t>(8, held_.capacity() * 2));
+      held_.push_back(std::move(**next));
+      continue;
+    }
     dispatch(*this, **next);
   }
   in_read_batch_ = false;
@@ -116,8 +146,21 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   if (pending_.total + writing_.total > kMaxBufferedOutput) {
     read_paused_ = true;  // resumed by on_write once the client has read enough
   }
-  if (read_paused_ || room_waits_ > 0) return;
-  read();
+  maybe_read();
+}
+
+void Connection::handle_held(bool all) {
+  if (held_.empty()) return;
+  const bool batch = in_read_batch_;
+  in_read_batch_ = true;
+  while (!held_.empty() && !closing_ && (all || room_waits_ == 0)) {
+    mqtt::Decoded d = std::move(held_.front());
+    held_.pop_front();
+    dispatch(*this, d);
+  }
+  if (held_.empty()) boost::circular_buffer<mqtt::Decoded>().swap(held_);
+  in_read_batch_ = batch;
+  if (!batch) start_write();
 }
 
 void Connection::wait_for_room(Session& congested) {
@@ -148,7 +191,8 @@ void Connection::end_room_wait() {
   room_waits_ = 0;
   waited_on_.clear();
   room_timer_->cancel();
-  if (!read_paused_ && !closing_) read();
+  handle_held(/*all=*/false);  // may start another wait
+  maybe_read();
 }
 
 void Connection::send(const mqtt::Packet& packet) {
@@ -194,7 +238,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
   const bool v5 = state_.version == ProtocolVersion::kV5;
   bool new_alias = false;
   if (v5) {
-    p.properties = m.properties;
+    if (m.properties) p.properties = *m.properties;
     if (auto left = m.remaining_expiry(Clock::now())) p.properties.message_expiry_interval = *left;  // [MQTT-3.3.2-6]
     p.properties.subscription_identifiers = d.subscription_ids;
     if (state_.client_topic_alias_maximum > 0) {
@@ -307,7 +351,7 @@ void Connection::on_write(boost::system::error_code ec) {
   start_write();
   if (read_paused_ && pending_.total + writing_.total <= kMaxBufferedOutput) {
     read_paused_ = false;
-    if (room_waits_ == 0) read();
+    maybe_read();
   }
 }
 

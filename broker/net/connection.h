@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/circular_buffer.hpp>
 
 #include "broker/handlers/client_link.h"
 #include "broker/mqtt/decoder.h"
@@ -65,6 +66,10 @@ class Connection final : public ClientLink,
   };
 
   void read();
+  void maybe_read();  // unless a read is under way or reading is paused
+  // Dispatches the held packets, in order, until a wait for room begins (or
+  // all of them, when `all`).
+  void handle_held(bool all);
   void on_read(boost::system::error_code ec, size_t n);
   void on_room();
   void end_room_wait();
@@ -85,12 +90,14 @@ class Connection final : public ClientLink,
   size_t read_size_ = 256;  // of the next read (connection.cpp: kIdleReadChunk)
   bool write_in_flight_ = false;
   bool in_read_batch_ = false;
+  bool reading_ = false;  // a read is under way
   bool read_paused_ = false;  // too much output waiting: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
   boost::asio::steady_timer timer_;
   // Congested subscribers this publisher waits for: no reads until each has
   // room (or kRoomWait passed). The pointers only identify; never followed.
   size_t room_waits_ = 0;
+  boost::circular_buffer<mqtt::Decoded> held_;  // received while waiting; nothing allocated when empty
   std::vector<const Session*> waited_on_;
   std::unique_ptr<boost::asio::steady_timer> room_timer_;  // made by the first wait for room
   Clock::time_point last_read_;

@@ -188,6 +188,89 @@ class SlowSubscriberSlowsThePublisher(BrokerTest):
         self.assertLess(time.monotonic() - start, 60)
 
 
+class WaitingPublisherStillReceives(BrokerTest):
+    # A publisher held up by a stuck subscriber is still read for the
+    # acknowledgements of what it receives, so messages to it keep flowing
+    # (and clients that publish to each other cannot stall each other).
+    N = 3000
+    WINDOW = 100
+
+    def test_messages_to_a_waiting_publisher_keep_flowing(self):
+        stuck = self.raw(version=5)
+        stuck.connect("stuck")
+        stuck.send(subscribe_packet(1, [("t/stuck", 1)]))
+        self.assertEqual(stuck.expect(SUBACK).reasons, [1])
+
+        x = self.raw(version=5)  # publishes to the stuck one, receives from y
+        x.connect("x")
+        x.send(subscribe_packet(1, [("t/x", 1)]))
+        self.assertEqual(x.expect(SUBACK).reasons, [1])
+        y = self.raw(version=5)
+        y.connect("y")
+
+        got_from_y = []
+        x_acks = []
+        y_acks = []
+        failure = []
+
+        def x_loop():
+            try:
+                sent = 0
+                while sent < self.WINDOW:
+                    x.send(publish_packet("t/stuck", b"%06d" % sent, qos=1, packet_id=sent + 1))
+                    sent += 1
+                while len(got_from_y) < self.N or len(x_acks) < self.N:
+                    p = x.read(timeout=30.0)
+                    if p is None:
+                        raise AssertionError("x was disconnected")
+                    if p.type == PUBLISH:
+                        got_from_y.append(p.payload)
+                        x.send(ack_packet(PUBACK, p.packet_id))
+                    elif p.type == PUBACK:
+                        x_acks.append(p.reason)
+                        if sent < self.N:
+                            x.send(publish_packet("t/stuck", b"%06d" % sent, qos=1, packet_id=sent % 65535 + 1))
+                            sent += 1
+            except Exception as e:
+                failure.append(e)
+
+        def y_loop():
+            try:
+                sent = 0
+                while sent < self.WINDOW:
+                    y.send(publish_packet("t/x", b"y%05d" % sent, qos=1, packet_id=sent + 1))
+                    sent += 1
+                while len(y_acks) < self.N:
+                    p = y.expect(PUBACK, timeout=30.0)
+                    y_acks.append(p.reason)
+                    if sent < self.N:
+                        y.send(publish_packet("t/x", b"y%05d" % sent, qos=1, packet_id=sent % 65535 + 1))
+                        sent += 1
+            except Exception as e:
+                failure.append(e)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (x_loop, y_loop)]
+        for t in threads:
+            t.start()
+        # While "stuck" reads nothing, x waits on it: all of y's messages must
+        # still reach x.
+        wait_until(lambda: len(got_from_y) == self.N or failure, 20, message="y's messages reach x")
+        self.assertEqual(failure, [])
+        self.assertLess(len(x_acks), self.N // 2, "x was not slowed by the stuck subscriber")
+        self.assertEqual(got_from_y, [b"y%05d" % i for i in range(self.N)])
+
+        received = []
+        while len(received) < self.N:
+            p = stuck.expect(PUBLISH, timeout=30.0)
+            received.append(p.payload)
+            stuck.send(ack_packet(PUBACK, p.packet_id))
+        for t in threads:
+            t.join(30)
+        self.assertEqual(failure, [])
+        self.assertEqual(received, [b"%06d" % i for i in range(self.N)])
+        self.assertEqual(set(x_acks) | set(y_acks), {0})
+
+
 class ReasonStrings(BrokerTest):
     def test_malformed_packet_disconnect_says_why(self):
         r = self.raw(version=5)
