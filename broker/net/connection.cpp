@@ -289,7 +289,8 @@ void Connection::flush_session(bool resend_inflight) {
     const size_t window = std::min<size_t>(state_.client_receive_maximum, broker_.limits.max_inflight);
     size_t expired = 0;
     ready_.clear();
-    session.take_ready(this, window, Clock::now(), ready_, expired);
+    const size_t room = kMaxBufferedOutput - (pending_.total + writing_.total);
+    session.take_ready(this, window, Clock::now(), ready_, expired, room);
     broker_.stats.messages_dropped.fetch_add(expired, std::memory_order_relaxed);
     for (const auto& r : ready_) send_delivery(r.packet_id, r.delivery, r.dup);
     ready_.clear();

@@ -144,7 +144,7 @@ uint16_t Session::next_packet_id_locked() {
 }
 
 void Session::take_ready(const SessionListener* listener, size_t window, Clock::time_point now,
-                         std::vector<Ready>& out, size_t& expired) {
+                         std::vector<Ready>& out, size_t& expired, size_t max_bytes) {
   std::vector<std::weak_ptr<SessionListener>> waiters;
   {
     std::lock_guard lock(mu_);
@@ -159,7 +159,8 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
       ++unacknowledged;
       out.push_back({f.packet_id, f.delivery, /*dup=*/true});
     }
-    while (!queue_.empty()) {
+    size_t taken_bytes = 0;
+    while (!queue_.empty() && taken_bytes < max_bytes) {
       Delivery& d = queue_.front();
       if (d.message->expired(now)) {
         ++expired;
@@ -176,7 +177,9 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
       } else {
         out.push_back({0, std::move(d)});
       }
-      queued_bytes_ -= cost(*out.back().delivery.message);
+      const size_t c = cost(*out.back().delivery.message);
+      queued_bytes_ -= c;
+      taken_bytes += c;
       queue_.pop_front();
     }
     release_if_drained(queue_);

@@ -134,14 +134,16 @@ class Session {
   // (again, with DUP, under their packet ids [MQTT-4.4.0-1]), then queued
   // deliveries: every QoS 0 one, and QoS 1/2 ones (each given a packet id and
   // an Inflight record) while fewer than `window` are unacknowledged
-  // [MQTT-3.3.4-9]. Expired messages are dropped [MQTT-3.3.2-5].
+  // [MQTT-3.3.4-9]. Expired messages are dropped [MQTT-3.3.2-5]. Queued
+  // messages are taken up to about `max_bytes` of topic and payload (at least
+  // one): the rest stays queued, where it counts towards congestion.
   struct Ready {
     uint16_t packet_id;  // 0 for QoS 0
     Delivery delivery;
     bool dup = false;
   };
   void take_ready(const SessionListener* listener, size_t window, Clock::time_point now, std::vector<Ready>& out,
-                  size_t& expired);
+                  size_t& expired, size_t max_bytes = SIZE_MAX);
   // Packet ids of released QoS 2 deliveries, whose PUBREL a resumed session
   // sends again [MQTT-4.4.0-1].
   std::vector<uint16_t> released_ids() const;
