@@ -20,7 +20,8 @@ constexpr size_t kReadChunk = 16 * 1024;
 // by full-size reads.
 constexpr size_t kIdleReadChunk = 256;
 // Output waiting for a slow reader beyond this stops us taking more from the
-// session queue (which is bounded) and reading more from the client.
+// session queue (which is bounded, and whose length slows the publishers) and
+// reading more from the client.
 constexpr size_t kMaxBufferedOutput = 32 * 1024;
 constexpr size_t kKeptBufferCapacity = 64 * 1024;
 // How long a closing connection may take to flush its last bytes.
@@ -171,7 +172,7 @@ void Connection::wait_for_room(Session& congested) {
   if (!room_timer_) room_timer_ = std::make_unique<asio::steady_timer>(stream_->executor());
   room_timer_->expires_after(kRoomWait);
   room_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    // A wait already over (its expiry raced the cancel) must not read twice.
+    // A wait already over (its expiry raced the cancel) has nothing to end.
     if (!ec && self->room_waits_ > 0) self->end_room_wait();
   });
 }
