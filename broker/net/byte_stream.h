@@ -11,11 +11,13 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
 namespace starling::broker {
 
 using IoHandler = boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
+using WaitHandler = boost::asio::any_completion_handler<void(boost::system::error_code)>;
 
 class ByteStream {
  public:
@@ -23,6 +25,13 @@ class ByteStream {
 
   // Reads at least one byte into `buffer` (like async_read_some).
   virtual void async_read_some(boost::asio::mutable_buffer buffer, IoHandler handler) = 0;
+  // Whether async_wait_readable can wait for bytes without a buffer, so an idle
+  // connection holds none (plain TCP; a WebSocket frame is read into one).
+  virtual bool can_wait_readable() const { return false; }
+  // Completes when a read would find bytes (or the peer closed).
+  virtual void async_wait_readable(WaitHandler handler) {
+    boost::asio::post(executor(), [h = std::move(handler)]() mutable { std::move(h)(boost::system::error_code{}); });
+  }
   // Writes all of `buffers` (gathered), completing once everything is written.
   // The buffers must stay valid until the handler runs.
   virtual void async_write(std::span<const boost::asio::const_buffer> buffers, IoHandler handler) = 0;

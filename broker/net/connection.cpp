@@ -15,9 +15,9 @@ using mqtt::ProtocolVersion;
 using mqtt::ReasonCode;
 
 constexpr size_t kReadChunk = 16 * 1024;
-// An idle connection waits with a small buffer, so that thousands of idle
-// clients do not each pin a full read chunk; a read that fills it is followed
-// by full-size reads.
+// A WebSocket connection waits with a small buffer, so that thousands of idle
+// clients do not each pin a full read chunk (TCP waits with none); a read that
+// fills it is followed by full-size reads.
 constexpr size_t kIdleReadChunk = 256;
 // Output waiting for a slow reader beyond this stops us taking more from the
 // session queue (which is bounded, and whose length slows the publishers) and
@@ -89,7 +89,24 @@ void Connection::maybe_read() {
 void Connection::read() {
   if (closing_) return;
   reading_ = true;
-  auto space = decoder_.prepare(read_size_);
+  if (!stream_->can_wait_readable()) {
+    read_chunk(read_size_);
+    return;
+  }
+  // Wait for bytes holding no buffer (an idle connection then costs none), and
+  // read what came in one full chunk.
+  stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closing_) {
+      self->on_read(ec ? ec : asio::error::operation_aborted, 0);
+      return;
+    }
+    self->read_chunk(kReadChunk);
+  });
+}
+
+void Connection::read_chunk(size_t size) {
+  read_size_ = size;
+  auto space = decoder_.prepare(size);
   stream_->async_read_some(asio::buffer(space.data(), space.size()),
                            [self = shared_from_this()](boost::system::error_code ec, size_t n) { self->on_read(ec, n); });
 }
@@ -138,8 +155,9 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   start_write();
   if (closing_) return;
   if (n < read_size_) {
-    // Drained: hold no buffer while idle, and wait with a small one.
-    decoder_.release_if_empty();
+    // Drained. Hold no buffer while idle: the wait for bytes needs none, or the
+    // next read (WebSocket) is a small one. A busy TCP connection keeps its.
+    if (!stream_->can_wait_readable() || n < kIdleReadChunk) decoder_.release_if_empty();
     read_size_ = kIdleReadChunk;
   } else {
     read_size_ = kReadChunk;  // more is coming

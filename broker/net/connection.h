@@ -66,6 +66,7 @@ class Connection final : public ClientLink,
   };
 
   void read();
+  void read_chunk(size_t size);
   void maybe_read();  // unless a read is under way or reading is paused
   // Dispatches the held packets, in order, until a wait for room begins (or
   // all of them, when `all`).

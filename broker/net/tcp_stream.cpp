@@ -24,6 +24,11 @@ class TcpStream final : public ByteStream {
     socket_.async_read_some(buffer, std::move(handler));
   }
 
+  bool can_wait_readable() const override { return true; }
+  void async_wait_readable(WaitHandler handler) override {
+    socket_.async_wait(tcp::socket::wait_read, std::move(handler));
+  }
+
   void async_write(std::span<const asio::const_buffer> buffers, IoHandler handler) override {
     asio::async_write(socket_, buffers, std::move(handler));
   }
