@@ -125,6 +125,21 @@ TEST_F(SessionTest, QueueLimitCountsBytesToo) {
   EXPECT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueueFull);
 }
 
+TEST_F(SessionTest, TakeReadyStopsAtTheByteBudgetAndTheRestStaysQueued) {
+  // Each delivery costs 8 bytes; a budget of 20 takes three (at least one, and
+  // until the budget is reached), and what is left still counts as queued.
+  session.attach(listener);
+  for (int i = 0; i < 5; ++i) session.enqueue(delivery(QoS::k0), Clock::now());
+  ready.clear();
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, 20);
+  EXPECT_EQ(ready.size(), 3u);
+  EXPECT_EQ(session.queued_count(), 2u);
+  ready.clear();
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, 1);
+  EXPECT_EQ(ready.size(), 1u);  // always at least one
+  EXPECT_EQ(session.queued_count(), 1u);
+}
+
 TEST_F(SessionTest, InflightWindowLimitsQos1And2ButNotQos0) {
   session.attach(listener);
   for (QoS q : {QoS::k1, QoS::k2, QoS::k0, QoS::k1, QoS::k0}) session.enqueue(delivery(q), Clock::now());
