@@ -128,12 +128,54 @@ class FullQueueRefusesThePublisher(BrokerTest):
         self.assertEqual(other.msgs.wait_for(3)[-1].payload, b"m5")
 
 
+def start_windowed_publisher(client, topic, payloads, window, acks, failure, on_publish=None):
+    """A conforming QoS 1 publisher on a thread: at most `window` PUBLISHes
+    unacknowledged. Appends each PUBACK's reason code to `acks`; a PUBLISH the
+    client receives goes to on_publish. Errors go to `failure`."""
+    def send(i):
+        client.send(publish_packet(topic, payloads[i], qos=1, packet_id=i % 65535 + 1))
+
+    def run():
+        try:
+            sent = min(window, len(payloads))
+            for i in range(sent):
+                send(i)
+            while len(acks) < len(payloads):
+                p = client.read(timeout=30.0)
+                if p is None:
+                    raise AssertionError(f"{topic} publisher was disconnected")
+                if p.type == PUBLISH and on_publish is not None:
+                    on_publish(p)
+                    continue
+                if p.type != PUBACK:
+                    raise AssertionError(f"unexpected {p!r}")
+                acks.append(p.reason)
+                if sent < len(payloads):
+                    send(sent)
+                    sent += 1
+        except Exception as e:  # reported by the test's thread
+            failure.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def receive_and_ack(client, n):
+    """The payloads of the next n QoS 1 PUBLISHes, each acknowledged."""
+    received = []
+    while len(received) < n:
+        p = client.expect(PUBLISH, timeout=30.0)
+        received.append(p.payload)
+        client.send(ack_packet(PUBACK, p.packet_id))
+    return received
+
+
 class SlowSubscriberSlowsThePublisher(BrokerTest):
     # Past 1,000 queued messages (the slow-down mark) a subscriber's publisher is
     # read more slowly instead of being refused: its acknowledgements lag while
     # the subscriber is stuck, and once it reads, every message arrives.
     N = 6000
-    WINDOW = 100
 
     def test_publisher_waits_for_a_stuck_subscriber_and_nothing_is_refused(self):
         sub = self.raw(version=5)
@@ -143,49 +185,21 @@ class SlowSubscriberSlowsThePublisher(BrokerTest):
 
         pub = self.raw(version=5)
         pub.connect("fast-pub")
-        acks = []  # (time, reason)
-        failure = []
-
-        def publish(i):
-            pid = i % 65535 + 1
-            pub.send(publish_packet("slow/t", b"%06d" % i, qos=1, packet_id=pid))
-
-        def publisher():  # a conforming client: at most WINDOW unacknowledged
-            try:
-                sent = 0
-                while sent < self.WINDOW:
-                    publish(sent)
-                    sent += 1
-                while len(acks) < self.N:
-                    p = pub.expect(PUBACK, timeout=30.0)
-                    acks.append((time.monotonic(), p.reason))
-                    if sent < self.N:
-                        publish(sent)
-                        sent += 1
-            except Exception as e:  # reported by the main thread
-                failure.append(e)
-
-        start = time.monotonic()
-        t = threading.Thread(target=publisher, daemon=True)
-        t.start()
+        acks, failure = [], []
+        payloads = [b"%06d" % i for i in range(self.N)]
+        t = start_windowed_publisher(pub, "slow/t", payloads, 100, acks, failure)
         time.sleep(1.5)
         acked_while_stuck = len(acks)
         # Not refused, not accepted without limit: slowed.
         self.assertGreater(acked_while_stuck, 500)
         self.assertLess(acked_while_stuck, self.N // 2, "the publisher was not slowed")
-        self.assertEqual([r for _, r in acks if r != 0], [])
 
-        received = []
-        while len(received) < self.N:
-            p = sub.expect(PUBLISH, timeout=30.0)
-            received.append(p.payload)
-            sub.send(ack_packet(PUBACK, p.packet_id))
+        received = receive_and_ack(sub, self.N)
         t.join(30)
         self.assertEqual(failure, [])
         self.assertEqual(len(acks), self.N)
-        self.assertEqual([r for _, r in acks if r != 0], [], "a publish was refused")
-        self.assertEqual(received, [b"%06d" % i for i in range(self.N)])
-        self.assertLess(time.monotonic() - start, 60)
+        self.assertEqual(set(acks), {0}, "a publish was refused")
+        self.assertEqual(received, payloads)
 
 
 class WaitingPublisherStillReceives(BrokerTest):
@@ -193,7 +207,6 @@ class WaitingPublisherStillReceives(BrokerTest):
     # acknowledgements of what it receives, so messages to it keep flowing
     # (and clients that publish to each other cannot stall each other).
     N = 3000
-    WINDOW = 100
 
     def test_messages_to_a_waiting_publisher_keep_flowing(self):
         stuck = self.raw(version=5)
@@ -208,66 +221,28 @@ class WaitingPublisherStillReceives(BrokerTest):
         y = self.raw(version=5)
         y.connect("y")
 
-        got_from_y = []
-        x_acks = []
-        y_acks = []
-        failure = []
+        got_from_y, x_acks, y_acks, failure = [], [], [], []
 
-        def x_loop():
-            try:
-                sent = 0
-                while sent < self.WINDOW:
-                    x.send(publish_packet("t/stuck", b"%06d" % sent, qos=1, packet_id=sent + 1))
-                    sent += 1
-                while len(got_from_y) < self.N or len(x_acks) < self.N:
-                    p = x.read(timeout=30.0)
-                    if p is None:
-                        raise AssertionError("x was disconnected")
-                    if p.type == PUBLISH:
-                        got_from_y.append(p.payload)
-                        x.send(ack_packet(PUBACK, p.packet_id))
-                    elif p.type == PUBACK:
-                        x_acks.append(p.reason)
-                        if sent < self.N:
-                            x.send(publish_packet("t/stuck", b"%06d" % sent, qos=1, packet_id=sent % 65535 + 1))
-                            sent += 1
-            except Exception as e:
-                failure.append(e)
+        def x_receives(p):
+            got_from_y.append(p.payload)
+            x.send(ack_packet(PUBACK, p.packet_id))
 
-        def y_loop():
-            try:
-                sent = 0
-                while sent < self.WINDOW:
-                    y.send(publish_packet("t/x", b"y%05d" % sent, qos=1, packet_id=sent + 1))
-                    sent += 1
-                while len(y_acks) < self.N:
-                    p = y.expect(PUBACK, timeout=30.0)
-                    y_acks.append(p.reason)
-                    if sent < self.N:
-                        y.send(publish_packet("t/x", b"y%05d" % sent, qos=1, packet_id=sent % 65535 + 1))
-                        sent += 1
-            except Exception as e:
-                failure.append(e)
-
-        threads = [threading.Thread(target=f, daemon=True) for f in (x_loop, y_loop)]
-        for t in threads:
-            t.start()
+        to_stuck = [b"%06d" % i for i in range(self.N)]
+        to_x = [b"y%05d" % i for i in range(self.N)]
+        threads = [start_windowed_publisher(x, "t/stuck", to_stuck, 100, x_acks, failure, x_receives),
+                   start_windowed_publisher(y, "t/x", to_x, 100, y_acks, failure)]
         # While "stuck" reads nothing, x waits on it: all of y's messages must
         # still reach x.
         wait_until(lambda: len(got_from_y) == self.N or failure, 20, message="y's messages reach x")
         self.assertEqual(failure, [])
         self.assertLess(len(x_acks), self.N // 2, "x was not slowed by the stuck subscriber")
-        self.assertEqual(got_from_y, [b"y%05d" % i for i in range(self.N)])
+        self.assertEqual(got_from_y, to_x)
 
-        received = []
-        while len(received) < self.N:
-            p = stuck.expect(PUBLISH, timeout=30.0)
-            received.append(p.payload)
-            stuck.send(ack_packet(PUBACK, p.packet_id))
+        received = receive_and_ack(stuck, self.N)
         for t in threads:
             t.join(30)
         self.assertEqual(failure, [])
-        self.assertEqual(received, [b"%06d" % i for i in range(self.N)])
+        self.assertEqual(received, to_stuck)
         self.assertEqual(set(x_acks) | set(y_acks), {0})
 
 
