@@ -25,12 +25,18 @@ class ByteStream {
 
   // Reads at least one byte into `buffer` (like async_read_some).
   virtual void async_read_some(boost::asio::mutable_buffer buffer, IoHandler handler) = 0;
-  // Whether async_wait_readable can wait for bytes without a buffer, so an idle
-  // connection holds none (plain TCP; a WebSocket frame is read into one).
+  // Whether the stream can wait for bytes without a buffer (so an idle
+  // connection holds none) and read what is there without waiting: plain TCP.
+  // A WebSocket frame is read into a buffer.
   virtual bool can_wait_readable() const { return false; }
   // Completes when a read would find bytes (or the peer closed).
   virtual void async_wait_readable(WaitHandler handler) {
     boost::asio::post(executor(), [h = std::move(handler)]() mutable { std::move(h)(boost::system::error_code{}); });
+  }
+  // Reads what is there now; would_block when nothing is.
+  virtual std::size_t read_some_now(boost::asio::mutable_buffer, boost::system::error_code& ec) {
+    ec = boost::asio::error::would_block;
+    return 0;
   }
   // Writes all of `buffers` (gathered), completing once everything is written.
   // The buffers must stay valid until the handler runs.

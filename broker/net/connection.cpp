@@ -93,11 +93,21 @@ void Connection::read() {
     read_chunk(read_size_);
     return;
   }
-  // Wait for bytes holding no buffer (an idle connection then costs none), and
-  // read what came in one full chunk.
-  stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->closing_) {
-      self->on_read(ec ? ec : asio::error::operation_aborted, 0);
+  // TCP: take what is there at once, in a full chunk; when nothing is, wait
+  // for bytes holding no buffer, so an idle connection costs none.
+  boost::system::error_code ec;
+  auto space = decoder_.prepare(kReadChunk);
+  read_size_ = kReadChunk;
+  const size_t n = stream_->read_some_now(asio::buffer(space.data(), space.size()), ec);
+  if (ec != asio::error::would_block && ec != asio::error::try_again) {
+    // Handled on a fresh stack, as an asynchronous read would be.
+    asio::post(stream_->executor(), [self = shared_from_this(), ec, n] { self->on_read(ec, n); });
+    return;
+  }
+  decoder_.release_if_empty();
+  stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code wait_ec) {
+    if (wait_ec || self->closing_) {
+      self->on_read(wait_ec ? wait_ec : asio::error::operation_aborted, 0);
       return;
     }
     self->read_chunk(kReadChunk);
@@ -155,9 +165,8 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   start_write();
   if (closing_) return;
   if (n < read_size_) {
-    // Drained. Hold no buffer while idle: the wait for bytes needs none, or the
-    // next read (WebSocket) is a small one. A busy TCP connection keeps its.
-    if (!stream_->can_wait_readable() || n < kIdleReadChunk) decoder_.release_if_empty();
+    // Drained: hold no buffer while idle, and (WebSocket) wait with a small one.
+    decoder_.release_if_empty();
     read_size_ = kIdleReadChunk;
   } else {
     read_size_ = kReadChunk;  // more is coming

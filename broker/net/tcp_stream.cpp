@@ -25,6 +25,12 @@ class TcpStream final : public ByteStream {
   }
 
   bool can_wait_readable() const override { return true; }
+  std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec) override {
+    // Asio keeps the socket non-blocking underneath; say so for this call.
+    socket_.non_blocking(true, ec);
+    if (ec) return 0;
+    return socket_.read_some(buffer, ec);
+  }
   void async_wait_readable(WaitHandler handler) override {
     socket_.async_wait(tcp::socket::wait_read, std::move(handler));
   }
