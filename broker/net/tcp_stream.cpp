@@ -16,6 +16,8 @@ class TcpStream final : public ByteStream {
   explicit TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    // For read_some_now; asynchronous operations work the same either way.
+    socket_.non_blocking(true, ignored);
     auto ep = socket_.remote_endpoint(ignored);
     remote_ = ignored ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
@@ -26,10 +28,7 @@ class TcpStream final : public ByteStream {
 
   bool can_wait_readable() const override { return true; }
   std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec) override {
-    // Asio keeps the socket non-blocking underneath; say so for this call.
-    socket_.non_blocking(true, ec);
-    if (ec) return 0;
-    return socket_.read_some(buffer, ec);
+    return socket_.read_some(buffer, ec);  // non-blocking since construction
   }
   void async_wait_readable(WaitHandler handler) override {
     socket_.async_wait(tcp::socket::wait_read, std::move(handler));
