@@ -6,6 +6,7 @@
 
 #include "broker/handlers/handlers.h"
 #include "broker/mqtt/encoder.h"
+#include "broker/ring_buffer.h"
 
 namespace starling::broker {
 namespace {
@@ -155,8 +156,7 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
     }
     if (!next->has_value()) break;
     if ((room_waits_ > 0 || !held_.empty()) && !handled_while_held((**next).packet)) {
-      if (held_.full()) held_.set_capacity(std::max<size_t>(8, held_.capacity() * 2));
-      held_.push_back(std::move(**next));
+      push_grow(held_, std::move(**next));
       continue;
     }
     dispatch(*this, **next);
@@ -186,7 +186,7 @@ void Connection::handle_held(bool all) {
     held_.pop_front();
     dispatch(*this, d);
   }
-  if (held_.empty()) boost::circular_buffer<mqtt::Decoded>().swap(held_);
+  release_if_drained(held_, 0);
   in_read_batch_ = batch;
   if (!batch) start_write();
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "broker/ring_buffer.h"
+
 namespace starling::broker {
 
 namespace {
@@ -10,17 +12,8 @@ namespace {
 size_t cost(const Message& m) { return m.topic.size() + m.payload.size(); }
 size_t cost(const Delivery& d) { return cost(*d.message); }
 
-template <class T>
-void push_grow(boost::circular_buffer<T>& ring, T&& value) {
-  if (ring.full()) ring.set_capacity(std::max<size_t>(8, ring.capacity() * 2));
-  ring.push_back(std::move(value));
-}
-
-// A drained ring keeps a small buffer for the next message, not a burst's.
-template <class T>
-void release_if_drained(boost::circular_buffer<T>& ring) {
-  if (ring.empty() && ring.capacity() > 64) boost::circular_buffer<T>().swap(ring);
-}
+// A drained queue or window keeps a buffer this large for the next messages.
+constexpr size_t kKeptRing = 64;
 
 }  // namespace
 
@@ -85,7 +78,7 @@ bool Session::detach(const SessionListener* listener) {
                                   return true;
                                 }),
                  queue_.end());
-    release_if_drained(queue_);
+    release_if_drained(queue_, kKeptRing);
     // An offline session slows no one: its queue is bounded by the hard limits.
     waiters = relieve_locked(0, 0, /*force=*/true);
   }
@@ -132,7 +125,7 @@ void Session::erase_inflight_locked(size_t i) {
     inflight_.erase(inflight_.begin() + static_cast<std::ptrdiff_t>(i));
   }
   inflight_ids_.erase(inflight_ids_.begin() + static_cast<std::ptrdiff_t>(i));
-  release_if_drained(inflight_);
+  release_if_drained(inflight_, kKeptRing);
 }
 
 uint16_t Session::next_packet_id_locked() {
@@ -182,7 +175,7 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
       taken_bytes += c;
       queue_.pop_front();
     }
-    release_if_drained(queue_);
+    release_if_drained(queue_, kKeptRing);
     waiters = relieve_locked(limits_.slow_down_messages / 2, limits_.slow_down_bytes / 2, false);
   }
   tell_room(std::move(waiters));
@@ -198,9 +191,7 @@ std::vector<uint16_t> Session::released_ids() const {
 
 std::vector<Inflight> Session::inflight_snapshot() const {
   std::lock_guard lock(mu_);
-  std::vector<Inflight> out;
   return {inflight_.begin(), inflight_.end()};
-  return out;
 }
 
 bool Session::complete(uint16_t packet_id, mqtt::QoS expected) {
