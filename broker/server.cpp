@@ -65,17 +65,17 @@ struct Server::Parts {
   uint64_t sweeps = 0;
 
   void accept(tcp::acceptor& acceptor, bool websocket) {
-    acceptor.async_accept(workers.next(), [this, &acceptor, websocket](boost::system::error_code ec, tcp::socket s) {
+    acceptor.async_accept(workers.next(), [this, &acceptor, websocket](boost::system::error_code ec, TcpSocket s) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) start_connection(std::move(s), websocket);
       accept(acceptor, websocket);
     });
   }
 
-  void start_connection(tcp::socket socket, bool websocket) {
+  void start_connection(TcpSocket socket, bool websocket) {
     auto executor = socket.get_executor();
     if (websocket) {
-      asio::post(executor, [this, s = std::move(socket)]() mutable {
+      asio::post(executor, [this, s = tcp::socket(std::move(socket))]() mutable {
         async_accept_websocket(std::move(s), std::chrono::seconds(10),
                                [this](boost::system::error_code ec, std::unique_ptr<ByteStream> stream) {
                                  if (ec || !stream) return;

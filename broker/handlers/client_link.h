@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/broker_context.h"
@@ -30,10 +31,19 @@ struct ClientState {
   uint16_t client_receive_maximum = 65535;
   uint32_t client_max_packet_size = mqtt::kMaxPacketSize;
   uint16_t client_topic_alias_maximum = 0;
-  // Topic aliases the client set for its PUBLISHes (index = alias).
-  std::vector<std::string> inbound_aliases;
-  // Aliases we assigned towards the client, by topic.
-  std::unordered_map<std::string, uint16_t> outbound_aliases;
+  struct TopicAliases {
+    // The client's, for its PUBLISHes (index = alias).
+    std::vector<std::string> inbound;
+    // Ours towards the client, by topic.
+    std::unordered_map<std::string, uint16_t> outbound;
+  };
+  // Made on first use: most clients never use aliases, and an idle connection
+  // should cost little memory.
+  std::unique_ptr<TopicAliases> aliases;
+  TopicAliases& topic_aliases() {
+    if (!aliases) aliases = std::make_unique<TopicAliases>();
+    return *aliases;
+  }
 };
 
 class ClientLink {

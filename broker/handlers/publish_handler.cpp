@@ -20,10 +20,9 @@ const std::string* resolve_topic(ClientLink& link, const mqtt::Publish& p, std::
     link.close(ReasonCode::kTopicAliasInvalid, false, "topic alias 0 or above Topic Alias Maximum");
     return nullptr;
   }
-  // Grown on first use: most clients never use aliases, and an idle connection
-  // should cost little memory.
-  if (st.inbound_aliases.size() <= alias) st.inbound_aliases.resize(alias + 1u);
-  std::string& slot = st.inbound_aliases[alias];
+  auto& inbound = st.topic_aliases().inbound;
+  if (inbound.size() <= alias) inbound.resize(alias + 1u);
+  std::string& slot = inbound[alias];
   if (!p.topic.empty()) {
     slot.assign(p.topic);
   } else if (slot.empty()) {

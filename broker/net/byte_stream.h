@@ -10,6 +10,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
@@ -17,7 +18,18 @@
 namespace starling::broker {
 
 using IoHandler = boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
-using WaitHandler = boost::asio::any_completion_handler<void(boost::system::error_code)>;
+
+// What waits for a stream to become readable (the connection). A plain
+// interface rather than a type-erased handler: an idle connection's pending
+// wait then holds one shared pointer and allocates nothing else.
+class ReadableWaiter {
+ public:
+  // Bytes can be read (or the peer closed); an error when the wait failed.
+  virtual void on_readable(boost::system::error_code ec) = 0;
+
+ protected:
+  ~ReadableWaiter() = default;
+};
 
 class ByteStream {
  public:
@@ -29,9 +41,9 @@ class ByteStream {
   // connection holds none) and read what is there without waiting: plain TCP.
   // A WebSocket frame is read into a buffer.
   virtual bool can_wait_readable() const { return false; }
-  // Completes when a read would find bytes (or the peer closed).
-  virtual void async_wait_readable(WaitHandler handler) {
-    boost::asio::post(executor(), [h = std::move(handler)]() mutable { std::move(h)(boost::system::error_code{}); });
+  // Tells `waiter` when a read would find bytes (or the peer closed).
+  virtual void async_wait_readable(std::shared_ptr<ReadableWaiter> waiter) {
+    boost::asio::post(executor(), [w = std::move(waiter)] { w->on_readable({}); });
   }
   // Reads what is there now; would_block when nothing is.
   virtual std::size_t read_some_now(boost::asio::mutable_buffer, boost::system::error_code& ec) {
@@ -51,7 +63,12 @@ class ByteStream {
   virtual std::string_view listener_name() const = 0;
 };
 
+// A TCP socket bound to one worker's io_context: its operations carry that
+// concrete executor, smaller than a type-erased one, and track work without
+// allocating.
+using TcpSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
 // Plain TCP. TCP_NODELAY is set, so small packets never wait for a delayed ACK.
-std::unique_ptr<ByteStream> make_tcp_stream(boost::asio::ip::tcp::socket socket);
+std::unique_ptr<ByteStream> make_tcp_stream(TcpSocket socket);
 
 }  // namespace starling::broker

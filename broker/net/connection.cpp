@@ -66,8 +66,7 @@ void Connection::OutBuffer::note_bytes(size_t from) {
 Connection::Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream)
     : broker_(broker),
       stream_(std::move(stream)),
-      decoder_(broker.limits.max_packet_size),
-      timer_(stream_->executor()) {}
+      decoder_(broker.limits.max_packet_size) {}
 
 Connection::~Connection() {
   // Normally close() detached already; never leave a session pointing here.
@@ -77,13 +76,14 @@ Connection::~Connection() {
 void Connection::start() {
   broker_.stats.connections.fetch_add(1, std::memory_order_relaxed);
   last_read_ = Clock::now();
+  wheel_ = &DeadlineWheel::of(stream_->executor());
   arm_timer();
   read();
 }
 
 void Connection::maybe_read() {
   if (reading_ || closing_ || read_paused_) return;
-  if (held_.size() >= kMaxHeldPackets) return;
+  if (room_ && room_->held.size() >= kMaxHeldPackets) return;
   read();
 }
 
@@ -106,13 +106,15 @@ void Connection::read() {
     return;
   }
   decoder_.release_if_empty();
-  stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code wait_ec) {
-    if (wait_ec || self->closing_) {
-      self->on_read(wait_ec ? wait_ec : asio::error::operation_aborted, 0);
-      return;
-    }
-    self->read_chunk(kReadChunk);
-  });
+  stream_->async_wait_readable(shared_from_this());
+}
+
+void Connection::on_readable(boost::system::error_code ec) {
+  if (ec || closing_) {
+    on_read(ec ? ec : asio::error::operation_aborted, 0);
+    return;
+  }
+  read_chunk(kReadChunk);
 }
 
 void Connection::read_chunk(size_t size) {
@@ -155,8 +157,8 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
       break;
     }
     if (!next->has_value()) break;
-    if ((room_waits_ > 0 || !held_.empty()) && !handled_while_held((**next).packet)) {
-      push_grow(held_, std::move(**next));
+    if ((room_waits() > 0 || holding()) && !handled_while_held((**next).packet)) {
+      push_grow(room_->held, std::move(**next));
       continue;
     }
     dispatch(*this, **next);
@@ -178,29 +180,32 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
 }
 
 void Connection::handle_held(bool all) {
-  if (held_.empty()) return;
+  if (!holding()) return;
   const bool batch = in_read_batch_;
   in_read_batch_ = true;
-  while (!held_.empty() && !closing_ && (all || room_waits_ == 0)) {
-    mqtt::Decoded d = std::move(held_.front());
-    held_.pop_front();
+  auto& held = room_->held;
+  while (!held.empty() && !closing_ && (all || room_->waits == 0)) {
+    mqtt::Decoded d = std::move(held.front());
+    held.pop_front();
     dispatch(*this, d);
   }
-  release_if_drained(held_, 0);
+  release_if_drained(held, 0);
   in_read_batch_ = batch;
   if (!batch) start_write();
 }
 
 void Connection::wait_for_room(Session& congested) {
-  if (closing_ || std::find(waited_on_.begin(), waited_on_.end(), &congested) != waited_on_.end()) return;
+  if (closing_) return;
+  if (!room_) room_ = std::make_unique<RoomWait>(stream_->executor());
+  auto& waited_on = room_->waited_on;
+  if (std::find(waited_on.begin(), waited_on.end(), &congested) != waited_on.end()) return;
   if (!congested.wait_for_room(weak_from_this())) return;  // drained meanwhile
-  waited_on_.push_back(&congested);
-  if (room_waits_++ > 0) return;
-  if (!room_timer_) room_timer_ = std::make_unique<asio::steady_timer>(stream_->executor());
-  room_timer_->expires_after(kRoomWait);
-  room_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+  waited_on.push_back(&congested);
+  if (room_->waits++ > 0) return;
+  room_->timer.expires_after(kRoomWait);
+  room_->timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     // A wait already over (its expiry raced the cancel) has nothing to end.
-    if (!ec && self->room_waits_ > 0) self->end_room_wait();
+    if (!ec && self->room_waits() > 0) self->end_room_wait();
   });
 }
 
@@ -211,14 +216,14 @@ void Connection::room() {
 void Connection::on_room() {
   // One answer per wait; one left over from a wait that timed out may end the
   // next one early, which costs only an early read.
-  if (room_waits_ == 0) return;
-  if (--room_waits_ == 0) end_room_wait();
+  if (room_waits() == 0) return;
+  if (--room_->waits == 0) end_room_wait();
 }
 
 void Connection::end_room_wait() {
-  room_waits_ = 0;
-  waited_on_.clear();
-  room_timer_->cancel();
+  room_->waits = 0;
+  room_->waited_on.clear();
+  room_->timer.cancel();
   handle_held(/*all=*/false);  // may start another wait
   maybe_read();
 }
@@ -270,13 +275,14 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
     if (auto left = m.remaining_expiry(Clock::now())) p.properties.message_expiry_interval = *left;  // [MQTT-3.3.2-6]
     p.properties.subscription_identifiers = d.subscription_ids;
     if (state_.client_topic_alias_maximum > 0) {
-      auto it = state_.outbound_aliases.find(m.topic);
-      if (it != state_.outbound_aliases.end()) {
+      auto& aliases = state_.topic_aliases().outbound;
+      auto it = aliases.find(m.topic);
+      if (it != aliases.end()) {
         p.topic = {};
         p.properties.topic_alias = it->second;
-      } else if (state_.outbound_aliases.size() < state_.client_topic_alias_maximum) {
-        const auto alias = static_cast<uint16_t>(state_.outbound_aliases.size() + 1);
-        state_.outbound_aliases.emplace(m.topic, alias);
+      } else if (aliases.size() < state_.client_topic_alias_maximum) {
+        const auto alias = static_cast<uint16_t>(aliases.size() + 1);
+        aliases.emplace(m.topic, alias);
         p.properties.topic_alias = alias;
         new_alias = true;
       }
@@ -288,7 +294,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
   if (!st || size > state_.client_max_packet_size) {
     // Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
     pending_.bytes.resize(from);
-    if (new_alias) state_.outbound_aliases.erase(m.topic);
+    if (new_alias) state_.aliases->outbound.erase(m.topic);
     if (packet_id != 0) state_.session->discard(packet_id);
     broker_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -378,6 +384,13 @@ void Connection::on_write(boost::system::error_code ec) {
   }
   if (state_.session && state_.session->queued_count() > 0) flush_session(false);
   start_write();
+  if (!write_in_flight_) {
+    // Nothing more to write (start_write found nothing pending): an idle
+    // connection keeps no output buffers.
+    writing_ = OutBuffer{};
+    pending_ = OutBuffer{};
+    write_buffers_ = {};
+  }
   if (read_paused_ && pending_.total + writing_.total <= kMaxBufferedOutput) {
     read_paused_ = false;
     maybe_read();
@@ -414,16 +427,13 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
   }
   broker_.stats.connections.fetch_sub(1, std::memory_order_relaxed);
   // Bounded wait for the last bytes (a DISCONNECT) to go out.
-  timer_.expires_after(kCloseGrace);
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->finish_close();
-  });
+  if (wheel_) wheel_->schedule(*this, now + kCloseGrace);
   if (!write_in_flight_) start_write();
 }
 
 void Connection::finish_close() {
-  timer_.cancel();
-  if (room_timer_) room_timer_->cancel();
+  DeadlineWheel::cancel(*this);
+  if (room_) room_->timer.cancel();
   stream_->close();
 }
 
@@ -438,17 +448,26 @@ void Connection::arm_timer() {
   if (!state_.connected) {
     wait = broker_.limits.connect_timeout;
   } else if (state_.keep_alive == 0) {
-    timer_.cancel();
+    DeadlineWheel::cancel(*this);
     return;
   } else {
     // 1.5 times the keep alive, from the last packet received [MQTT-3.1.2-22].
     const auto limit = std::chrono::milliseconds(state_.keep_alive * 1500);
     wait = last_read_ + limit - Clock::now();
   }
-  timer_.expires_after(wait);
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->on_timer();
-  });
+  wheel_->schedule(*this, Clock::now() + wait);
+}
+
+void Connection::on_deadline() {
+  // Scheduled entries are alive (destruction unlinks them); hold this one
+  // while it runs.
+  auto self = weak_from_this().lock();
+  if (!self) return;
+  if (closing_) {
+    finish_close();  // the last bytes did not go out in time
+  } else {
+    on_timer();
+  }
 }
 
 void Connection::on_timer() {

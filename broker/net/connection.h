@@ -15,11 +15,14 @@
 #include "broker/handlers/client_link.h"
 #include "broker/mqtt/decoder.h"
 #include "broker/net/byte_stream.h"
+#include "broker/net/deadline_wheel.h"
 
 namespace starling::broker {
 
 class Connection final : public ClientLink,
                          public SessionListener,
+                         public ReadableWaiter,
+                         private DeadlineWheel::Entry,
                          public std::enable_shared_from_this<Connection> {
  public:
   Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream);
@@ -72,11 +75,14 @@ class Connection final : public ClientLink,
   // all of them, when `all`).
   void handle_held(bool all);
   void on_read(boost::system::error_code ec, size_t n);
+  void on_readable(boost::system::error_code ec) override;
+  void on_deadline() override;
   void on_room();
   void end_room_wait();
   void start_write();
   void on_write(boost::system::error_code ec);
   void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
+  // Schedules the next deadline: CONNECT in time, or the keep alive.
   void arm_timer();
   void on_timer();
   void finish_close();
@@ -94,13 +100,20 @@ class Connection final : public ClientLink,
   bool reading_ = false;  // a read is under way
   bool read_paused_ = false;  // too much output waiting: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
-  boost::asio::steady_timer timer_;
-  // Congested subscribers this publisher waits for: no reads until each has
-  // room (or kRoomWait passed). The pointers only identify; never followed.
-  size_t room_waits_ = 0;
-  boost::circular_buffer<mqtt::Decoded> held_;  // received while waiting; nothing allocated when empty
-  std::vector<const Session*> waited_on_;
-  std::unique_ptr<boost::asio::steady_timer> room_timer_;  // made by the first wait for room
+  DeadlineWheel* wheel_ = nullptr;  // this worker's; set by start()
+  // A publisher's wait for congested subscribers: no reads until each has
+  // room (or kRoomWait passed). Made by the first wait: most connections
+  // never wait.
+  struct RoomWait {
+    explicit RoomWait(const boost::asio::any_io_executor& executor) : timer(executor) {}
+    size_t waits = 0;  // answers outstanding
+    boost::circular_buffer<mqtt::Decoded> held;  // received while waiting; nothing allocated when empty
+    std::vector<const Session*> waited_on;  // only identify; never followed
+    boost::asio::steady_timer timer;
+  };
+  size_t room_waits() const { return room_ ? room_->waits : 0; }
+  bool holding() const { return room_ && !room_->held.empty(); }
+  std::unique_ptr<RoomWait> room_;
   Clock::time_point last_read_;
   std::atomic<bool> wake_posted_{false};
   std::vector<Session::Ready> ready_;  // reused by flush_session

@@ -13,7 +13,7 @@ using boost::asio::ip::tcp;
 
 class TcpStream final : public ByteStream {
  public:
-  explicit TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
+  explicit TcpStream(TcpSocket socket) : socket_(std::move(socket)) {
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     // For read_some_now; asynchronous operations work the same either way.
@@ -30,8 +30,9 @@ class TcpStream final : public ByteStream {
   std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec) override {
     return socket_.read_some(buffer, ec);  // non-blocking since construction
   }
-  void async_wait_readable(WaitHandler handler) override {
-    socket_.async_wait(tcp::socket::wait_read, std::move(handler));
+  void async_wait_readable(std::shared_ptr<ReadableWaiter> waiter) override {
+    socket_.async_wait(tcp::socket::wait_read,
+                       [w = std::move(waiter)](boost::system::error_code ec) { w->on_readable(ec); });
   }
 
   void async_write(std::span<const asio::const_buffer> buffers, IoHandler handler) override {
@@ -49,13 +50,13 @@ class TcpStream final : public ByteStream {
   std::string_view listener_name() const override { return "mqtt"; }
 
  private:
-  tcp::socket socket_;
+  TcpSocket socket_;
   std::string remote_;
 };
 
 }  // namespace
 
-std::unique_ptr<ByteStream> make_tcp_stream(tcp::socket socket) {
+std::unique_ptr<ByteStream> make_tcp_stream(TcpSocket socket) {
   return std::make_unique<TcpStream>(std::move(socket));
 }
 

@@ -229,15 +229,20 @@ size_t Session::queued_count() const {
 
 Session::Inbound Session::begin_inbound_qos2(uint16_t packet_id, size_t limit) {
   std::lock_guard lock(mu_);
-  if (inbound_qos2_.contains(packet_id)) return Inbound::kDuplicate;
+  auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
+  if (it != inbound_qos2_.end() && *it == packet_id) return Inbound::kDuplicate;
   if (inbound_qos2_.size() >= limit) return Inbound::kOverLimit;
-  inbound_qos2_.insert(packet_id);
+  inbound_qos2_.insert(it, packet_id);
   return Inbound::kNew;
 }
 
 bool Session::end_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mu_);
-  return inbound_qos2_.erase(packet_id) == 1;
+  auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
+  if (it == inbound_qos2_.end() || *it != packet_id) return false;
+  inbound_qos2_.erase(it);
+  if (inbound_qos2_.empty() && inbound_qos2_.capacity() > 64) std::vector<uint16_t>().swap(inbound_qos2_);  // after a burst
+  return true;
 }
 
 size_t Session::inbound_qos2_count() const {
@@ -284,15 +289,15 @@ void Session::cancel_pending_will() {
 bool Session::set_pending_will_if_offline(WillMessage will) {
   std::lock_guard lock(mu_);
   if (listener_raw_ != nullptr) return false;
-  pending_will_ = std::move(will);
+  pending_will_ = std::make_unique<WillMessage>(std::move(will));
   return true;
 }
 
 std::optional<WillMessage> Session::take_pending_will() {
   std::lock_guard lock(mu_);
+  if (!pending_will_) return std::nullopt;
   auto will = std::move(pending_will_);
-  pending_will_.reset();
-  return will;
+  return std::move(*will);
 }
 
 std::optional<Clock::time_point> Session::pending_will_due() const {

@@ -14,7 +14,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -215,11 +214,11 @@ class Session {
   std::vector<std::weak_ptr<SessionListener>> room_waiters_;
   std::atomic<bool> congested_{false};     // written under mu_
   uint16_t last_packet_id_ = 0;
-  std::set<uint16_t> inbound_qos2_;
+  std::vector<uint16_t> inbound_qos2_;  // sorted; small (at most Receive Maximum)
   std::map<std::string, SubscriptionRecord> subscriptions_;
   uint32_t expiry_interval_ = 0;
   std::optional<Clock::time_point> disconnected_at_ = Clock::now();
-  std::optional<WillMessage> pending_will_;
+  std::unique_ptr<WillMessage> pending_will_;  // rare: a pointer
   std::atomic<bool> ended_{false};
 };
 
