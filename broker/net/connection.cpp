@@ -173,7 +173,7 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
   } else {
     read_size_ = kReadChunk;  // more is coming
   }
-  if (pending_.total + writing_.total > kMaxBufferedOutput) {
+  if (buffered() > kMaxBufferedOutput) {
     read_paused_ = true;  // resumed by on_write once the client has read enough
   }
   maybe_read();
@@ -229,18 +229,19 @@ void Connection::end_room_wait() {
 }
 
 void Connection::send(const mqtt::Packet& packet) {
-  const size_t from = pending_.bytes.size();
+  OutBuffer& pending = out().pending;
+  const size_t from = pending.bytes.size();
   const auto version = state_.version == ProtocolVersion::kUnknown ? ProtocolVersion::kV311 : state_.version;
-  auto st = mqtt::encode(packet, version, pending_.bytes);
+  auto st = mqtt::encode(packet, version, pending.bytes);
   if (!st) {
     broker_.log.error("cannot encode {} for {}: {}", mqtt::packet_type_name(mqtt::type_of(packet)),
                       state_.client_id, st.error().detail);
     return;
   }
-  if (pending_.bytes.size() - from > state_.client_max_packet_size) {
+  if (pending.bytes.size() - from > state_.client_max_packet_size) {
     // Too large for the client: Reason String and User Properties are left
     // out [MQTT-3.1.2-25]; if that is not enough, the packet is not sent.
-    pending_.bytes.resize(from);
+    pending.bytes.resize(from);
     mqtt::Packet smaller = packet;
     std::visit(
         [](auto& p) {
@@ -250,12 +251,12 @@ void Connection::send(const mqtt::Packet& packet) {
           }
         },
         smaller);
-    if (!mqtt::encode(smaller, version, pending_.bytes) || pending_.bytes.size() - from > state_.client_max_packet_size) {
-      pending_.bytes.resize(from);
+    if (!mqtt::encode(smaller, version, pending.bytes) || pending.bytes.size() - from > state_.client_max_packet_size) {
+      pending.bytes.resize(from);
       return;
     }
   }
-  pending_.note_bytes(from);
+  pending.note_bytes(from);
   if (!in_read_batch_) start_write();
 }
 
@@ -288,21 +289,22 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
       }
     }
   }
-  const size_t from = pending_.bytes.size();
-  auto st = mqtt::encode_publish_header(p, state_.version, pending_.bytes);
-  const size_t size = pending_.bytes.size() - from + m.payload.size();
+  OutBuffer& pending = out().pending;
+  const size_t from = pending.bytes.size();
+  auto st = mqtt::encode_publish_header(p, state_.version, pending.bytes);
+  const size_t size = pending.bytes.size() - from + m.payload.size();
   if (!st || size > state_.client_max_packet_size) {
     // Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
-    pending_.bytes.resize(from);
+    pending.bytes.resize(from);
     if (new_alias) state_.aliases->outbound.erase(m.topic);
     if (packet_id != 0) state_.session->discard(packet_id);
     broker_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  pending_.note_bytes(from);
+  pending.note_bytes(from);
   if (!m.payload.empty()) {
-    pending_.pieces.push_back({0, m.payload.size(), m.payload, m.backing});
-    pending_.total += m.payload.size();
+    pending.pieces.push_back({0, m.payload.size(), m.payload, m.backing});
+    pending.total += m.payload.size();
   }
   broker_.stats.messages_sent.fetch_add(1, std::memory_order_relaxed);
 }
@@ -319,15 +321,16 @@ void Connection::flush_session(bool resend_inflight) {
       send(rel);
     }
   }
-  if (pending_.total + writing_.total <= kMaxBufferedOutput) {
+  if (buffered() <= kMaxBufferedOutput) {
     const size_t window = std::min<size_t>(state_.client_receive_maximum, broker_.limits.max_inflight);
     size_t expired = 0;
-    ready_.clear();
-    const size_t room = kMaxBufferedOutput - (pending_.total + writing_.total);
-    session.take_ready(this, window, Clock::now(), ready_, expired, room);
+    const size_t room = kMaxBufferedOutput - buffered();
+    auto& ready = out().ready;
+    ready.clear();
+    session.take_ready(this, window, Clock::now(), ready, expired, room);
     broker_.stats.messages_dropped.fetch_add(expired, std::memory_order_relaxed);
-    for (const auto& r : ready_) send_delivery(r.packet_id, r.delivery, r.dup);
-    ready_.clear();
+    for (const auto& r : ready) send_delivery(r.packet_id, r.delivery, r.dup);
+    ready.clear();
   }
   if (!in_read_batch_) start_write();
 }
@@ -346,33 +349,35 @@ void Connection::kick(ReasonCode reason) {
 
 void Connection::start_write() {
   if (write_in_flight_) return;
-  if (pending_.empty()) {
+  if (!out_ || out_->pending.empty()) {
     if (closing_) finish_close();
     return;
   }
-  std::swap(pending_, writing_);
-  pending_.clear();
-  write_buffers_.clear();
-  for (const Piece& piece : writing_.pieces) {
+  Output& o = *out_;
+  std::swap(o.pending, o.writing);
+  o.pending.clear();
+  o.write_buffers.clear();
+  for (const Piece& piece : o.writing.pieces) {
     if (piece.payload.empty()) {
-      write_buffers_.emplace_back(writing_.bytes.data() + piece.offset, piece.size);
+      o.write_buffers.emplace_back(o.writing.bytes.data() + piece.offset, piece.size);
     } else {
-      write_buffers_.emplace_back(piece.payload.data(), piece.payload.size());
+      o.write_buffers.emplace_back(piece.payload.data(), piece.payload.size());
     }
   }
   write_in_flight_ = true;
-  stream_->async_write(write_buffers_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+  stream_->async_write(o.write_buffers, [self = shared_from_this()](boost::system::error_code ec, size_t) {
     self->on_write(ec);
   });
 }
 
 void Connection::on_write(boost::system::error_code ec) {
   write_in_flight_ = false;
-  broker_.stats.bytes_sent.fetch_add(writing_.total, std::memory_order_relaxed);
-  writing_.clear();
-  // A burst must not leave a large buffer behind on a connection that goes
-  // quiet; small ones are kept for reuse.
-  if (writing_.bytes.capacity() > kKeptBufferCapacity) writing_ = OutBuffer{};
+  OutBuffer& writing = out_->writing;
+  broker_.stats.bytes_sent.fetch_add(writing.total, std::memory_order_relaxed);
+  writing.clear();
+  // A burst must not leave a large buffer behind while the connection stays
+  // busy; small ones are kept for reuse.
+  if (writing.bytes.capacity() > kKeptBufferCapacity) writing = OutBuffer{};
   if (ec) {
     close(std::nullopt, false);
     finish_close();
@@ -384,14 +389,10 @@ void Connection::on_write(boost::system::error_code ec) {
   }
   if (state_.session && state_.session->queued_count() > 0) flush_session(false);
   start_write();
-  if (!write_in_flight_) {
-    // Nothing more to write (start_write found nothing pending): an idle
-    // connection keeps no output buffers.
-    writing_ = OutBuffer{};
-    pending_ = OutBuffer{};
-    write_buffers_ = {};
-  }
-  if (read_paused_ && pending_.total + writing_.total <= kMaxBufferedOutput) {
+  // Nothing more to write (start_write found nothing pending): an idle
+  // connection keeps no output buffers.
+  if (!write_in_flight_) out_.reset();
+  if (read_paused_ && buffered() <= kMaxBufferedOutput) {
     read_paused_ = false;
     maybe_read();
   }

@@ -91,9 +91,20 @@ class Connection final : public ClientLink,
   std::unique_ptr<ByteStream> stream_;
   mqtt::StreamDecoder decoder_;
   ClientState state_;
-  OutBuffer pending_;
-  OutBuffer writing_;
-  std::vector<boost::asio::const_buffer> write_buffers_;
+  // What is being written and what waits for it. Made by the first send and
+  // dropped once everything is written, so an idle connection holds none.
+  struct Output {
+    OutBuffer pending;
+    OutBuffer writing;
+    std::vector<boost::asio::const_buffer> write_buffers;
+    std::vector<Session::Ready> ready;  // flush_session's, reused while busy
+  };
+  Output& out() {
+    if (!out_) out_ = std::make_unique<Output>();
+    return *out_;
+  }
+  size_t buffered() const { return out_ ? out_->pending.total + out_->writing.total : 0; }
+  std::unique_ptr<Output> out_;
   size_t read_size_ = 256;  // of the next read (connection.cpp: kIdleReadChunk)
   bool write_in_flight_ = false;
   bool in_read_batch_ = false;
@@ -116,7 +127,6 @@ class Connection final : public ClientLink,
   std::unique_ptr<RoomWait> room_;
   Clock::time_point last_read_;
   std::atomic<bool> wake_posted_{false};
-  std::vector<Session::Ready> ready_;  // reused by flush_session
 };
 
 }  // namespace starling::broker
