@@ -484,6 +484,9 @@ void Connection::on_timer() {
     close(ReasonCode::kKeepAliveTimeout, false, "no packet within 1.5 times the keep alive");
     return;
   }
+  // Once per keep-alive period: what a burst left in the session's buffers
+  // is freed, so a quiet client costs little, while a busy one reuses them.
+  if (state_.session) state_.session->trim();
   arm_timer();
 }
 

@@ -17,12 +17,15 @@ constexpr size_t kKeptRing = 64;
 
 }  // namespace
 
+const Session::Flow Session::kNoFlow;
+
 Session::Session(std::string client_id, SessionId id, QueueLimits limits)
     : client_id_(std::move(client_id)), id_(id), limits_(limits) {}
 
 bool Session::has_room(const Message& message) const {
   std::lock_guard lock(mu_);
-  return queue_.size() < limits_.messages && queued_bytes_ + cost(message) <= limits_.bytes;
+  const Flow& f = flow_locked();
+  return f.queue.size() < limits_.messages && f.queued_bytes + cost(message) <= limits_.bytes;
 }
 
 Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now, bool checked) {
@@ -32,13 +35,15 @@ Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now, bool check
     std::lock_guard lock(mu_);
     listener = listener_.lock();
     if (d.qos == mqtt::QoS::k0 && !listener) return Enqueued::kDroppedQos0;
-    if (!checked && (queue_.size() >= limits_.messages || queued_bytes_ + cost(d) > limits_.bytes))
+    const Flow& current = flow_locked();
+    if (!checked && (current.queue.size() >= limits_.messages || current.queued_bytes + cost(d) > limits_.bytes))
       return d.qos == mqtt::QoS::k0 ? Enqueued::kDroppedQos0 : Enqueued::kQueueFull;
-    const bool was_empty = queue_.empty();
-    queued_bytes_ += cost(d);
-    push_grow(queue_, std::move(d));
+    Flow& f = make_flow_locked();
+    const bool was_empty = f.queue.empty();
+    f.queued_bytes += cost(d);
+    push_grow(f.queue, std::move(d));
     if (listener_raw_ != nullptr &&
-        (queue_.size() >= limits_.slow_down_messages || queued_bytes_ >= limits_.slow_down_bytes)) {
+        (f.queue.size() >= limits_.slow_down_messages || f.queued_bytes >= limits_.slow_down_bytes)) {
       congested_.store(true, std::memory_order_relaxed);
     }
     // Only the first message of a batch wakes the connection; it drains all.
@@ -52,10 +57,12 @@ std::shared_ptr<SessionListener> Session::attach(std::weak_ptr<SessionListener> 
   std::lock_guard lock(mu_);
   auto previous = listener_.lock();
   listener_raw_ = listener.lock().get();
-  inflight_unsent_ = 0;
-  for (Inflight& f : inflight_) {
-    f.sent = f.released;  // unreleased ones go again
-    inflight_unsent_ += !f.sent;
+  if (flow_) {
+    flow_->inflight_unsent = 0;
+    for (Inflight& f : flow_->inflight) {
+      f.sent = f.released;  // unreleased ones go again
+      flow_->inflight_unsent += !f.sent;
+    }
   }
   listener_ = std::move(listener);
   disconnected_at_.reset();
@@ -71,14 +78,18 @@ bool Session::detach(const SessionListener* listener) {
     listener_raw_ = nullptr;
     disconnected_at_ = Clock::now();
     // QoS 0 messages are not kept for an absent client.
-    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
-                                [this](const Delivery& d) {
-                                  if (d.qos != mqtt::QoS::k0) return false;
-                                  queued_bytes_ -= cost(d);
-                                  return true;
-                                }),
-                 queue_.end());
-    release_if_drained(queue_, kKeptRing);
+    if (flow_) {
+      auto& queue = flow_->queue;
+      queue.erase(std::remove_if(queue.begin(), queue.end(),
+                                 [this](const Delivery& d) {
+                                   if (d.qos != mqtt::QoS::k0) return false;
+                                   flow_->queued_bytes -= cost(d);
+                                   return true;
+                                 }),
+                  queue.end());
+      release_if_drained(queue, kKeptRing);
+      if (queue.empty() && flow_->inflight.empty()) flow_.reset();
+    }
     // An offline session slows no one: its queue is bounded by the hard limits.
     waiters = relieve_locked(0, 0, /*force=*/true);
   }
@@ -95,7 +106,8 @@ bool Session::wait_for_room(std::weak_ptr<SessionListener> waiter) {
 
 std::vector<std::weak_ptr<SessionListener>> Session::relieve_locked(size_t messages, size_t bytes, bool force) {
   if (!congested_.load(std::memory_order_relaxed)) return {};
-  if (!force && (queue_.size() > messages || queued_bytes_ > bytes)) return {};
+  const Flow& f = flow_locked();
+  if (!force && (f.queue.size() > messages || f.queued_bytes > bytes)) return {};
   congested_.store(false, std::memory_order_relaxed);
   return std::exchange(room_waiters_, {});
 }
@@ -113,19 +125,21 @@ bool Session::online() const {
 
 size_t Session::find_inflight_locked(uint16_t packet_id) const {
   // Acknowledgements mostly come in order: the front matches at once.
-  const auto it = std::find(inflight_ids_.begin(), inflight_ids_.end(), packet_id);
-  return it == inflight_ids_.end() ? kNotInflight : static_cast<size_t>(it - inflight_ids_.begin());
+  const auto& ids = flow_locked().inflight_ids;
+  const auto it = std::find(ids.begin(), ids.end(), packet_id);
+  return it == ids.end() ? kNotInflight : static_cast<size_t>(it - ids.begin());
 }
 
 void Session::erase_inflight_locked(size_t i) {
-  inflight_unsent_ -= !inflight_[i].sent;
+  Flow& f = *flow_;  // i was found in it
+  f.inflight_unsent -= !f.inflight[i].sent;
   if (i == 0) {  // in order: nothing moves
-    inflight_.pop_front();
+    f.inflight.pop_front();
   } else {
-    inflight_.erase(inflight_.begin() + static_cast<std::ptrdiff_t>(i));
+    f.inflight.erase(f.inflight.begin() + static_cast<std::ptrdiff_t>(i));
   }
-  inflight_ids_.erase(inflight_ids_.begin() + static_cast<std::ptrdiff_t>(i));
-  release_if_drained(inflight_, kKeptRing);
+  f.inflight_ids.erase(f.inflight_ids.begin() + static_cast<std::ptrdiff_t>(i));
+  release_if_drained(f.inflight, kKeptRing);
 }
 
 uint16_t Session::next_packet_id_locked() {
@@ -142,40 +156,42 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
   {
     std::lock_guard lock(mu_);
     if (listener == nullptr || listener != listener_raw_) return;  // a replaced connection sends nothing
-    size_t unacknowledged = inflight_.size() - inflight_unsent_;
-    for (size_t i = 0; i < inflight_.size() && inflight_unsent_ > 0; ++i) {
+    if (!flow_) return;  // nothing queued or in flight
+    Flow& fl = *flow_;
+    size_t unacknowledged = fl.inflight.size() - fl.inflight_unsent;
+    for (size_t i = 0; i < fl.inflight.size() && fl.inflight_unsent > 0; ++i) {
       if (unacknowledged >= window) break;
-      Inflight& f = inflight_[i];
+      Inflight& f = fl.inflight[i];
       if (f.sent) continue;
       f.sent = true;
-      --inflight_unsent_;
+      --fl.inflight_unsent;
       ++unacknowledged;
       out.push_back({f.packet_id, f.delivery, /*dup=*/true});
     }
     size_t taken_bytes = 0;
-    while (!queue_.empty() && taken_bytes < max_bytes) {
-      Delivery& d = queue_.front();
+    while (!fl.queue.empty() && taken_bytes < max_bytes) {
+      Delivery& d = fl.queue.front();
       if (d.message->expired(now)) {
         ++expired;
-        queued_bytes_ -= cost(d);
-        queue_.pop_front();
+        fl.queued_bytes -= cost(d);
+        fl.queue.pop_front();
         continue;
       }
       if (d.qos != mqtt::QoS::k0) {
-        if (inflight_.size() >= window || inflight_.size() >= 65535) break;  // stays queued
+        if (fl.inflight.size() >= window || fl.inflight.size() >= 65535) break;  // stays queued
         const uint16_t id = next_packet_id_locked();
-        push_grow(inflight_, Inflight{id, d, false, true});
-        inflight_ids_.push_back(id);
+        push_grow(fl.inflight, Inflight{id, d, false, true});
+        fl.inflight_ids.push_back(id);
         out.push_back({id, std::move(d)});
       } else {
         out.push_back({0, std::move(d)});
       }
       const size_t c = cost(*out.back().delivery.message);
-      queued_bytes_ -= c;
+      fl.queued_bytes -= c;
       taken_bytes += c;
-      queue_.pop_front();
+      fl.queue.pop_front();
     }
-    release_if_drained(queue_, kKeptRing);
+    release_if_drained(fl.queue, kKeptRing);
     waiters = relieve_locked(limits_.slow_down_messages / 2, limits_.slow_down_bytes / 2, false);
   }
   tell_room(std::move(waiters));
@@ -184,21 +200,22 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
 std::vector<uint16_t> Session::released_ids() const {
   std::lock_guard lock(mu_);
   std::vector<uint16_t> out;
-  for (const Inflight& f : inflight_)
+  for (const Inflight& f : flow_locked().inflight)
     if (f.released) out.push_back(f.packet_id);
   return out;
 }
 
 std::vector<Inflight> Session::inflight_snapshot() const {
   std::lock_guard lock(mu_);
-  return {inflight_.begin(), inflight_.end()};
+  const auto& inflight = flow_locked().inflight;
+  return {inflight.begin(), inflight.end()};
 }
 
 bool Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   std::lock_guard lock(mu_);
   const size_t i = find_inflight_locked(packet_id);
-  if (i == kNotInflight || inflight_[i].delivery.qos != expected) return false;
-  if (expected == mqtt::QoS::k2 && !inflight_[i].released) return false;
+  if (i == kNotInflight || flow_->inflight[i].delivery.qos != expected) return false;
+  if (expected == mqtt::QoS::k2 && !flow_->inflight[i].released) return false;
   erase_inflight_locked(i);
   return true;
 }
@@ -206,8 +223,8 @@ bool Session::complete(uint16_t packet_id, mqtt::QoS expected) {
 bool Session::release(uint16_t packet_id) {
   std::lock_guard lock(mu_);
   const size_t i = find_inflight_locked(packet_id);
-  if (i == kNotInflight || inflight_[i].delivery.qos != mqtt::QoS::k2) return false;
-  inflight_[i].released = true;
+  if (i == kNotInflight || flow_->inflight[i].delivery.qos != mqtt::QoS::k2) return false;
+  flow_->inflight[i].released = true;
   return true;
 }
 
@@ -219,12 +236,19 @@ void Session::discard(uint16_t packet_id) {
 
 size_t Session::inflight_count() const {
   std::lock_guard lock(mu_);
-  return inflight_.size();
+  return flow_locked().inflight.size();
 }
 
 size_t Session::queued_count() const {
   std::lock_guard lock(mu_);
-  return queue_.size();
+  return flow_locked().queue.size();
+}
+
+void Session::trim() {
+  std::lock_guard lock(mu_);
+  if (flow_ && flow_->queue.empty() && flow_->inflight.empty()) flow_.reset();
+  if (inbound_qos2_.empty()) inbound_qos2_.shrink_to_fit();
+  if (room_waiters_.empty()) room_waiters_.shrink_to_fit();
 }
 
 Session::Inbound Session::begin_inbound_qos2(uint16_t packet_id, size_t limit) {

@@ -155,6 +155,10 @@ class Session {
   void discard(uint16_t packet_id);
   size_t inflight_count() const;
   size_t queued_count() const;
+  // Frees what an empty queue and window still hold (their buffers), and
+  // other buffers left from a burst. The connection calls it now and then
+  // (with its keep-alive check), so the hot path keeps its buffers meanwhile.
+  void trim();
 
   // Inbound QoS 2: kNew (deliver it), kDuplicate (a retransmission already
   // delivered [MQTT-4.3.3-9]: acknowledge only), or kOverLimit (a new one while
@@ -202,15 +206,26 @@ class Session {
   mutable std::mutex mu_;
   std::weak_ptr<SessionListener> listener_;  // guarded by mu_
   const SessionListener* listener_raw_ = nullptr;
-  // Ring buffers: nothing allocated while empty (most sessions, most of the
-  // time); grown by doubling, released once drained after a burst.
-  boost::circular_buffer<Delivery> queue_;
-  size_t queued_bytes_ = 0;
-  // In flight, in send order (the order of redelivery), and their packet ids,
-  // compact for the lookups: the window is small, acknowledgements mostly in order.
-  boost::circular_buffer<Inflight> inflight_;
-  std::vector<uint16_t> inflight_ids_;
-  size_t inflight_unsent_ = 0;             // in inflight_ with sent == false
+  // The queue and the in-flight window. Made by the first delivery and
+  // dropped by trim() once both are empty, so a quiet session holds neither.
+  struct Flow {
+    // Ring buffers grown by doubling, released once drained after a burst.
+    boost::circular_buffer<Delivery> queue;
+    size_t queued_bytes = 0;
+    // In flight, in send order (the order of redelivery), and their packet
+    // ids, compact for the lookups: the window is small, acknowledgements
+    // mostly in order.
+    boost::circular_buffer<Inflight> inflight;
+    std::vector<uint16_t> inflight_ids;
+    size_t inflight_unsent = 0;  // in inflight with sent == false
+  };
+  static const Flow kNoFlow;
+  const Flow& flow_locked() const { return flow_ ? *flow_ : kNoFlow; }
+  Flow& make_flow_locked() {
+    if (!flow_) flow_ = std::make_unique<Flow>();
+    return *flow_;
+  }
+  std::unique_ptr<Flow> flow_;
   std::vector<std::weak_ptr<SessionListener>> room_waiters_;
   std::atomic<bool> congested_{false};     // written under mu_
   uint16_t last_packet_id_ = 0;

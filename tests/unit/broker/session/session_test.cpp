@@ -232,6 +232,36 @@ TEST_F(SessionTest, PacketIdsSkipThoseInUseAndWrap) {
   }
 }
 
+// trim() frees only what is empty: queued and in-flight messages stay, and
+// packet ids go on from where they were (none reused while in flight).
+TEST_F(SessionTest, TrimKeepsWhatIsQueuedOrInFlight) {
+  session.attach(listener);
+  for (QoS q : {QoS::k1, QoS::k1, QoS::k2}) session.enqueue(delivery(q), Clock::now());
+  take(1);
+  ASSERT_EQ(ready.size(), 1u);
+  session.trim();
+  EXPECT_EQ(session.inflight_count(), 1u);
+  EXPECT_EQ(session.queued_count(), 2u);
+  EXPECT_TRUE(session.complete(1, QoS::k1));
+  take(10);
+  ASSERT_EQ(ready.size(), 2u);
+  EXPECT_EQ(ready[0].packet_id, 2);
+  EXPECT_EQ(ready[1].packet_id, 3);
+  EXPECT_TRUE(session.release(3));
+  EXPECT_TRUE(session.complete(2, QoS::k1));
+  session.trim();  // one QoS 2 still awaiting PUBCOMP: kept
+  EXPECT_EQ(session.released_ids(), std::vector<uint16_t>{3});
+  EXPECT_TRUE(session.complete(3, QoS::k2));
+  session.trim();  // all empty: freed
+  EXPECT_EQ(session.inflight_count(), 0u);
+  EXPECT_EQ(session.queued_count(), 0u);
+  EXPECT_FALSE(session.complete(3, QoS::k2));
+  session.enqueue(delivery(QoS::k1), Clock::now());
+  take(10);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].packet_id, 4);  // ids go on after a trim
+}
+
 TEST_F(SessionTest, ExpiredMessagesAreNotSent) {
   session.attach(listener);
   const auto now = Clock::now();
