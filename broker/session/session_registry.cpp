@@ -15,7 +15,10 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
-    if (it != sessions_.end()) old = it->second;
+    if (it != sessions_.end()) {
+      old = it->second;
+      offline_.erase(old);  // resumed or replaced: not offline any more
+    }
     // A session with expiry 0 ends with its connection, and this connection
     // replaces that one: such a session is never resumed, even when its old
     // connection's close is still on its way on another worker.
@@ -77,11 +80,16 @@ void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optio
   }
   // A connection that attached since cancels the delayed will [MQTT-3.1.3-9].
   if (will) session->set_pending_will_if_offline(std::move(*will));
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(session->client_id());
+  // Unless a connection resumed it or a new session replaced it meanwhile.
+  if (it != sessions_.end() && it->second == session && !session->online()) offline_.insert(session);
 }
 
 void SessionRegistry::end_session(const std::shared_ptr<Session>& session, Clock::time_point now) {
   {
     std::lock_guard lock(mu_);
+    offline_.erase(session);
     auto it = sessions_.find(session->client_id());
     // A newer session may have replaced it under the same client id.
     if (it == sessions_.end() || it->second != session) return;
@@ -97,7 +105,7 @@ void SessionRegistry::sweep(Clock::time_point now) {
   std::vector<std::shared_ptr<Session>> expired;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [id, session] : sessions_) {
+    for (const auto& session : offline_) {
       if (auto due = session->pending_will_due(); due && *due <= now) due_wills.push_back(session);
       const auto since = session->disconnected_at();
       const uint32_t expiry = session->expiry_interval();

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "broker/routing/retained_store.h"
@@ -64,6 +65,9 @@ class SessionRegistry {
   std::atomic<SessionId> next_id_{1};
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;  // guarded by mu_
+  // The sessions left without a connection: the only ones sweep() looks at,
+  // so thousands of connected clients cost it nothing. Guarded by mu_.
+  std::unordered_set<std::shared_ptr<Session>> offline_;
 };
 
 }  // namespace starling::broker

@@ -88,5 +88,33 @@ TEST_F(RegistryFixture, SessionWithExpiryZeroIsNeverResumed) {
   EXPECT_TRUE(first.session->ended());
 }
 
+// The sweep ends sessions whose expiry passed while they had no connection;
+// one that was resumed meanwhile, or never lost its connection, stays.
+TEST_F(RegistryFixture, SweepEndsExpiredOfflineSessionsOnly) {
+  using std::chrono::seconds;
+  auto gone = registry.open("gone", true, 1, a).session;
+  auto back = registry.open("back", true, 1, b).session;
+  auto stays = registry.open("stays", true, 1, w).session;
+  const auto now = Clock::now();
+  ASSERT_TRUE(gone->detach(a.get()));
+  registry.closed(gone, std::nullopt, now);
+  ASSERT_TRUE(back->detach(b.get()));
+  registry.closed(back, std::nullopt, now);
+  auto again = std::make_shared<NullListener>();
+  ASSERT_TRUE(registry.open("back", false, 1, again).present);
+  registry.sweep(now + seconds(5));
+  EXPECT_TRUE(gone->ended());
+  EXPECT_FALSE(back->ended());
+  EXPECT_FALSE(stays->ended());
+  EXPECT_EQ(registry.size(), 2u);
+  // Its connection lost again, the resumed session expires in its turn.
+  ASSERT_TRUE(back->detach(again.get()));
+  registry.closed(back, std::nullopt, now + seconds(5));
+  registry.sweep(now + seconds(10));
+  EXPECT_TRUE(back->ended());
+  EXPECT_FALSE(stays->ended());
+  EXPECT_EQ(registry.size(), 1u);
+}
+
 }  // namespace
 }  // namespace starling::broker
