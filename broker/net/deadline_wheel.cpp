@@ -12,7 +12,7 @@ namespace asio = boost::asio;
 DeadlineWheel::DeadlineWheel(asio::execution_context& context, Clock::duration tick, size_t slots)
     : asio::execution_context::service(context), tick_(tick), epoch_(Clock::now()), slots_(std::max<size_t>(slots, 1)) {}
 
-DeadlineWheel::~DeadlineWheel() { shutdown(); }
+DeadlineWheel::~DeadlineWheel() = default;
 
 DeadlineWheel& DeadlineWheel::of(const asio::any_io_executor& executor) {
   auto& wheel = asio::use_service<DeadlineWheel>(asio::query(executor, asio::execution::context));
@@ -21,7 +21,10 @@ DeadlineWheel& DeadlineWheel::of(const asio::any_io_executor& executor) {
 }
 
 void DeadlineWheel::shutdown() {
-  if (timer_) timer_->cancel();
+  // The timer goes now, while its own service exists: that service came after
+  // this one, so it is destroyed first.
+  timer_.reset();
+  timer_running_ = false;
   for (auto& slot : slots_) slot.clear();  // unlinks: entries may outlive the wheel
 }
 
@@ -43,7 +46,7 @@ void DeadlineWheel::schedule(Entry& entry, Clock::time_point due) {
 }
 
 void DeadlineWheel::start_timer() {
-  if (timer_running_) return;
+  if (timer_running_ || !timer_) return;  // no timer: shut down
   timer_running_ = true;
   timer_->expires_at(epoch_ + next_tick_ * tick_);
   timer_->async_wait([this](boost::system::error_code ec) {
