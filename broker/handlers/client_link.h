@@ -20,8 +20,12 @@ namespace starling::broker {
 struct ClientState {
   bool connected = false;  // CONNECT accepted
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kUnknown;
-  std::string client_id;
   std::shared_ptr<Session> session;
+  // The session's, once CONNECT is accepted; empty before.
+  const std::string& client_id() const {
+    static const std::string none;
+    return session ? session->client_id() : none;
+  }
   std::unique_ptr<mqtt::Will> will;  // views into will_backing; a pointer: most clients have none
   mqtt::SharedBytes will_backing;
   uint32_t will_delay = 0;

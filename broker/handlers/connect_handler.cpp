@@ -32,13 +32,13 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   if (c.will && !topic_within_limits(c.will->topic, broker.limits)) return refuse(link, ReasonCode::kTopicNameInvalid);
 
   bool assigned = false;
-  st.client_id = std::string(c.client_id);
-  if (st.client_id.empty()) {
+  std::string client_id(c.client_id);
+  if (client_id.empty()) {
     // 3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-7,8]; 3.1
     // never does.
     if (c.version == ProtocolVersion::kV31 || (c.version == ProtocolVersion::kV311 && !c.clean_start))
       return refuse(link, ReasonCode::kClientIdentifierNotValid);
-    st.client_id = broker.sessions.assign_client_id();
+    client_id = broker.sessions.assign_client_id();
     assigned = true;
   }
 
@@ -69,7 +69,7 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   if (capped) keep_alive = broker.limits.max_keepalive;
   st.keep_alive = keep_alive;
 
-  auto opened = broker.sessions.open(st.client_id, c.clean_start, st.session_expiry, link.listener());
+  auto opened = broker.sessions.open(client_id, c.clean_start, st.session_expiry, link.listener());
   st.session = opened.session;
   st.connected = true;
   broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);
@@ -77,7 +77,7 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   mqtt::Connack ack;
   ack.session_present = opened.present;  // [MQTT-3.2.2-2,3]
   if (v5) {
-    if (assigned) ack.properties.assigned_client_identifier = st.client_id;  // [MQTT-3.2.2-16]
+    if (assigned) ack.properties.assigned_client_identifier = client_id;  // [MQTT-3.2.2-16]
     ack.properties.receive_maximum = broker.limits.receive_maximum;
     ack.properties.maximum_packet_size = broker.limits.max_packet_size;
     ack.properties.topic_alias_maximum = broker.limits.topic_alias_maximum;
@@ -85,7 +85,7 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   }
   link.send(ack);
   link.set_keep_alive(keep_alive);
-  broker.log.debug("client {} connected (v{}, clean {}, present {})", st.client_id, static_cast<int>(c.version),
+  broker.log.debug("client {} connected (v{}, clean {}, present {})", client_id, static_cast<int>(c.version),
                    c.clean_start, opened.present);
   // Resumed in-flight messages go first, then what was queued [MQTT-4.4.0-1].
   link.flush_session(/*resend_inflight=*/true);

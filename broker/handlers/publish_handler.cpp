@@ -81,7 +81,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     // [MQTT-4.4.0-1].
     if (p.qos == QoS::k2) st.session->end_inbound_qos2(p.packet_id);
     if (st.version != mqtt::ProtocolVersion::kV5) {
-      broker.log.debug("{}: a subscriber's queue is full; closing the 3.1.1 publisher unacknowledged", st.client_id);
+      broker.log.debug("{}: a subscriber's queue is full; closing the 3.1.1 publisher unacknowledged", st.client_id());
       return link.close(std::nullopt, false);
     }
     if (p.qos == QoS::k1) return acknowledge<mqtt::Puback>(link, p.packet_id, ReasonCode::kQuotaExceeded);

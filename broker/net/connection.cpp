@@ -141,7 +141,7 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
     auto next = decoder_.next();
     if (!next) {
       const auto& err = next.error();
-      broker_.log.debug("{} {}: {} ({})", stream_->remote_address(), state_.client_id, err.detail,
+      broker_.log.debug("{} {}: {} ({})", stream_->remote_address(), state_.client_id(), err.detail,
                         mqtt::reason_name(err.code));
       if (!state_.connected && err.code == ReasonCode::kUnsupportedProtocolVersion) {
         // Answered in the 3.1.1 form, which every client version reads [MQTT-3.1.2-2].
@@ -235,7 +235,7 @@ void Connection::send(const mqtt::Packet& packet) {
   auto st = mqtt::encode(packet, version, pending.bytes);
   if (!st) {
     broker_.log.error("cannot encode {} for {}: {}", mqtt::packet_type_name(mqtt::type_of(packet)),
-                      state_.client_id, st.error().detail);
+                      state_.client_id(), st.error().detail);
     return;
   }
   if (pending.bytes.size() - from > state_.client_max_packet_size) {
@@ -480,7 +480,7 @@ void Connection::on_timer() {
   }
   const auto limit = std::chrono::milliseconds(state_.keep_alive * 1500);
   if (Clock::now() - last_read_ >= limit) {
-    broker_.log.debug("{} {}: keep alive timed out", stream_->remote_address(), state_.client_id);
+    broker_.log.debug("{} {}: keep alive timed out", stream_->remote_address(), state_.client_id());
     close(ReasonCode::kKeepAliveTimeout, false, "no packet within 1.5 times the keep alive");
     return;
   }

@@ -18,8 +18,6 @@ class TcpStream final : public ByteStream {
     socket_.set_option(tcp::no_delay(true), ignored);
     // For read_some_now; asynchronous operations work the same either way.
     socket_.non_blocking(true, ignored);
-    auto ep = socket_.remote_endpoint(ignored);
-    remote_ = ignored ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
   void async_read_some(asio::mutable_buffer buffer, IoHandler handler) override {
@@ -46,12 +44,16 @@ class TcpStream final : public ByteStream {
   }
 
   asio::any_io_executor executor() override { return socket_.get_executor(); }
-  std::string remote_address() const override { return remote_; }
+  // Asked for by log lines only: not kept, an idle connection costs less.
+  std::string remote_address() const override {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    return ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
   std::string_view listener_name() const override { return "mqtt"; }
 
  private:
   TcpSocket socket_;
-  std::string remote_;
 };
 
 }  // namespace
