@@ -36,7 +36,9 @@ uint64_t DeadlineWheel::tick_of(Clock::time_point t) const {
 void DeadlineWheel::schedule(Entry& entry, Clock::time_point due) {
   entry.hook_.unlink();
   entry.due_ = due;
-  if (!timer_running_) next_tick_ = std::max(next_tick_, tick_of(Clock::now()));  // the wheel was idle
+  // An idle wheel's cursor has fallen behind the clock: bring it forward.
+  // Never while ticking, when it walks the slots it has yet to fire.
+  if (!timer_running_) next_tick_ = std::max(next_tick_, tick_of(Clock::now()));
   // The first tick at or after `due`, and never one already passed.
   uint64_t tick = tick_of(due);
   if (epoch_ + tick * tick_ < due) ++tick;
@@ -50,8 +52,11 @@ void DeadlineWheel::start_timer() {
   timer_running_ = true;
   timer_->expires_at(epoch_ + next_tick_ * tick_);
   timer_->async_wait([this](boost::system::error_code ec) {
-    timer_running_ = false;
-    if (!ec) on_tick();
+    if (ec) {
+      timer_running_ = false;
+      return;
+    }
+    on_tick();  // timer_running_ stays set while it runs
   });
 }
 
@@ -74,6 +79,7 @@ void DeadlineWheel::on_tick() {
       }
     }
   }
+  timer_running_ = false;
   if (std::any_of(slots_.begin(), slots_.end(), [](const List& l) { return !l.empty(); })) start_timer();
 }
 

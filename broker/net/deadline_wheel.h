@@ -77,7 +77,7 @@ class DeadlineWheel final : public boost::asio::execution_context::service {
   const Clock::duration tick_;
   const Clock::time_point epoch_;
   uint64_t next_tick_ = 0;  // the next slot to fire
-  bool timer_running_ = false;
+  bool timer_running_ = false;  // armed, or firing (on_tick)
   std::vector<List> slots_;
 };
 

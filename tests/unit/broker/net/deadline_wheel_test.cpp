@@ -112,6 +112,22 @@ TEST_F(DeadlineWheelTest, AnEntryMayScheduleItselfFromItsDeadline) {
   EXPECT_GE(p.fired[2] - start, milliseconds(75));
 }
 
+// A tick that fires late walks every slot it missed, even when an entry it
+// fires schedules again meanwhile (a keep-alive check re-arming itself).
+TEST_F(DeadlineWheelTest, ALateTickFiresEverySlotItMissed) {
+  Probe first, second;
+  first.then = [this](Probe& self) { wheel.schedule(self, Clock::now() + milliseconds(500)); };
+  const auto start = Clock::now();
+  wheel.schedule(first, start + milliseconds(15));  // slot 2
+  wheel.schedule(second, start + milliseconds(45));  // slot 5: between the two on the late walk
+  std::this_thread::sleep_for(milliseconds(150));  // the worker was busy: both are overdue
+  const auto late = Clock::now();
+  io.run_for(milliseconds(100));
+  ASSERT_EQ(first.fired.size(), 1u);
+  ASSERT_EQ(second.fired.size(), 1u) << "a missed slot was skipped";
+  EXPECT_LT(second.fired[0] - late, milliseconds(40));  // not a round of the wheel (80 ms) later
+}
+
 TEST_F(DeadlineWheelTest, ADeadlineAlreadyPassedFiresOnTheNextTick) {
   Probe p;
   wheel.schedule(p, Clock::now() - milliseconds(500));
