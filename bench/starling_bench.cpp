@@ -50,6 +50,7 @@ namespace mq = starling::mqtt;
 
 constexpr size_t kHeaderBytes = 20;
 constexpr size_t kMaxConnecting = 256;  // connection attempts in progress at once
+constexpr uint64_t kDrainQuietNs = 1000000000;  // drain: a second with no delivery ends the wait
 
 uint64_t now_ns() {
   return static_cast<uint64_t>(
@@ -168,6 +169,7 @@ struct Bench {
   uint64_t received_all = 0, received_measured = 0, duplicated = 0, out_of_order = 0;
   uint64_t received_in_window = 0;  // arrived during the measured window, whenever sent
   uint64_t last_sent = 0, last_received = 0;
+  uint64_t drain_seen = 0, drain_moved_ns = 0;  // deliveries at the last drain check, and when they last grew
   Histogram latency;
 
   asio::steady_timer phase_timer{io};
@@ -735,7 +737,15 @@ void Bench::check_drain() {
   if (shutting_down) return;
   bool done = received_all >= expected_all();
   for (auto* p : pubs) done = done && (p->inflight == 0 || !p->is_connected());
-  if (done || now_ns() >= stop_ns + static_cast<uint64_t>(opt.drain * 1e9)) {
+  // What has not arrived after a second with no delivery at all is not coming
+  // (dropped): no need to wait out the rest of --drain.
+  const uint64_t now = now_ns();
+  if (drain_moved_ns == 0 || received_all != drain_seen) {
+    drain_seen = received_all;
+    drain_moved_ns = now;
+  }
+  const bool quiet = now - drain_moved_ns >= kDrainQuietNs;
+  if (done || quiet || now >= stop_ns + static_cast<uint64_t>(opt.drain * 1e9)) {
     shutdown();
     return;
   }
@@ -859,7 +869,9 @@ int parse(int argc, char** argv, Options& o) {
   app.add_option("--duration", o.duration, "measured seconds")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--warmup", o.warmup, "seconds sent before measuring")->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--drain", o.drain, "seconds to wait for late messages")->check(CLI::NonNegativeNumber)
+  app.add_option("--drain", o.drain,
+                 "at most this many seconds to wait for late messages (ends once all arrived, or after 1 s with "
+                 "none)")->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--connect-timeout", o.connect_timeout, "seconds for connecting and subscribing")
       ->check(CLI::PositiveNumber)->capture_default_str();
