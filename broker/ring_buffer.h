@@ -1,11 +1,12 @@
-// Growth and release for the ring buffers that hold per-connection and
-// per-session backlogs: boost::circular_buffer allocates nothing while its
+// Growth and release for the ring buffers (and vectors) that hold
+// per-connection and per-session backlogs: boost::circular_buffer allocates nothing while its
 // capacity is 0, so an idle client costs nothing here.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include <boost/circular_buffer.hpp>
 
@@ -23,6 +24,12 @@ void push_grow(boost::circular_buffer<T>& ring, T&& value) {
 template <class T>
 void release_if_drained(boost::circular_buffer<T>& ring, std::size_t keep) {
   if (ring.empty() && ring.capacity() > keep) boost::circular_buffer<T>().swap(ring);
+}
+
+// The same for a vector.
+template <class T>
+void release_if_drained(std::vector<T>& v, std::size_t keep) {
+  if (v.empty() && v.capacity() > keep) std::vector<T>().swap(v);
 }
 
 }  // namespace starling::broker

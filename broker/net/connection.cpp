@@ -443,20 +443,20 @@ void Connection::set_keep_alive(uint16_t seconds) {
   arm_timer();
 }
 
+Clock::time_point Connection::keep_alive_deadline() const {
+  // 1.5 times the keep alive, from the last packet received [MQTT-3.1.2-22].
+  return last_read_ + std::chrono::milliseconds(state_.keep_alive * 1500);
+}
+
 void Connection::arm_timer() {
   if (closing_) return;
-  Clock::duration wait;
   if (!state_.connected) {
-    wait = broker_.limits.connect_timeout;
+    wheel_->schedule(*this, Clock::now() + broker_.limits.connect_timeout);
   } else if (state_.keep_alive == 0) {
     DeadlineWheel::cancel(*this);
-    return;
   } else {
-    // 1.5 times the keep alive, from the last packet received [MQTT-3.1.2-22].
-    const auto limit = std::chrono::milliseconds(state_.keep_alive * 1500);
-    wait = last_read_ + limit - Clock::now();
+    wheel_->schedule(*this, keep_alive_deadline());
   }
-  wheel_->schedule(*this, Clock::now() + wait);
 }
 
 void Connection::on_deadline() {
@@ -478,8 +478,7 @@ void Connection::on_timer() {
     close(std::nullopt, false);
     return;
   }
-  const auto limit = std::chrono::milliseconds(state_.keep_alive * 1500);
-  if (Clock::now() - last_read_ >= limit) {
+  if (Clock::now() >= keep_alive_deadline()) {
     broker_.log.debug("{} {}: keep alive timed out", stream_->remote_address(), state_.client_id());
     close(ReasonCode::kKeepAliveTimeout, false, "no packet within 1.5 times the keep alive");
     return;

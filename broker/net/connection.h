@@ -84,6 +84,7 @@ class Connection final : public ClientLink,
   void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
   // Schedules the next deadline: CONNECT in time, or the keep alive.
   void arm_timer();
+  Clock::time_point keep_alive_deadline() const;
   void on_timer();
   void finish_close();
 

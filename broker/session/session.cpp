@@ -88,7 +88,7 @@ bool Session::detach(const SessionListener* listener) {
                                  }),
                   queue.end());
       release_if_drained(queue, kKeptRing);
-      if (queue.empty() && flow_->inflight.empty()) flow_.reset();
+      drop_flow_if_empty_locked();
     }
     // An offline session slows no one: its queue is bounded by the hard limits.
     waiters = relieve_locked(0, 0, /*force=*/true);
@@ -244,11 +244,15 @@ size_t Session::queued_count() const {
   return flow_locked().queue.size();
 }
 
+void Session::drop_flow_if_empty_locked() {
+  if (flow_ && flow_->queue.empty() && flow_->inflight.empty()) flow_.reset();
+}
+
 void Session::trim() {
   std::lock_guard lock(mu_);
-  if (flow_ && flow_->queue.empty() && flow_->inflight.empty()) flow_.reset();
-  if (inbound_qos2_.empty()) inbound_qos2_.shrink_to_fit();
-  if (room_waiters_.empty()) room_waiters_.shrink_to_fit();
+  drop_flow_if_empty_locked();
+  release_if_drained(inbound_qos2_, 0);
+  release_if_drained(room_waiters_, 0);
 }
 
 Session::Inbound Session::begin_inbound_qos2(uint16_t packet_id, size_t limit) {
@@ -265,7 +269,7 @@ bool Session::end_inbound_qos2(uint16_t packet_id) {
   auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
   if (it == inbound_qos2_.end() || *it != packet_id) return false;
   inbound_qos2_.erase(it);
-  if (inbound_qos2_.empty() && inbound_qos2_.capacity() > 64) std::vector<uint16_t>().swap(inbound_qos2_);  // after a burst
+  release_if_drained(inbound_qos2_, kKeptRing);  // after a burst
   return true;
 }
 

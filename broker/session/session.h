@@ -225,6 +225,7 @@ class Session {
     if (!flow_) flow_ = std::make_unique<Flow>();
     return *flow_;
   }
+  void drop_flow_if_empty_locked();
   std::unique_ptr<Flow> flow_;
   std::vector<std::weak_ptr<SessionListener>> room_waiters_;
   std::atomic<bool> congested_{false};     // written under mu_

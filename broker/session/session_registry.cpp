@@ -81,18 +81,22 @@ void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optio
   // A connection that attached since cancels the delayed will [MQTT-3.1.3-9].
   if (will) session->set_pending_will_if_offline(std::move(*will));
   std::lock_guard lock(mu_);
-  auto it = sessions_.find(session->client_id());
   // Unless a connection resumed it or a new session replaced it meanwhile.
-  if (it != sessions_.end() && it->second == session && !session->online()) offline_.insert(session);
+  if (find_current_locked(*session) != sessions_.end() && !session->online()) offline_.insert(session);
+}
+
+SessionRegistry::Map::iterator SessionRegistry::find_current_locked(const Session& session) {
+  auto it = sessions_.find(session.client_id());
+  return it != sessions_.end() && it->second.get() == &session ? it : sessions_.end();
 }
 
 void SessionRegistry::end_session(const std::shared_ptr<Session>& session, Clock::time_point now) {
   {
     std::lock_guard lock(mu_);
     offline_.erase(session);
-    auto it = sessions_.find(session->client_id());
     // A newer session may have replaced it under the same client id.
-    if (it == sessions_.end() || it->second != session) return;
+    auto it = find_current_locked(*session);
+    if (it == sessions_.end()) return;
     if (session->online()) return;
     sessions_.erase(it);
   }

@@ -58,13 +58,17 @@ class SessionRegistry {
 
  private:
   void end_session(const std::shared_ptr<Session>& session, Clock::time_point now);
+  using Map = std::unordered_map<std::string, std::shared_ptr<Session>>;
+  // `session`'s entry, or end() when another session replaced it under its
+  // client id.
+  Map::iterator find_current_locked(const Session& session);
 
   Router& router_;
   RetainedStore& retained_;
   const QueueLimits queue_limits_;
   std::atomic<SessionId> next_id_{1};
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;  // guarded by mu_
+  Map sessions_;  // guarded by mu_
   // The sessions left without a connection: the only ones sweep() looks at,
   // so thousands of connected clients cost it nothing. Guarded by mu_.
   std::unordered_set<std::shared_ptr<Session>> offline_;
