@@ -14,6 +14,8 @@
 
 namespace starling::broker {
 
+class WorkerPool;
+
 struct Limits {
   uint32_t max_packet_size = 1024 * 1024;
   uint16_t max_keepalive = 65535;
@@ -36,6 +38,7 @@ struct Stats {
   std::atomic<uint64_t> messages_dropped{0};
   std::atomic<uint64_t> connections{0};  // currently open
   std::atomic<uint64_t> clients_connected{0};  // open and past CONNECT
+  std::atomic<uint64_t> connections_moved{0};  // to another worker (Connection::follow_waker)
 };
 
 // Whether a topic name or filter is within the configured length and levels.
@@ -53,6 +56,9 @@ struct BrokerContext {
   RetainedStore& retained;
   Stats& stats;
   spdlog::logger& log;
+  // The network workers; connections count themselves on theirs, and may
+  // move between them. Null where connections are not in a pool.
+  WorkerPool* workers = nullptr;
 };
 
 }  // namespace starling::broker

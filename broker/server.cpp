@@ -26,7 +26,7 @@ struct Server::Parts {
         log(l),
         router(forwarder),
         sessions(router, retained, QueueLimits::with_hard_limits(c.max_queued, c.max_queued_bytes)),
-        context{limits_of(c), sessions, router, retained, stats, log},
+        context{limits_of(c), sessions, router, retained, stats, log, &workers},
         workers(c.threads),
         signals(main, SIGINT, SIGTERM),
         sweep_timer(main),
@@ -75,16 +75,16 @@ struct Server::Parts {
   void start_connection(TcpSocket socket, bool websocket) {
     auto executor = socket.get_executor();
     if (websocket) {
-      asio::post(executor, [this, s = tcp::socket(std::move(socket))]() mutable {
+      asio::post(executor, [this, &worker = executor.context(), s = tcp::socket(std::move(socket))]() mutable {
         async_accept_websocket(std::move(s), std::chrono::seconds(10),
-                               [this](boost::system::error_code ec, std::unique_ptr<ByteStream> stream) {
+                               [this, &worker](boost::system::error_code ec, std::unique_ptr<ByteStream> stream) {
                                  if (ec || !stream) return;
-                                 std::make_shared<Connection>(context, std::move(stream))->start();
+                                 std::make_shared<Connection>(context, std::move(stream), worker)->start();
                                });
       });
       return;
     }
-    auto connection = std::make_shared<Connection>(context, make_tcp_stream(std::move(socket)));
+    auto connection = std::make_shared<Connection>(context, make_tcp_stream(std::move(socket)), executor.context());
     asio::post(executor, [connection] { connection->start(); });
   }
 

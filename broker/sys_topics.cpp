@@ -26,6 +26,8 @@ void publish_sys_topics(const SysSnapshot& s, SessionRegistry& sessions, Clock::
   publish_value(sessions, "$SYS/broker/uptime", std::to_string(uptime) + " seconds", now);
   publish_value(sessions, "$SYS/broker/clients/connected", n(load(s.stats.connections)), now);
   publish_value(sessions, "$SYS/broker/clients/total", n(s.sessions), now);
+  // Connections that moved to the worker their messages come from.
+  publish_value(sessions, "$SYS/broker/clients/moved", n(load(s.stats.connections_moved)), now);
   publish_value(sessions, "$SYS/broker/messages/received", n(load(s.stats.messages_received)), now);
   publish_value(sessions, "$SYS/broker/messages/sent", n(load(s.stats.messages_sent)), now);
   publish_value(sessions, "$SYS/broker/messages/dropped", n(load(s.stats.messages_dropped)), now);

@@ -56,6 +56,20 @@ class ByteStream {
   // Closes at once; pending operations complete with an error.
   virtual void close() = 0;
 
+  // Moving to another worker, plain TCP only. release_worker(), on the old
+  // worker's thread, lets go of the socket there (a pending readable wait
+  // completes with operation_aborted); attach_worker(), on the new worker's
+  // thread, takes it up there. No other operation may run between.
+  struct Released {
+    int fd = -1;
+    boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
+  };
+  virtual bool can_move() const { return false; }
+  virtual Released release_worker() { return {}; }
+  virtual boost::system::error_code attach_worker(boost::asio::io_context&, Released) {
+    return boost::asio::error::operation_not_supported;
+  }
+
   virtual boost::asio::any_io_executor executor() = 0;
   // "127.0.0.1:53124", for logs.
   virtual std::string remote_address() const = 0;

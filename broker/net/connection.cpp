@@ -6,6 +6,7 @@
 
 #include "broker/handlers/handlers.h"
 #include "broker/mqtt/encoder.h"
+#include "broker/net/worker_pool.h"
 #include "broker/ring_buffer.h"
 
 namespace starling::broker {
@@ -36,6 +37,9 @@ constexpr size_t kMaxHeldPackets = 256;
 // A wait ends after this at the latest: a subscriber that stays stuck then
 // fills to the hard queue limit, and the publisher is refused.
 constexpr auto kRoomWait = std::chrono::seconds(1);
+// Wake-ups in a row from one other worker, and none from our own, before a
+// connection moves to that worker.
+constexpr uint8_t kWakesBeforeMove = 32;
 
 // Packets about the server's own deliveries, handled even while the client's
 // publishes are held.
@@ -63,20 +67,45 @@ void Connection::OutBuffer::note_bytes(size_t from) {
   total += n;
 }
 
-Connection::Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream)
+Connection::Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream, asio::io_context& worker)
     : broker_(broker),
       stream_(std::move(stream)),
-      decoder_(broker.limits.max_packet_size) {}
+      decoder_(broker.limits.max_packet_size),
+      home_(&worker) {
+  count_on_home(1);  // and -1 in close(), which every connection's end goes through
+}
+
+void Connection::count_on_home(int delta) {
+  if (broker_.workers) {
+    broker_.workers->count_connection(broker_.workers->index_of(*home_.load(std::memory_order_relaxed)), delta);
+  }
+}
 
 Connection::~Connection() {
   // Normally close() detached already; never leave a session pointing here.
   if (state_.session) state_.session->detach(this);
 }
 
+template <typename F>
+void Connection::post_home(F f) {
+  asio::post(*home_.load(std::memory_order_acquire), [self = shared_from_this(), f = std::move(f)]() mutable {
+    // Posted before a move: run on the new worker, once the move is done.
+    // (moving_ belongs to the home worker's thread, so it is read only there.)
+    if (!self->home_.load(std::memory_order_acquire)->get_executor().running_in_this_thread() || self->moving_) {
+      self->post_home(std::move(f));
+      return;
+    }
+    f(*self);
+  });
+}
+
+DeadlineWheel& Connection::wheel() {
+  return DeadlineWheel::of(asio::any_io_executor(home_.load(std::memory_order_relaxed)->get_executor()));
+}
+
 void Connection::start() {
   broker_.stats.connections.fetch_add(1, std::memory_order_relaxed);
   last_read_ = Clock::now();
-  wheel_ = &DeadlineWheel::of(stream_->executor());
   arm_timer();
   read();
 }
@@ -106,10 +135,18 @@ void Connection::read() {
     return;
   }
   decoder_.release_if_empty();
+  waiting_readable_ = true;
   stream_->async_wait_readable(shared_from_this());
 }
 
 void Connection::on_readable(boost::system::error_code ec) {
+  waiting_readable_ = false;
+  if (moving_) {
+    // The wait was ended by the move: reading resumes on the new worker, which
+    // first reads whatever arrived meanwhile.
+    reading_ = false;
+    return;
+  }
   if (ec || closing_) {
     on_read(ec ? ec : asio::error::operation_aborted, 0);
     return;
@@ -210,7 +247,7 @@ void Connection::wait_for_room(Session& congested) {
 }
 
 void Connection::room() {
-  asio::post(stream_->executor(), [self = shared_from_this()] { self->on_room(); });
+  post_home([](Connection& c) { c.on_room(); });
 }
 
 void Connection::on_room() {
@@ -337,14 +374,81 @@ void Connection::flush_session(bool resend_inflight) {
 
 void Connection::wake() {
   if (wake_posted_.exchange(true)) return;  // one wake-up per batch
-  asio::post(stream_->executor(), [self = shared_from_this()] {
-    self->wake_posted_.store(false);
-    self->flush_session(false);
+  const int from = broker_.workers ? broker_.workers->current() : -1;
+  post_home([from](Connection& c) {
+    c.wake_posted_.store(false);
+    if (!c.follow_waker(from)) c.flush_session(false);
   });
 }
 
 void Connection::kick(ReasonCode reason) {
-  asio::post(stream_->executor(), [self = shared_from_this(), reason] { self->close(reason, false); });
+  post_home([reason](Connection& c) { c.close(reason, false); });
+}
+
+bool Connection::follow_waker(int from) {
+  if (from < 0 || moved_) return false;
+  WorkerPool& pool = *broker_.workers;
+  const int home = pool.index_of(*home_.load(std::memory_order_relaxed));
+  if (from == home) {
+    wakes_from_waker_ = 0;
+    return false;
+  }
+  if (from != waker_) {
+    waker_ = static_cast<int8_t>(from);
+    wakes_from_waker_ = 0;
+  }
+  if (++wakes_from_waker_ < kWakesBeforeMove) return false;
+  wakes_from_waker_ = 0;
+  // Only a connection at rest moves: nothing being written, no wait for room
+  // (whose timer belongs to this worker), only a readable wait pending.
+  if (!stream_->can_move() || !state_.connected || closing_ || write_in_flight_ || room_ || !waiting_readable_) {
+    return false;
+  }
+  // Never onto a busier worker: pairs gather, but fan-out does not pile up.
+  if (pool.connections(from) > pool.connections(home)) return false;
+  return start_move(from);
+}
+
+bool Connection::start_move(int to) {
+  auto socket = stream_->release_worker();  // the readable wait ends with operation_aborted
+  if (socket.fd < 0) return false;  // not open: nothing to move, and the wait stands
+  moving_ = true;
+  DeadlineWheel::cancel(*this);  // arrive() schedules it on the new worker's wheel
+  asio::post(*home_.load(std::memory_order_relaxed),
+             [self = shared_from_this(), to, socket] { self->hand_over(to, socket); });
+  return true;
+}
+
+void Connection::hand_over(int to, ByteStream::Released socket) {
+  if (waiting_readable_) {  // the aborted wait has not run yet: it must, here
+    asio::post(*home_.load(std::memory_order_relaxed),
+               [self = shared_from_this(), to, socket] { self->hand_over(to, socket); });
+    return;
+  }
+  WorkerPool& pool = *broker_.workers;
+  count_on_home(-1);
+  pool.count_connection(to, 1);
+  moved_ = true;
+  // From here the new worker owns this connection; whatever reaches it before
+  // the arrival sees moving_ and goes round again.
+  asio::io_context& next = pool.at(to);
+  home_.store(&next, std::memory_order_release);
+  asio::post(next, [self = shared_from_this(), socket] { self->arrive(socket); });
+}
+
+void Connection::arrive(ByteStream::Released socket) {
+  moving_ = false;
+  broker_.stats.connections_moved.fetch_add(1, std::memory_order_relaxed);
+  if (auto ec = stream_->attach_worker(*home_.load(std::memory_order_relaxed), socket)) {
+    broker_.log.warn("{}: could not move to another worker: {}", state_.client_id(), ec.message());
+    reading_ = true;
+    on_read(ec, 0);  // as if the connection broke
+    return;
+  }
+  broker_.log.debug("{}: moved to worker {}", state_.client_id(), broker_.workers->index_of(*home_.load()));
+  arm_timer();
+  flush_session(false);
+  read();
 }
 
 void Connection::start_write() {
@@ -427,8 +531,9 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
     }
   }
   broker_.stats.connections.fetch_sub(1, std::memory_order_relaxed);
+  count_on_home(-1);
   // Bounded wait for the last bytes (a DISCONNECT) to go out.
-  if (wheel_) wheel_->schedule(*this, now + kCloseGrace);
+  wheel().schedule(*this, now + kCloseGrace);
   if (!write_in_flight_) start_write();
 }
 
@@ -451,11 +556,11 @@ Clock::time_point Connection::keep_alive_deadline() const {
 void Connection::arm_timer() {
   if (closing_) return;
   if (!state_.connected) {
-    wheel_->schedule(*this, Clock::now() + broker_.limits.connect_timeout);
+    wheel().schedule(*this, Clock::now() + broker_.limits.connect_timeout);
   } else if (state_.keep_alive == 0) {
     DeadlineWheel::cancel(*this);
   } else {
-    wheel_->schedule(*this, keep_alive_deadline());
+    wheel().schedule(*this, keep_alive_deadline());
   }
 }
 

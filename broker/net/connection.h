@@ -1,8 +1,11 @@
 // One client connection: reads and decodes packets, hands them to the
 // handlers, and writes what they and the session send back.
 //
-// Threads: everything runs on the worker that owns the stream, except wake()
-// and kick(), which any thread may call; they post to the worker.
+// Threads: everything runs on the connection's worker (its home), except
+// wake(), kick() and room(), which any thread may call; they post to the home.
+// A plain TCP connection whose deliveries all come from one other worker moves
+// there, once: a publisher and a subscriber that talk to each other then share
+// a worker, and a message between them takes no cross-thread wake-up.
 #pragma once
 
 #include <atomic>
@@ -25,7 +28,8 @@ class Connection final : public ClientLink,
                          private DeadlineWheel::Entry,
                          public std::enable_shared_from_this<Connection> {
  public:
-  Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream);
+  // `worker` runs the stream's operations.
+  Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream, boost::asio::io_context& worker);
   ~Connection() override;
 
   // Starts reading; a client that sends no CONNECT in time is dropped.
@@ -84,9 +88,20 @@ class Connection final : public ClientLink,
   void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
   // Schedules the next deadline: CONNECT in time, or the keep alive.
   void arm_timer();
+  DeadlineWheel& wheel();
   Clock::time_point keep_alive_deadline() const;
   void on_timer();
   void finish_close();
+  // Runs f(*this) on the home worker, and after any move under way.
+  template <typename F>
+  void post_home(F f);
+  // A wake from worker `from`: true when the connection starts moving there.
+  bool follow_waker(int from);
+  bool start_move(int to);
+  void hand_over(int to, ByteStream::Released socket);
+  void arrive(ByteStream::Released socket);
+  // The pool's count of connections on the home worker.
+  void count_on_home(int delta);
 
   BrokerContext& broker_;
   std::unique_ptr<ByteStream> stream_;
@@ -112,7 +127,13 @@ class Connection final : public ClientLink,
   bool reading_ = false;  // a read is under way
   bool read_paused_ = false;  // too much output waiting: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
-  DeadlineWheel* wheel_ = nullptr;  // this worker's; set by start()
+  bool waiting_readable_ = false;  // the pending read is a readable wait
+  // Moving between workers (see follow_waker): from the decision until the
+  // new worker has the socket. At most one move per connection.
+  bool moving_ = false;
+  bool moved_ = false;
+  // The worker that runs this connection; changes only by a move.
+  std::atomic<boost::asio::io_context*> home_;
   // A publisher's wait for congested subscribers: no reads until each has
   // room (or kRoomWait passed). Made by the first wait: most connections
   // never wait.
@@ -128,6 +149,8 @@ class Connection final : public ClientLink,
   std::unique_ptr<RoomWait> room_;
   Clock::time_point last_read_;
   std::atomic<bool> wake_posted_{false};
+  int8_t waker_ = -1;  // the other worker that woke us last, and how often in a row
+  uint8_t wakes_from_waker_ = 0;
 };
 
 }  // namespace starling::broker

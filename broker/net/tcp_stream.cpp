@@ -1,6 +1,8 @@
 // Plain TCP transport.
 #include <vector>
 
+#include <unistd.h>
+
 #include <boost/asio/write.hpp>
 
 #include "broker/net/byte_stream.h"
@@ -41,6 +43,30 @@ class TcpStream final : public ByteStream {
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
+  }
+
+  bool can_move() const override { return true; }
+  Released release_worker() override {
+    boost::system::error_code ec;
+    Released r;
+    r.protocol = socket_.local_endpoint(ec).protocol();
+    r.fd = socket_.release(ec);  // cancels the readable wait
+    if (ec) r.fd = -1;
+    return r;
+  }
+  boost::system::error_code attach_worker(asio::io_context& worker, Released r) override {
+    if (r.fd < 0) return asio::error::bad_descriptor;
+    // The old socket object is closed and empty: replacing it here touches
+    // nothing of the old worker's reactor.
+    socket_ = TcpSocket(worker.get_executor());
+    boost::system::error_code ec;
+    socket_.assign(r.protocol, r.fd, ec);
+    if (ec) {
+      ::close(r.fd);
+      return ec;
+    }
+    socket_.non_blocking(true, ec);
+    return ec;
   }
 
   asio::any_io_executor executor() override { return socket_.get_executor(); }
