@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
 
   broker::Server server(config, log);
   if (auto error = server.start()) {
-    std::cerr << "starling: " << *error << '\n';
-    return 1;
+    std::cerr << "starling: " << error->message << '\n';
+    return error->exit_code;
   }
   return server.run();
 }

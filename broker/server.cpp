@@ -14,6 +14,7 @@
 #include "broker/net/websocket_stream.h"
 #include "broker/net/worker_pool.h"
 #include "broker/sys_topics.h"
+#include "storage/rocksdb_store.h"
 
 namespace starling::broker {
 
@@ -47,6 +48,8 @@ struct Server::Parts {
 
   const Config& config;
   spdlog::logger& log;
+  // The node's RocksDB, opened by start(); closed after everything else.
+  std::unique_ptr<storage::RocksDbStore> store;
   Stats stats;
   LocalOnly forwarder;
   Router router;
@@ -116,8 +119,15 @@ Server::Server(const Config& config, spdlog::logger& log) : parts_(std::make_uni
 
 Server::~Server() { parts_->workers.stop(); }
 
-std::optional<std::string> Server::start() {
+std::optional<Server::StartError> Server::start() {
   Parts& p = *parts_;
+  storage::RocksDbStore::Options options;
+  options.sync_writes = p.config.fsync == FsyncMode::always;
+  options.warn = [&log = p.log](std::string_view line) { log.warn("rocksdb: {}", line); };
+  auto store = storage::RocksDbStore::open(p.config.data_dir, options);
+  if (!store) return StartError{store.error().message, 2};
+  p.store = std::move(*store);
+  p.log.info("data directory {} opened", p.config.data_dir.string());
   struct Wanted {
     const std::optional<HostPort>& address;
     std::string_view name;
@@ -127,7 +137,7 @@ std::optional<std::string> Server::start() {
   for (const Wanted& w : {Wanted{p.config.mqtt_listen, "mqtt", false}, Wanted{p.config.ws_listen, "ws", true}}) {
     if (!w.address) continue;
     auto bound = listen_on(p.main.get_executor(), *w.address);
-    if (!bound.ok()) return bound.error;
+    if (!bound.ok()) return StartError{bound.error, 1};
     // Tests and scripts read the port from this line.
     p.log.info("listener {} bound to {}:{}", w.name, bound.endpoint.address().to_string(), bound.port());
     p.acceptors.push_back(std::move(*bound.acceptor));  // reserved: handlers hold references

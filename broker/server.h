@@ -18,8 +18,12 @@ class Server {
   Server(const Config& config, spdlog::logger& log);
   ~Server();
 
-  // Binds every listener. On failure, a one-line error naming the listener.
-  std::optional<std::string> start();
+  struct StartError {
+    std::string message;  // one line, naming the directory or listener
+    int exit_code;        // 2: the data directory; 1: a listener
+  };
+  // Opens the node's store in --data-dir, then binds every listener.
+  std::optional<StartError> start();
   // Serves until a signal arrives; returns the process exit status.
   int run();
 

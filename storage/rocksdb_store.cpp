@@ -1,6 +1,7 @@
 #include "storage/rocksdb_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/write_batch.h>
@@ -9,6 +10,8 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdarg>
+#include <cstdio>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -32,6 +35,36 @@ bool is_lock_error(const rocksdb::Status& s) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s.IsIOError() && text.find("lock") != std::string::npos;
+}
+
+// RocksDB's info log, sent to the node's log instead of a LOG file in the
+// data directory: warnings and worse only.
+class WarningLogger final : public rocksdb::Logger {
+ public:
+  explicit WarningLogger(std::function<void(std::string_view)> sink)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), sink_(std::move(sink)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (!sink_) return;
+    char line[512];
+    const int n = std::vsnprintf(line, sizeof line, format, ap);
+    if (n > 0) sink_(std::string_view(line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1)));
+  }
+
+ private:
+  std::function<void(std::string_view)> sink_;
+};
+
+// Files only a RocksDB database has; with them but no CURRENT, the directory
+// is a damaged database, not an empty one to create afresh.
+bool has_rocksdb_files_without_current(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir / "CURRENT", ec)) return false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "IDENTITY" || name.starts_with("MANIFEST-") || name.ends_with(".sst")) return true;
+  }
+  return false;
 }
 
 StoreError from_rocksdb(const rocksdb::Status& s, std::string context) {
@@ -92,10 +125,14 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::open(const std::filesystem::
     return StoreError{StoreErrc::io_error, "cannot create " + where + ": " + ec.message()};
   }
 
+  if (has_rocksdb_files_without_current(dir)) {
+    return StoreError{StoreErrc::corruption, where + " holds RocksDB files but no CURRENT file; not opened"};
+  }
+
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
-  db_options.keep_log_file_num = 4;  // RocksDB's info LOG, not the WAL
+  db_options.info_log = std::make_shared<WarningLogger>(options.warn);
 
   // A column family we do not know means a newer layout: refuse rather than
   // open it half-blind (RocksDB would refuse too, less clearly).

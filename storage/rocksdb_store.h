@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,11 +30,17 @@ class RocksDbStore final : public KvStore {
     // fsync the write-ahead log on every write (--fsync always). Otherwise a
     // write survives a process crash but not a power loss until the next sync.
     bool sync_writes = false;
+    // RocksDB's own warnings and errors, one line each. RocksDB writes no LOG
+    // file into the data directory, so a directory that fails to open is
+    // left exactly as it was.
+    std::function<void(std::string_view)> warn;
   };
 
   // Opens the database in `dir`, creating the directory and the database if
   // missing. Fails with StoreErrc::io_error (cannot create or write),
-  // StoreErrc::locked (already open), StoreErrc::bad_format_version.
+  // StoreErrc::locked (already open), StoreErrc::corruption (damaged, or
+  // RocksDB files without the CURRENT file that names them),
+  // StoreErrc::bad_format_version. Nothing is repaired.
   static Result<std::unique_ptr<RocksDbStore>> open(const std::filesystem::path& dir,
                                                     const Options& options);
   static Result<std::unique_ptr<RocksDbStore>> open(const std::filesystem::path& dir) {

@@ -1,0 +1,124 @@
+#pragma once
+
+// What a node stores about sessions and messages, as plain records, and how
+// they are laid out: the keys of each column (DESIGN.md "Storage") and the
+// byte encoding of each value. The broker converts its own types to these;
+// nothing here knows about connections or RocksDB.
+//
+// Keys: a client's records sit together and in order under client_prefix(id),
+// so one prefix scan reads all of a client's queue (by sequence number) or
+// in-flight window (by packet id), and one range deletes it.
+//
+// Values start with a record version byte; a decoder refuses a version it
+// does not know, and a record cut short or with bytes left over, as
+// StoreErrc::corruption.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/result.h"
+
+namespace starling::storage {
+
+// An application message as stored: for a queue entry, an in-flight entry, a
+// will or a retained message.
+struct StoredMessage {
+  std::string topic;
+  std::string payload;
+  std::uint8_t qos = 0;
+  bool retain = false;
+  // The MQTT 5 properties that travel with the message, in their wire
+  // encoding (without the length prefix); empty when there are none.
+  std::string properties;
+  // Wall-clock deadline in Unix milliseconds; 0: never expires.
+  std::int64_t expires_at_ms = 0;
+
+  friend bool operator==(const StoredMessage&, const StoredMessage&) = default;
+};
+
+struct StoredSubscription {
+  std::string filter;
+  std::uint8_t options = 0;  // the SUBSCRIBE options byte (QoS, no local, RAP, retain handling)
+  std::uint32_t identifier = 0;  // 0: none
+
+  friend bool operator==(const StoredSubscription&, const StoredSubscription&) = default;
+};
+
+struct StoredWill {
+  StoredMessage message;
+  std::uint32_t delay_s = 0;
+
+  friend bool operator==(const StoredWill&, const StoredWill&) = default;
+};
+
+// Column::sessions, one per persistent session.
+struct SessionRecord {
+  std::uint32_t expiry_s = 0;  // session expiry interval; 0xFFFFFFFF: never
+  // When the client disconnected (Unix ms); 0 while connected. With expiry_s
+  // it says when the session ends.
+  std::int64_t disconnected_at_ms = 0;
+  std::uint16_t next_packet_id = 1;
+  std::vector<StoredSubscription> subscriptions;
+  std::optional<StoredWill> will;
+
+  friend bool operator==(const SessionRecord&, const SessionRecord&) = default;
+};
+
+// Column::queue: a delivery waiting to be sent.
+struct QueuedRecord {
+  StoredMessage message;
+  std::uint8_t qos = 0;  // as granted to this subscriber
+  bool retain = false;   // as it goes out
+  std::vector<std::uint32_t> subscription_ids;
+
+  friend bool operator==(const QueuedRecord&, const QueuedRecord&) = default;
+};
+
+// Column::inflight: an outbound QoS 1/2 delivery sent and not yet completed.
+struct InflightRecord {
+  QueuedRecord delivery;
+  bool released = false;  // QoS 2: PUBREC received, PUBREL sent
+
+  friend bool operator==(const InflightRecord&, const InflightRecord&) = default;
+};
+
+// --- keys ---
+
+// Every key of one client starts with this: a 2-byte big-endian length, then
+// the id, so "a" never prefixes the keys of "ab".
+std::string client_prefix(std::string_view client_id);
+// Column::sessions.
+std::string session_key(std::string_view client_id);
+// Column::queue: in sequence order within the client.
+std::string queue_key(std::string_view client_id, std::uint64_t sequence);
+// Column::inflight and Column::inbound_qos2: by packet id within the client.
+std::string packet_key(std::string_view client_id, std::uint16_t packet_id);
+// Column::retained.
+std::string retained_key(std::string_view topic);
+
+// What a key of the columns above holds (std::nullopt for a key of another
+// shape).
+struct ClientKey {
+  std::string client_id;
+  std::uint64_t number = 0;  // sequence or packet id; 0 for a session key
+};
+std::optional<ClientKey> parse_queue_key(std::string_view key);
+std::optional<ClientKey> parse_packet_key(std::string_view key);
+std::optional<std::string> parse_session_key(std::string_view key);
+
+// --- values ---
+
+std::string encode(const SessionRecord& record);
+std::string encode(const QueuedRecord& record);
+std::string encode(const InflightRecord& record);
+std::string encode(const StoredMessage& message);  // retained
+
+Result<SessionRecord> decode_session(std::string_view bytes);
+Result<QueuedRecord> decode_queued(std::string_view bytes);
+Result<InflightRecord> decode_inflight(std::string_view bytes);
+Result<StoredMessage> decode_message(std::string_view bytes);
+
+}  // namespace starling::storage

@@ -1,0 +1,134 @@
+#include "storage/records.h"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace starling::storage {
+namespace {
+
+StoredMessage sample_message() {
+  StoredMessage m;
+  m.topic = "sensors/7/temp";
+  m.payload = std::string("21.5\0bytes", 10);  // binary, with a NUL
+  m.qos = 2;
+  m.retain = true;
+  m.properties = std::string("\x01\x01\x03\x00\x04text", 9);
+  m.expires_at_ms = 1'800'000'000'123;
+  return m;
+}
+
+QueuedRecord sample_queued() {
+  QueuedRecord q;
+  q.message = sample_message();
+  q.qos = 1;
+  q.retain = false;
+  q.subscription_ids = {7, 268'435'455};
+  return q;
+}
+
+SessionRecord sample_session() {
+  SessionRecord s;
+  s.expiry_s = 3600;
+  s.disconnected_at_ms = 1'700'000'000'000;
+  s.next_packet_id = 65535;
+  s.subscriptions = {{"a/+/c", 0x21, 0}, {"$share/g/x/#", 0x02, 42}};
+  s.will = StoredWill{sample_message(), 30};
+  return s;
+}
+
+TEST(Records, SessionRoundTrips) {
+  const SessionRecord s = sample_session();
+  auto back = decode_session(encode(s));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, s);
+
+  SessionRecord bare;  // no subscriptions, no will
+  auto bare_back = decode_session(encode(bare));
+  ASSERT_TRUE(bare_back);
+  EXPECT_EQ(*bare_back, bare);
+}
+
+TEST(Records, QueuedInflightAndRetainedRoundTrip) {
+  auto q = decode_queued(encode(sample_queued()));
+  ASSERT_TRUE(q) << q.error().message;
+  EXPECT_EQ(*q, sample_queued());
+
+  InflightRecord f{sample_queued(), true};
+  auto f_back = decode_inflight(encode(f));
+  ASSERT_TRUE(f_back) << f_back.error().message;
+  EXPECT_EQ(*f_back, f);
+
+  auto m = decode_message(encode(sample_message()));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(*m, sample_message());
+
+  StoredMessage big = sample_message();
+  big.payload.assign(300'000, 'x');  // a length of three LEB128 bytes
+  auto big_back = decode_message(encode(big));
+  ASSERT_TRUE(big_back);
+  EXPECT_EQ(big_back->payload.size(), 300'000u);
+}
+
+TEST(Records, EveryTruncationIsCorruption) {
+  const std::string bytes = encode(sample_session());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    auto r = decode_session(std::string_view(bytes).substr(0, n));
+    ASSERT_FALSE(r) << "accepted " << n << " of " << bytes.size() << " bytes";
+    EXPECT_EQ(r.error().code, StoreErrc::corruption);
+  }
+}
+
+TEST(Records, TrailingBytesAndBadFieldsAreCorruption) {
+  EXPECT_EQ(decode_queued(encode(sample_queued()) + "x").error().code, StoreErrc::corruption);
+
+  QueuedRecord bad_qos = sample_queued();
+  bad_qos.qos = 3;
+  EXPECT_EQ(decode_queued(encode(bad_qos)).error().code, StoreErrc::corruption);
+
+  std::string bad_flag = encode(InflightRecord{sample_queued(), true});
+  bad_flag.back() = 2;  // the released flag
+  EXPECT_EQ(decode_inflight(bad_flag).error().code, StoreErrc::corruption);
+}
+
+TEST(Records, UnknownRecordVersionIsRefused) {
+  std::string bytes = encode(sample_message());
+  bytes[0] = 99;
+  auto r = decode_message(bytes);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, StoreErrc::bad_format_version);
+  EXPECT_NE(r.error().message.find("99"), std::string::npos);
+}
+
+TEST(Records, ClientKeysGroupAndOrder) {
+  // One client's keys share its prefix, and no other client's do.
+  EXPECT_TRUE(queue_key("a", 1).starts_with(client_prefix("a")));
+  EXPECT_FALSE(queue_key("ab", 1).starts_with(client_prefix("a")));
+  EXPECT_FALSE(session_key("ab").starts_with(client_prefix("a")));
+  // Sequence numbers and packet ids sort numerically under bytewise order.
+  EXPECT_LT(queue_key("c", 255), queue_key("c", 256));
+  EXPECT_LT(queue_key("c", 1), queue_key("c", 1ull << 40));
+  EXPECT_LT(packet_key("c", 255), packet_key("c", 256));
+  // A client id with any bytes in it, and the empty one.
+  const std::string odd("x\0/y\xff", 5);
+  auto parsed = parse_queue_key(queue_key(odd, 1ull << 33));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->client_id, odd);
+  EXPECT_EQ(parsed->number, 1ull << 33);
+  auto packet = parse_packet_key(packet_key("", 65535));
+  ASSERT_TRUE(packet);
+  EXPECT_EQ(packet->client_id, "");
+  EXPECT_EQ(packet->number, 65535u);
+  EXPECT_EQ(parse_session_key(session_key(odd)), odd);
+}
+
+TEST(Records, KeysOfAnotherShapeAreNotParsed) {
+  EXPECT_FALSE(parse_queue_key(packet_key("c", 1)));
+  EXPECT_FALSE(parse_packet_key(queue_key("c", 1)));
+  EXPECT_FALSE(parse_session_key(queue_key("c", 1)));
+  EXPECT_FALSE(parse_queue_key(std::string_view("\x00", 1)));
+  EXPECT_FALSE(parse_session_key(std::string("\x00\x05" "abc", 5)));  // says 5 bytes, has 3
+}
+
+}  // namespace
+}  // namespace starling::storage
