@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,9 @@ class KvStore {
   virtual Status erase(Column column, std::string_view key) = 0;
   // Atomic: after a crash either every operation of the batch is there or none.
   virtual Status write(const WriteBatch& batch) = 0;
+  // Several batches as one atomic write, synced to disk before it returns
+  // when `sync` (else durable against a process crash, not a power loss).
+  virtual Status write_all(std::span<const WriteBatch* const> batches, bool sync) = 0;
   // Visits every key starting with `prefix` in ascending key order, from one
   // consistent snapshot (a concurrent batch is seen whole or not at all).
   virtual Status scan_prefix(Column column, std::string_view prefix,

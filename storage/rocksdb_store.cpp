@@ -226,19 +226,28 @@ Status RocksDbStore::erase(Column column, std::string_view key) {
 }
 
 Status RocksDbStore::write(const WriteBatch& batch) {
+  const WriteBatch* one = &batch;
+  return write_all({&one, 1}, impl_->write_options.sync);
+}
+
+Status RocksDbStore::write_all(std::span<const WriteBatch* const> batches, bool sync) {
   // Validate everything first: a rejected batch must change nothing.
   rocksdb::WriteBatch rocks_batch;
-  for (const auto& op : batch.operations()) {
-    if (!valid_column(op.column)) {
-      return {StoreErrc::invalid_argument, "write: batch names an unknown column"};
+  for (const WriteBatch* batch : batches) {
+    for (const auto& op : batch->operations()) {
+      if (!valid_column(op.column)) {
+        return {StoreErrc::invalid_argument, "write: batch names an unknown column"};
+      }
+      rocksdb::Status s = op.kind == WriteBatch::Kind::put
+                              ? rocks_batch.Put(impl_->handle(op.column), to_slice(op.key),
+                                                to_slice(op.value))
+                              : rocks_batch.Delete(impl_->handle(op.column), to_slice(op.key));
+      if (!s.ok()) return Status{from_rocksdb(s, "write: cannot add to batch")};
     }
-    rocksdb::Status s = op.kind == WriteBatch::Kind::put
-                            ? rocks_batch.Put(impl_->handle(op.column), to_slice(op.key),
-                                              to_slice(op.value))
-                            : rocks_batch.Delete(impl_->handle(op.column), to_slice(op.key));
-    if (!s.ok()) return Status{from_rocksdb(s, "write: cannot add to batch")};
   }
-  rocksdb::Status s = impl_->db->Write(impl_->write_options, &rocks_batch);
+  rocksdb::WriteOptions options = impl_->write_options;
+  options.sync = sync;
+  rocksdb::Status s = impl_->db->Write(options, &rocks_batch);
   if (!s.ok()) return Status{from_rocksdb(s, "write batch")};
   return {};
 }

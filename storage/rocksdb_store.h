@@ -62,6 +62,7 @@ class RocksDbStore final : public KvStore {
   Status put(Column column, std::string_view key, std::string_view value) override;
   Status erase(Column column, std::string_view key) override;
   Status write(const WriteBatch& batch) override;
+  Status write_all(std::span<const WriteBatch* const> batches, bool sync) override;
   Status scan_prefix(Column column, std::string_view prefix,
                      const ScanVisitor& visit) const override;
 
