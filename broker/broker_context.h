@@ -12,6 +12,10 @@
 #include "broker/routing/router.h"
 #include "broker/session/session_registry.h"
 
+namespace starling::storage {
+class GroupCommit;
+}
+
 namespace starling::broker {
 
 class WorkerPool;
@@ -59,6 +63,9 @@ struct BrokerContext {
   // The network workers; connections count themselves on theirs, and may
   // move between them. Null where connections are not in a pool.
   WorkerPool* workers = nullptr;
+  // The node's store, written in group commits (storage/group_commit.h). Null
+  // where nothing is persisted.
+  storage::GroupCommit* commits = nullptr;
 };
 
 }  // namespace starling::broker

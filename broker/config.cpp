@@ -184,7 +184,7 @@ struct Setting {
   Apply apply;
 };
 
-constexpr std::array<Setting, 31> settings{{
+constexpr std::array<Setting, 32> settings{{
     {"node-id", "NAME", "unique, stable name of this node (default: host name)",
      [](Config& c, const std::string& v) { return parse_node_id(v, c.node_id); }},
     {"mqtt-listen", "HOST:PORT", "MQTT over TCP, or off (default: 0.0.0.0:1883)",
@@ -230,6 +230,8 @@ constexpr std::array<Setting, 31> settings{{
        return parse_enum(v, std::array{FsyncMode::always, FsyncMode::batch, FsyncMode::never},
                          c.fsync);
      }},
+    {"fsync-interval", "MS", "with --fsync batch, how long a group commit gathers writes (default: 5)",
+     [](Config& c, const std::string& v) { return parse_uint(v, 0, 1000, c.fsync_interval_ms); }},
     {"threads", "N", "network worker threads (default: number of cores)",
      [](Config& c, const std::string& v) { return parse_uint(v, 1, 1024, c.threads); }},
     {"log-level", "LEVEL", "trace|debug|info|warn|error|critical|off (default: info)",
@@ -575,6 +577,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"cluster-secret", c.cluster_secret.empty() ? "none" : "(set)"},
       {"replication-factor", std::to_string(c.replication_factor)},
       {"fsync", std::string{to_string(c.fsync)}},
+      {"fsync-interval", std::to_string(c.fsync_interval_ms) + " ms"},
       {"threads", std::to_string(c.threads)},
       {"log-level", std::string{to_string(c.log_level)}},
       {"max-packet-size", std::to_string(c.max_packet_size)},

@@ -52,6 +52,7 @@ struct Config {
   std::string cluster_secret;  // never logged
   std::uint32_t replication_factor = 2;
   FsyncMode fsync = FsyncMode::batch;
+  std::uint32_t fsync_interval_ms = 5;  // --fsync batch: how long a group commit gathers writes
   std::uint32_t threads = 1;  // default: number of cores
   LogLevel log_level = LogLevel::info;
   std::uint32_t max_packet_size = 1024 * 1024;

@@ -14,6 +14,8 @@
 #include "broker/net/websocket_stream.h"
 #include "broker/net/worker_pool.h"
 #include "broker/sys_topics.h"
+#include "broker/routing/retained_persistence.h"
+#include "storage/group_commit.h"
 #include "storage/rocksdb_store.h"
 
 namespace starling::broker {
@@ -48,8 +50,10 @@ struct Server::Parts {
 
   const Config& config;
   spdlog::logger& log;
-  // The node's RocksDB, opened by start(); closed after everything else.
+  // The node's RocksDB and its committer, made by start(); closed after
+  // everything else, the committer first.
   std::unique_ptr<storage::RocksDbStore> store;
+  std::unique_ptr<storage::GroupCommit> commits;
   Stats stats;
   LocalOnly forwarder;
   Router router;
@@ -117,7 +121,13 @@ struct Server::Parts {
 
 Server::Server(const Config& config, spdlog::logger& log) : parts_(std::make_unique<Parts>(config, log)) {}
 
-Server::~Server() { parts_->workers.stop(); }
+Server::~Server() {
+  parts_->workers.stop();
+  parts_->context.commits = nullptr;
+  // What is pending is committed now, while the workers its callbacks post to
+  // still exist (stopped: the posts are dropped with them).
+  parts_->commits.reset();
+}
 
 std::optional<Server::StartError> Server::start() {
   Parts& p = *parts_;
@@ -127,7 +137,16 @@ std::optional<Server::StartError> Server::start() {
   auto store = storage::RocksDbStore::open(p.config.data_dir, options);
   if (!store) return StartError{store.error().message, 2};
   p.store = std::move(*store);
-  p.log.info("data directory {} opened", p.config.data_dir.string());
+  auto retained = load_retained(*p.store, p.retained, ClockPair{});
+  if (!retained) return StartError{retained.error().message, 2};
+  p.log.info("data directory {} opened: {} retained messages ({} expired, dropped)", p.config.data_dir.string(),
+             retained->loaded, retained->expired);
+  const auto fsync = p.config.fsync == FsyncMode::always  ? storage::Fsync::always
+                     : p.config.fsync == FsyncMode::never ? storage::Fsync::never
+                                                          : storage::Fsync::batch;
+  p.commits = std::make_unique<storage::GroupCommit>(*p.store, fsync,
+                                                     std::chrono::milliseconds(p.config.fsync_interval_ms));
+  p.context.commits = p.commits.get();
   struct Wanted {
     const std::optional<HostPort>& address;
     std::string_view name;
@@ -165,6 +184,8 @@ int Server::run() {
   p.publish_sys();
   p.main.run();
   p.workers.stop();
+  p.context.commits = nullptr;
+  p.commits.reset();  // commits what is pending
   p.log.info("stopped");
   return 0;
 }

@@ -12,6 +12,7 @@
 #include "broker/broker_context.h"
 #include "broker/mqtt/packet.h"
 #include "broker/session/session.h"
+#include "storage/kv_store.h"
 
 namespace starling::broker {
 
@@ -57,6 +58,13 @@ class ClientLink {
   virtual BrokerContext& broker() = 0;
   // Encodes and queues a packet for the client.
   virtual void send(const mqtt::Packet& packet) = 0;
+  // PUBACK (kPuback) or PUBREC (kPubrec) for an inbound PUBLISH. With a
+  // `write`, the acknowledgement waits until the store has it (as --fsync
+  // says); acknowledgements go out in the order of their PUBLISHes, so any
+  // later one waits too. A failed write turns the acknowledgement into 0x80
+  // (MQTT 5) or closes the connection unacknowledged (3.1.1).
+  virtual void acknowledge(mqtt::PacketType type, uint16_t packet_id, mqtt::ReasonCode code,
+                           storage::WriteBatch* write = nullptr) = 0;
   // Sends what the session has ready (and, after CONNECT, what is in flight).
   virtual void flush_session(bool resend_inflight) = 0;
   // Closes the connection. With a reason and an MQTT 5 client, a DISCONNECT

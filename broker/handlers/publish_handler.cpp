@@ -1,5 +1,7 @@
 // PUBLISH from a client, and PUBREL, which completes an inbound QoS 2 PUBLISH.
 #include "broker/handlers/handlers.h"
+#include "broker/routing/retained_persistence.h"
+#include "storage/group_commit.h"
 
 namespace starling::broker {
 namespace {
@@ -61,7 +63,8 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     // retransmission adds nothing and is acknowledged only [MQTT-4.3.3-9].
     const size_t limit = st.version == mqtt::ProtocolVersion::kV5 ? broker.limits.receive_maximum : SIZE_MAX;
     switch (st.session->begin_inbound_qos2(p.packet_id, limit)) {
-      case Session::Inbound::kDuplicate: return acknowledge<mqtt::Pubrec>(link, p.packet_id, ReasonCode::kSuccess);
+      case Session::Inbound::kDuplicate:
+        return link.acknowledge(mqtt::PacketType::kPubrec, p.packet_id, ReasonCode::kSuccess);
       case Session::Inbound::kOverLimit:
         return link.close(ReasonCode::kReceiveMaximumExceeded, false,
                           "more unacknowledged QoS 2 PUBLISH than Receive Maximum");
@@ -84,18 +87,25 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
       broker.log.debug("{}: a subscriber's queue is full; closing the 3.1.1 publisher unacknowledged", st.client_id());
       return link.close(std::nullopt, false);
     }
-    if (p.qos == QoS::k1) return acknowledge<mqtt::Puback>(link, p.packet_id, ReasonCode::kQuotaExceeded);
-    return acknowledge<mqtt::Pubrec>(link, p.packet_id, ReasonCode::kQuotaExceeded);
+    return link.acknowledge(p.qos == QoS::k1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec, p.packet_id,
+                            ReasonCode::kQuotaExceeded);
   }
-  if (p.retain) broker.retained.set(message);  // [MQTT-3.3.1-5]; only accepted messages
+  // Stored, and on disk before it is acknowledged [MQTT-3.3.1-5]; only
+  // accepted messages.
+  std::optional<storage::WriteBatch> write;
+  if (p.retain) {
+    broker.retained.set(message);
+    if (broker.commits) write = retained_write(*message, ClockPair{now, std::chrono::system_clock::now()});
+  }
   for (const auto& congested : result.congested) link.wait_for_room(*congested);
 
   const ReasonCode code = result.deliveries == 0 ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
-  if (p.qos == QoS::k1) {
-    acknowledge<mqtt::Puback>(link, p.packet_id, code);
-  } else if (p.qos == QoS::k2) {
-    acknowledge<mqtt::Pubrec>(link, p.packet_id, code);
+  if (p.qos == QoS::k0) {
+    if (write) broker.commits->submit(std::move(*write), nullptr);  // nobody waits for a QoS 0 message
+    return;
   }
+  link.acknowledge(p.qos == QoS::k1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec, p.packet_id, code,
+                   write ? &*write : nullptr);
 }
 
 void handle_pubrel(ClientLink& link, const mqtt::Pubrel& rel) {

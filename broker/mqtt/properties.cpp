@@ -361,4 +361,20 @@ Status check_properties_for(const Properties& props, PropertyContext ctx, Protoc
 }
 
 }  // namespace detail
+std::vector<uint8_t> encode_properties(const Properties& props) {
+  detail::Writer counter;
+  detail::write_properties(props, counter);
+  std::vector<uint8_t> out(counter.size());
+  detail::Writer w(out.data());
+  detail::write_properties(props, w);
+  return out;
+}
+
+Status decode_properties(std::span<const uint8_t> bytes, PropertyContext ctx, Properties& out) {
+  detail::Reader r(bytes);
+  MQTT_TRY(detail::read_properties(r, ctx, out));
+  if (!r.at_end()) return Error{ReasonCode::kMalformedPacket, "bytes after the properties"};
+  return {};
+}
+
 }  // namespace starling::mqtt

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -106,5 +107,11 @@ struct Properties {
 // Every property that is set, all of them allowed in `ctx`. The encoder refuses
 // to write a property outside its packet.
 Status check_properties_allowed(const Properties& props, PropertyContext ctx);
+
+// A property section on its own (its length prefix included), as it is kept
+// outside a packet, e.g. with a stored message. Decoding checks every property
+// is allowed in `ctx`; the strings of `out` point into `bytes`.
+std::vector<uint8_t> encode_properties(const Properties& props);
+Status decode_properties(std::span<const uint8_t> bytes, PropertyContext ctx, Properties& out);
 
 }  // namespace starling::mqtt

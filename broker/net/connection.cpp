@@ -7,6 +7,7 @@
 #include "broker/handlers/handlers.h"
 #include "broker/mqtt/encoder.h"
 #include "broker/net/worker_pool.h"
+#include "storage/group_commit.h"
 #include "broker/ring_buffer.h"
 
 namespace starling::broker {
@@ -295,6 +296,58 @@ void Connection::send(const mqtt::Packet& packet) {
   }
   pending.note_bytes(from);
   if (!in_read_batch_) start_write();
+}
+
+void Connection::send_ack(mqtt::PacketType type, uint16_t packet_id, ReasonCode code) {
+  if (type == mqtt::PacketType::kPubrec) {
+    mqtt::Pubrec ack;
+    ack.packet_id = packet_id;
+    ack.reason_code = code;  // left out for 3.1.1
+    send(ack);
+  } else {
+    mqtt::Puback ack;
+    ack.packet_id = packet_id;
+    ack.reason_code = code;
+    send(ack);
+  }
+}
+
+void Connection::acknowledge(mqtt::PacketType type, uint16_t packet_id, ReasonCode code,
+                             storage::WriteBatch* write) {
+  const bool waits = write != nullptr && broker_.commits != nullptr;
+  if (!waits && !held_acks_) return send_ack(type, packet_id, code);
+  if (!held_acks_) held_acks_ = std::make_unique<std::deque<HeldAck>>();
+  held_acks_->push_back({type, packet_id, code, waits});
+  if (!waits) return;
+  // The committer calls back on its own thread, in submission order; posted
+  // home, the answers keep that order.
+  broker_.commits->submit(std::move(*write), [weak = weak_from_this()](const storage::Status& status) {
+    if (auto self = weak.lock()) {
+      if (!status) self->broker_.log.warn("store write failed: {}", status.message());
+      self->post_home([ok = status.ok()](Connection& c) { c.on_committed(ok); });
+    }
+  });
+}
+
+void Connection::on_committed(bool ok) {
+  if (!held_acks_ || closing_) return;
+  auto& held = *held_acks_;
+  for (HeldAck& a : held) {
+    if (!a.waiting) continue;
+    a.waiting = false;
+    if (!ok) {
+      // Not stored, so not acknowledged as received [MQTT-4.3.2-2].
+      if (a.type == mqtt::PacketType::kPubrec && state_.session) state_.session->end_inbound_qos2(a.packet_id);
+      if (state_.version != ProtocolVersion::kV5) return close(std::nullopt, false);
+      a.code = ReasonCode::kUnspecifiedError;
+    }
+    break;
+  }
+  while (!held.empty() && !held.front().waiting) {
+    send_ack(held.front().type, held.front().packet_id, held.front().code);
+    held.pop_front();
+  }
+  if (held.empty()) held_acks_.reset();
 }
 
 void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -44,6 +45,8 @@ class Connection final : public ClientLink,
   ClientState& state() override { return state_; }
   BrokerContext& broker() override { return broker_; }
   void send(const mqtt::Packet& packet) override;
+  void acknowledge(mqtt::PacketType type, uint16_t packet_id, mqtt::ReasonCode code,
+                   storage::WriteBatch* write) override;
   void flush_session(bool resend_inflight) override;
   void close(std::optional<mqtt::ReasonCode> reason, bool normal, std::string_view why = {}) override;
   std::weak_ptr<SessionListener> listener() override { return weak_from_this(); }
@@ -102,6 +105,9 @@ class Connection final : public ClientLink,
   void arrive(ByteStream::Released socket);
   // The pool's count of connections on the home worker.
   void count_on_home(int delta);
+  void send_ack(mqtt::PacketType type, uint16_t packet_id, mqtt::ReasonCode code);
+  // The oldest write an acknowledgement waits for is committed (or failed).
+  void on_committed(bool ok);
 
   BrokerContext& broker_;
   std::unique_ptr<ByteStream> stream_;
@@ -145,6 +151,15 @@ class Connection final : public ClientLink,
     boost::asio::steady_timer timer;
   };
   size_t room_waits() const { return room_ ? room_->waits : 0; }
+  // Acknowledgements held until the store has what their PUBLISH wrote, and
+  // those queued behind them, in order. Made by the first such write.
+  struct HeldAck {
+    mqtt::PacketType type;
+    uint16_t packet_id;
+    mqtt::ReasonCode code;
+    bool waiting;  // for its own write's commit
+  };
+  std::unique_ptr<std::deque<HeldAck>> held_acks_;
   bool holding() const { return room_ && !room_->held.empty(); }
   std::unique_ptr<RoomWait> room_;
   Clock::time_point last_read_;

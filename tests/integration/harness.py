@@ -98,10 +98,14 @@ class Broker:
             b.host, b.port, b.ws_port, b.pid
     """
 
-    def __init__(self, *extra_args, ws=False, node_id="t1"):
+    def __init__(self, *extra_args, ws=False, node_id="t1", data_dir=None):
         self.extra_args = [str(a) for a in extra_args]
         self.ws = ws
         self.node_id = node_id
+        # None: one inside this broker's temporary directory, gone with it. A
+        # test that restarts a node on the same data passes its own.
+        self.data_dir = data_dir
+        self.killed = False
         self.proc = None
         self.tmp = None
         self.host = "127.0.0.1"
@@ -118,7 +122,7 @@ class Broker:
             self._log_path = os.path.join(self.tmp, "stderr.log")
             self._log_file = open(self._log_path, "wb")
             args = [STARLING, "--node-id", self.node_id, "--mqtt-listen", "127.0.0.1:0",
-                    "--http-listen", "off", "--data-dir", os.path.join(self.tmp, "data"),
+                    "--http-listen", "off", "--data-dir", self.data_dir or os.path.join(self.tmp, "data"),
                     "--log-level", "info"]
             if self.ws:
                 args += ["--ws-listen", "127.0.0.1:0"]
@@ -166,6 +170,12 @@ class Broker:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def kill9(self):
+        """kill -9: the node gets no chance to finish anything."""
+        self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        self.killed = True
+
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
@@ -176,7 +186,9 @@ class Broker:
             self._cleanup()
             return problems
         died_early = self.proc.poll()
-        if died_early is not None:
+        if self.killed:
+            pass  # on purpose (kill9)
+        elif died_early is not None:
             problems.append(f"starling died during the test with status {died_early}")
         else:
             try:
