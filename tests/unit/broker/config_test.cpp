@@ -340,7 +340,7 @@ TEST(Config, VersionAndHelpExitZero) {
 TEST(Config, DescribeListsEverySettingAndHidesTheSecret) {
   const Config c = parse_ok({"--cluster-secret", "s3cret"});
   const auto settings = describe(c);
-  EXPECT_EQ(settings.size(), 32u);
+  EXPECT_EQ(settings.size(), 33u);
   for (const auto& [name, value] : settings) {
     EXPECT_EQ(value.find("s3cret"), std::string::npos) << name;
   }
