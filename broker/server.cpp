@@ -124,6 +124,7 @@ Server::Server(const Config& config, spdlog::logger& log) : parts_(std::make_uni
 Server::~Server() {
   parts_->workers.stop();
   parts_->context.commits = nullptr;
+  parts_->sessions.set_store(nullptr);
   // What is pending is committed now, while the workers its callbacks post to
   // still exist (stopped: the posts are dropped with them).
   parts_->commits.reset();
@@ -147,6 +148,7 @@ std::optional<Server::StartError> Server::start() {
   p.commits = std::make_unique<storage::GroupCommit>(*p.store, fsync,
                                                      std::chrono::milliseconds(p.config.fsync_interval_ms));
   p.context.commits = p.commits.get();
+  p.sessions.set_store(p.commits.get());
   struct Wanted {
     const std::optional<HostPort>& address;
     std::string_view name;
@@ -185,6 +187,7 @@ int Server::run() {
   p.main.run();
   p.workers.stop();
   p.context.commits = nullptr;
+  p.sessions.set_store(nullptr);
   p.commits.reset();  // commits what is pending
   p.log.info("stopped");
   return 0;

@@ -1,5 +1,8 @@
 #include "broker/session/session_registry.h"
 
+#include "broker/routing/retained_persistence.h"
+#include "storage/group_commit.h"
+
 #include <random>
 
 namespace starling::broker {
@@ -62,6 +65,9 @@ void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point no
     message = std::move(shifted);
   }
   publish_internal(message, now);
+  if (message->retain && commits_) {
+    commits_->submit(retained_write(*message, ClockPair{now, std::chrono::system_clock::now()}), nullptr);
+  }
 }
 
 void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optional<WillMessage> will,

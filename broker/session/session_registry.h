@@ -17,6 +17,10 @@
 #include "broker/routing/router.h"
 #include "broker/session/session.h"
 
+namespace starling::storage {
+class GroupCommit;
+}
+
 namespace starling::broker {
 
 class SessionRegistry {
@@ -54,7 +58,12 @@ class SessionRegistry {
   // Publishes a message that no connection sent (a will, $SYS): to the
   // retained store when it is retained, then to subscribers.
   void publish_internal(const MessagePtr& message, Clock::time_point now);
+  // The same, and a retained will is written to the node's store too (no one
+  // waits for it: its client is gone).
   void publish_will(const WillMessage& will, Clock::time_point now);
+  // Where retained wills are written. Set once by the server before the first
+  // connection, read only after.
+  void set_store(storage::GroupCommit* commits) { commits_ = commits; }
 
  private:
   void end_session(const std::shared_ptr<Session>& session, Clock::time_point now);
@@ -65,6 +74,7 @@ class SessionRegistry {
 
   Router& router_;
   RetainedStore& retained_;
+  storage::GroupCommit* commits_ = nullptr;
   const QueueLimits queue_limits_;
   std::atomic<SessionId> next_id_{1};
   mutable std::mutex mu_;

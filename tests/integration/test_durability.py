@@ -105,6 +105,22 @@ class Durability(unittest.TestCase):
         got = self.retained_on(second, "plain/#", 1)
         self.assertEqual(got["plain/state"].payload, b"on")
 
+    def test_retained_will_survives_a_restart(self):
+        first = self.node()
+        watcher = self.client(first, "watcher")
+        watcher.subscribe("wills/#", 1)
+        dev = MqttClient("device", version=5)
+        self.addCleanup(dev.close)
+        dev.will_set("wills/device", b"offline", qos=1, retain=True)
+        dev.connect(first)
+        dev.kill()  # gone without DISCONNECT: the will goes out
+        watcher.msgs.wait_for(1, timeout=10)
+        watcher.disconnect()
+        self.assertEqual(first.stop(), [])
+        second = self.node()
+        got = self.retained_on(second, "wills/#", 1)
+        self.assertEqual(got["wills/device"].payload, b"offline")
+
     def test_each_fsync_mode_keeps_acknowledged_retained_messages(self):
         for mode in ("always", "batch", "never"):
             with self.subTest(mode=mode):
