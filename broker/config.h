@@ -16,10 +16,11 @@
 #include <vector>
 
 #include "broker/net/host_port.h"
+#include "storage/kv_store.h"
 
 namespace starling::broker {
 
-enum class FsyncMode { always, batch, never };
+using FsyncMode = storage::Fsync;  // the store's own modes
 enum class LogLevel { trace, debug, info, warn, error, critical, off };
 
 std::string_view to_string(FsyncMode mode) noexcept;

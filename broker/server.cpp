@@ -13,8 +13,8 @@
 #include "broker/net/listen_address.h"
 #include "broker/net/websocket_stream.h"
 #include "broker/net/worker_pool.h"
-#include "broker/sys_topics.h"
 #include "broker/routing/retained_persistence.h"
+#include "broker/sys_topics.h"
 #include "storage/group_commit.h"
 #include "storage/rocksdb_store.h"
 
@@ -95,6 +95,14 @@ struct Server::Parts {
     asio::post(executor, [connection] { connection->start(); });
   }
 
+  // Commits what is pending and stops committing; the workers its callbacks
+  // post to must still exist (stopped: those posts are dropped with them).
+  void close_store() {
+    context.commits = nullptr;
+    sessions.set_store(nullptr);
+    commits.reset();
+  }
+
   void sweep() {
     sweep_timer.expires_after(std::chrono::milliseconds(250));
     sweep_timer.async_wait([this](boost::system::error_code ec) {
@@ -123,11 +131,7 @@ Server::Server(const Config& config, spdlog::logger& log) : parts_(std::make_uni
 
 Server::~Server() {
   parts_->workers.stop();
-  parts_->context.commits = nullptr;
-  parts_->sessions.set_store(nullptr);
-  // What is pending is committed now, while the workers its callbacks post to
-  // still exist (stopped: the posts are dropped with them).
-  parts_->commits.reset();
+  parts_->close_store();
 }
 
 std::optional<Server::StartError> Server::start() {
@@ -142,10 +146,7 @@ std::optional<Server::StartError> Server::start() {
   if (!retained) return StartError{retained.error().message, 2};
   p.log.info("data directory {} opened: {} retained messages ({} expired, dropped)", p.config.data_dir.string(),
              retained->loaded, retained->expired);
-  const auto fsync = p.config.fsync == FsyncMode::always  ? storage::Fsync::always
-                     : p.config.fsync == FsyncMode::never ? storage::Fsync::never
-                                                          : storage::Fsync::batch;
-  p.commits = std::make_unique<storage::GroupCommit>(*p.store, fsync,
+  p.commits = std::make_unique<storage::GroupCommit>(*p.store, p.config.fsync,
                                                      std::chrono::milliseconds(p.config.fsync_interval_ms));
   p.context.commits = p.commits.get();
   p.sessions.set_store(p.commits.get());
@@ -186,9 +187,7 @@ int Server::run() {
   p.publish_sys();
   p.main.run();
   p.workers.stop();
-  p.context.commits = nullptr;
-  p.sessions.set_store(nullptr);
-  p.commits.reset();  // commits what is pending
+  p.close_store();
   p.log.info("stopped");
   return 0;
 }

@@ -30,8 +30,6 @@
 
 namespace starling::storage {
 
-enum class Fsync { always, batch, never };
-
 class GroupCommit {
  public:
   using Done = std::function<void(const Status&)>;

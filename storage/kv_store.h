@@ -60,6 +60,9 @@ class WriteBatch {
   std::vector<Operation> operations_;
 };
 
+// When a write counts as done (--fsync): see GroupCommit.
+enum class Fsync { always, batch, never };
+
 // Called for each entry of a scan in key order; return false to stop early.
 using ScanVisitor = std::function<bool(std::string_view key, std::string_view value)>;
 

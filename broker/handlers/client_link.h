@@ -80,4 +80,14 @@ class ClientLink {
   virtual void wait_for_room(Session& congested) = 0;
 };
 
+// Sends PUBACK, PUBREC or PUBCOMP (`Ack`) with its packet id and reason code
+// (which the encoder leaves out for 3.1.1).
+template <class Ack>
+void send_pub_response(ClientLink& link, uint16_t packet_id, mqtt::ReasonCode code) {
+  Ack ack;
+  ack.packet_id = packet_id;
+  ack.reason_code = code;
+  link.send(ack);
+}
+
 }  // namespace starling::broker

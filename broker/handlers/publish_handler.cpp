@@ -34,14 +34,6 @@ const std::string* resolve_topic(ClientLink& link, const mqtt::Publish& p, std::
   return &slot;
 }
 
-template <class Ack>
-void acknowledge(ClientLink& link, uint16_t packet_id, ReasonCode code) {
-  Ack ack;
-  ack.packet_id = packet_id;
-  ack.reason_code = code;  // left out for 3.1.1
-  link.send(ack);
-}
-
 }  // namespace
 
 void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::SharedBytes& backing) {
@@ -110,7 +102,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
 
 void handle_pubrel(ClientLink& link, const mqtt::Pubrel& rel) {
   const bool known = link.state().session->end_inbound_qos2(rel.packet_id);
-  acknowledge<mqtt::Pubcomp>(link, rel.packet_id,
+  send_pub_response<mqtt::Pubcomp>(link, rel.packet_id,
                              known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
 }
 

@@ -7,8 +7,8 @@
 #include "broker/handlers/handlers.h"
 #include "broker/mqtt/encoder.h"
 #include "broker/net/worker_pool.h"
-#include "storage/group_commit.h"
 #include "broker/ring_buffer.h"
+#include "storage/group_commit.h"
 
 namespace starling::broker {
 namespace {
@@ -300,15 +300,9 @@ void Connection::send(const mqtt::Packet& packet) {
 
 void Connection::send_ack(mqtt::PacketType type, uint16_t packet_id, ReasonCode code) {
   if (type == mqtt::PacketType::kPubrec) {
-    mqtt::Pubrec ack;
-    ack.packet_id = packet_id;
-    ack.reason_code = code;  // left out for 3.1.1
-    send(ack);
+    send_pub_response<mqtt::Pubrec>(*this, packet_id, code);
   } else {
-    mqtt::Puback ack;
-    ack.packet_id = packet_id;
-    ack.reason_code = code;
-    send(ack);
+    send_pub_response<mqtt::Puback>(*this, packet_id, code);
   }
 }
 

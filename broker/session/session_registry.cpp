@@ -1,9 +1,9 @@
 #include "broker/session/session_registry.h"
 
+#include <random>
+
 #include "broker/routing/retained_persistence.h"
 #include "storage/group_commit.h"
-
-#include <random>
 
 namespace starling::broker {
 

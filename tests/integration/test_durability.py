@@ -95,9 +95,12 @@ class Durability(unittest.TestCase):
         # QoS 0 has no acknowledgement to hold back; a clean stop commits what
         # is pending.
         first = self.node("--fsync-interval", "1000")
+        watcher = self.client(first, "watcher")
+        watcher.subscribe("plain/#", 0)
         pub = self.client(first, "pub")
         pub.publish("plain/state", b"on", qos=0, retain=True)
-        time.sleep(0.2)  # reached the node
+        watcher.msgs.wait_for(1, timeout=10)  # the node has handled it
+        watcher.disconnect()
         pub.disconnect()
         problems = first.stop()
         self.assertEqual(problems, [])
