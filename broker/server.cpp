@@ -144,12 +144,19 @@ std::optional<Server::StartError> Server::start() {
   p.store = std::move(*store);
   auto retained = load_retained(*p.store, p.retained, ClockPair{});
   if (!retained) return StartError{retained.error().message, 2};
-  p.log.info("data directory {} opened: {} retained messages ({} expired, dropped)", p.config.data_dir.string(),
-             retained->loaded, retained->expired);
   p.commits = std::make_unique<storage::GroupCommit>(*p.store, p.config.fsync,
                                                      std::chrono::milliseconds(p.config.fsync_interval_ms));
   p.context.commits = p.commits.get();
+  // Before the sessions come back: the wills of those expired meanwhile are
+  // published, and stored where they are retained or queued.
   p.sessions.set_store(p.commits.get());
+  auto sessions = p.sessions.restore(*p.store, ClockPair{});
+  if (!sessions) return StartError{sessions.error().message, 2};
+  p.log.info(
+      "data directory {} opened: {} retained messages ({} expired, dropped); persistent sessions: {} restored "
+      "with {} queued messages, {} expired, {} stale or expired records dropped",
+      p.config.data_dir.string(), retained->loaded, retained->expired, sessions->sessions, sessions->queued,
+      sessions->expired, sessions->dropped);
   struct Wanted {
     const std::optional<HostPort>& address;
     std::string_view name;

@@ -24,6 +24,23 @@ void WriteBatch::erase(Column column, std::string key) {
   operations_.push_back({Kind::erase, column, std::move(key), {}});
 }
 
+void WriteBatch::erase_prefix(Column column, std::string prefix) {
+  operations_.push_back({Kind::erase_prefix, column, std::move(prefix), {}});
+}
+
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    auto& last = reinterpret_cast<unsigned char&>(end.back());
+    if (last != 0xff) {
+      ++last;
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
 namespace {
 
 class StoreCategory final : public std::error_category {

@@ -40,16 +40,19 @@ std::string_view column_name(Column column) noexcept;
 // A group of writes applied all together or not at all.
 class WriteBatch {
  public:
-  enum class Kind : std::uint8_t { put, erase };
+  enum class Kind : std::uint8_t { put, erase, erase_prefix };
   struct Operation {
     Kind kind;
     Column column;
-    std::string key;
-    std::string value;  // empty for erase
+    std::string key;    // the prefix, for erase_prefix
+    std::string value;  // empty for erase and erase_prefix
   };
 
   void put(Column column, std::string key, std::string value);
   void erase(Column column, std::string key);
+  // Every key that starts with `prefix` (one range tombstone, however many
+  // keys it covers).
+  void erase_prefix(Column column, std::string prefix);
   void clear() noexcept { operations_.clear(); }
 
   bool empty() const noexcept { return operations_.empty(); }
@@ -59,6 +62,10 @@ class WriteBatch {
  private:
   std::vector<Operation> operations_;
 };
+
+// The smallest key above every key that starts with `prefix`; empty when
+// there is none (the prefix is all 0xff bytes).
+std::string prefix_end(std::string_view prefix);
 
 // When a write counts as done (--fsync): see GroupCommit.
 enum class Fsync { always, batch, never };
@@ -84,6 +91,9 @@ class KvStore {
   // consistent snapshot (a concurrent batch is seen whole or not at all).
   virtual Status scan_prefix(Column column, std::string_view prefix,
                              const ScanVisitor& visit) const = 0;
+  // Rewrites the files that hold keys starting with `prefix` in `column`, so
+  // the space of what was erased there is given back. Slow; blocks the caller.
+  virtual Status compact_prefix(Column column, std::string_view prefix) = 0;
 };
 
 }  // namespace starling::storage

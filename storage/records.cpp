@@ -11,6 +11,7 @@ constexpr std::uint8_t kSessionV1 = 1;
 constexpr std::uint8_t kQueuedV1 = 1;
 constexpr std::uint8_t kInflightV1 = 1;
 constexpr std::uint8_t kMessageV1 = 1;
+constexpr std::uint8_t kInboundV1 = 1;
 
 // Integers big-endian at fixed width; strings as a LEB128 length, then bytes.
 class Writer {
@@ -169,12 +170,14 @@ std::string client_prefix(std::string_view client_id) {
   return key;
 }
 
-std::string session_key(std::string_view client_id) { return client_prefix(client_id); }
-
 std::string queue_key(std::string_view client_id, std::uint64_t sequence) {
   std::string key = client_prefix(client_id);
   for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(sequence >> shift));
   return key;
+}
+
+std::string session_key(std::string_view client_id, std::uint64_t first_sequence) {
+  return queue_key(client_id, first_sequence);  // the same shape, in another column
 }
 
 std::string packet_key(std::string_view client_id, std::uint16_t packet_id) {
@@ -209,11 +212,7 @@ std::optional<ClientKey> parse_numbered(std::string_view key, std::size_t width)
 std::optional<ClientKey> parse_queue_key(std::string_view key) { return parse_numbered(key, 8); }
 std::optional<ClientKey> parse_packet_key(std::string_view key) { return parse_numbered(key, 2); }
 
-std::optional<std::string> parse_session_key(std::string_view key) {
-  auto split = split_client_key(key);
-  if (!split || !split->second.empty()) return std::nullopt;
-  return std::move(split->first);
-}
+std::optional<ClientKey> parse_session_key(std::string_view key) { return parse_numbered(key, 8); }
 
 std::string encode(const SessionRecord& s) {
   Writer w;
@@ -221,6 +220,7 @@ std::string encode(const SessionRecord& s) {
   w.u32(s.expiry_s);
   w.i64(s.disconnected_at_ms);
   w.u16(s.next_packet_id);
+  w.u64(s.first_sequence);
   w.length(s.subscriptions.size());
   for (const auto& sub : s.subscriptions) {
     w.bytes(sub.filter);
@@ -245,8 +245,15 @@ std::string encode(const QueuedRecord& q) {
 std::string encode(const InflightRecord& f) {
   Writer w;
   w.u8(kInflightV1);
-  write_queued(w, f.delivery);
+  w.u64(f.sequence);
   w.flag(f.released);
+  return w.take();
+}
+
+std::string encode(const InboundRecord& r) {
+  Writer w;
+  w.u8(kInboundV1);
+  w.u64(r.first_sequence);
   return w.take();
 }
 
@@ -263,6 +270,7 @@ Result<SessionRecord> decode_session(std::string_view bytes) {
     s.expiry_s = r.u32();
     s.disconnected_at_ms = r.i64();
     s.next_packet_id = r.u16();
+    s.first_sequence = r.u64();
     const std::uint64_t n = r.length();
     for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
       StoredSubscription sub;
@@ -290,16 +298,18 @@ Result<QueuedRecord> decode_queued(std::string_view bytes) {
 }
 
 Result<InflightRecord> decode_inflight(std::string_view bytes) {
-  auto result = decode_versioned<InflightRecord>(bytes, kInflightV1, "in-flight message", [](Reader& r) {
+  return decode_versioned<InflightRecord>(bytes, kInflightV1, "in-flight message", [](Reader& r) {
     InflightRecord f;
-    f.delivery = read_queued(r);
+    f.sequence = r.u64();
     f.released = r.flag();
     return f;
   });
-  if (result && (!qos_ok(result->delivery.qos) || !qos_ok(result->delivery.message.qos))) {
-    return corrupt("in-flight message");
-  }
-  return result;
+}
+
+Result<InboundRecord> decode_inbound(std::string_view bytes) {
+  return decode_versioned<InboundRecord>(bytes, kInboundV1, "inbound QoS 2 id", [](Reader& r) {
+    return InboundRecord{r.u64()};
+  });
 }
 
 Result<StoredMessage> decode_message(std::string_view bytes) {

@@ -61,6 +61,10 @@ struct SessionRecord {
   // it says when the session ends.
   std::int64_t disconnected_at_ms = 0;
   std::uint16_t next_packet_id = 1;
+  // The session's first queue sequence number. Queue entries of the same
+  // client id below it belong to an earlier session (written late, after that
+  // one ended) and are dropped on load.
+  std::uint64_t first_sequence = 0;
   std::vector<StoredSubscription> subscriptions;
   std::optional<StoredWill> will;
 
@@ -77,12 +81,21 @@ struct QueuedRecord {
   friend bool operator==(const QueuedRecord&, const QueuedRecord&) = default;
 };
 
-// Column::inflight: an outbound QoS 1/2 delivery sent and not yet completed.
+// Column::inflight, by packet id: the state of an outbound QoS 1/2 delivery
+// whose message stays in Column::queue under `sequence` until it completes.
 struct InflightRecord {
-  QueuedRecord delivery;
+  std::uint64_t sequence = 0;
   bool released = false;  // QoS 2: PUBREC received, PUBREL sent
 
   friend bool operator==(const InflightRecord&, const InflightRecord&) = default;
+};
+
+// Column::inbound_qos2, by packet id: an inbound QoS 2 message delivered
+// and awaiting its PUBREL.
+struct InboundRecord {
+  std::uint64_t first_sequence = 0;  // of the session that stored it (its epoch)
+
+  friend bool operator==(const InboundRecord&, const InboundRecord&) = default;
 };
 
 // --- keys ---
@@ -90,8 +103,10 @@ struct InflightRecord {
 // Every key of one client starts with this: a 2-byte big-endian length, then
 // the id, so "a" never prefixes the keys of "ab".
 std::string client_prefix(std::string_view client_id);
-// Column::sessions.
-std::string session_key(std::string_view client_id);
+// Column::sessions: by client, then the session's epoch (its first
+// sequence number), so a late write of an ended session never overwrites its
+// successor's record.
+std::string session_key(std::string_view client_id, std::uint64_t first_sequence);
 // Column::queue: in sequence order within the client.
 std::string queue_key(std::string_view client_id, std::uint64_t sequence);
 // Column::inflight and Column::inbound_qos2: by packet id within the client.
@@ -103,22 +118,24 @@ std::string retained_key(std::string_view topic);
 // shape).
 struct ClientKey {
   std::string client_id;
-  std::uint64_t number = 0;  // sequence or packet id; 0 for a session key
+  std::uint64_t number = 0;  // sequence, packet id, or a session's first sequence
 };
 std::optional<ClientKey> parse_queue_key(std::string_view key);
 std::optional<ClientKey> parse_packet_key(std::string_view key);
-std::optional<std::string> parse_session_key(std::string_view key);
+std::optional<ClientKey> parse_session_key(std::string_view key);
 
 // --- values ---
 
 std::string encode(const SessionRecord& record);
 std::string encode(const QueuedRecord& record);
 std::string encode(const InflightRecord& record);
+std::string encode(const InboundRecord& record);
 std::string encode(const StoredMessage& message);  // retained
 
 Result<SessionRecord> decode_session(std::string_view bytes);
 Result<QueuedRecord> decode_queued(std::string_view bytes);
 Result<InflightRecord> decode_inflight(std::string_view bytes);
+Result<InboundRecord> decode_inbound(std::string_view bytes);
 Result<StoredMessage> decode_message(std::string_view bytes);
 
 }  // namespace starling::storage

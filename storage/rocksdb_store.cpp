@@ -238,10 +238,23 @@ Status RocksDbStore::write_all(std::span<const WriteBatch* const> batches, bool 
       if (!valid_column(op.column)) {
         return {StoreErrc::invalid_argument, "write: batch names an unknown column"};
       }
-      rocksdb::Status s = op.kind == WriteBatch::Kind::put
-                              ? rocks_batch.Put(impl_->handle(op.column), to_slice(op.key),
-                                                to_slice(op.value))
-                              : rocks_batch.Delete(impl_->handle(op.column), to_slice(op.key));
+      rocksdb::Status s;
+      switch (op.kind) {
+        case WriteBatch::Kind::put:
+          s = rocks_batch.Put(impl_->handle(op.column), to_slice(op.key), to_slice(op.value));
+          break;
+        case WriteBatch::Kind::erase:
+          s = rocks_batch.Delete(impl_->handle(op.column), to_slice(op.key));
+          break;
+        case WriteBatch::Kind::erase_prefix: {
+          const std::string end = prefix_end(op.key);
+          if (op.key.empty() || end.empty()) {
+            return {StoreErrc::invalid_argument, "write: erase_prefix needs a prefix with an end"};
+          }
+          s = rocks_batch.DeleteRange(impl_->handle(op.column), to_slice(op.key), to_slice(end));
+          break;
+        }
+      }
       if (!s.ok()) return Status{from_rocksdb(s, "write: cannot add to batch")};
     }
   }
@@ -249,6 +262,20 @@ Status RocksDbStore::write_all(std::span<const WriteBatch* const> batches, bool 
   options.sync = sync;
   rocksdb::Status s = impl_->db->Write(options, &rocks_batch);
   if (!s.ok()) return Status{from_rocksdb(s, "write batch")};
+  return {};
+}
+
+Status RocksDbStore::compact_prefix(Column column, std::string_view prefix) {
+  if (!valid_column(column)) return {StoreErrc::invalid_argument, "compact: unknown column"};
+  const std::string end = prefix_end(prefix);
+  const rocksdb::Slice begin_slice = to_slice(prefix);
+  const rocksdb::Slice end_slice = to_slice(end);
+  rocksdb::CompactRangeOptions options;
+  // Range tombstones only shrink the files once the bottom level is rewritten.
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  rocksdb::Status s = impl_->db->CompactRange(options, impl_->handle(column), prefix.empty() ? nullptr : &begin_slice,
+                                              end.empty() ? nullptr : &end_slice);
+  if (!s.ok()) return Status{from_rocksdb(s, "compact " + std::string{column_name(column)})};
   return {};
 }
 

@@ -65,6 +65,7 @@ class RocksDbStore final : public KvStore {
   Status write_all(std::span<const WriteBatch* const> batches, bool sync) override;
   Status scan_prefix(Column column, std::string_view prefix,
                      const ScanVisitor& visit) const override;
+  Status compact_prefix(Column column, std::string_view prefix) override;
 
   const std::filesystem::path& directory() const noexcept;
 

@@ -3,6 +3,7 @@
 // tests can fake it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,7 +13,9 @@
 #include "broker/broker_context.h"
 #include "broker/mqtt/packet.h"
 #include "broker/session/session.h"
+#include "broker/session/session_records.h"
 #include "storage/kv_store.h"
+#include "storage/result.h"
 
 namespace starling::broker {
 
@@ -30,6 +33,10 @@ struct ClientState {
   std::unique_ptr<mqtt::Will> will;  // views into will_backing; a pointer: most clients have none
   mqtt::SharedBytes will_backing;
   uint32_t will_delay = 0;
+  // The will as a message (null when there is none), and as a session
+  // record keeps it.
+  MessagePtr will_message(Clock::time_point now) const;
+  std::optional<WillRecord> will_record(Clock::time_point now) const;
   uint32_t session_expiry = 0;  // as requested, seconds
   uint16_t keep_alive = 0;      // seconds in force, 0: none
   // What the client accepts (from its CONNECT).
@@ -58,13 +65,19 @@ class ClientLink {
   virtual BrokerContext& broker() = 0;
   // Encodes and queues a packet for the client.
   virtual void send(const mqtt::Packet& packet) = 0;
-  // PUBACK (kPuback) or PUBREC (kPubrec) for an inbound PUBLISH. With a
-  // `write`, the acknowledgement waits until the store has it (as --fsync
-  // says); acknowledgements go out in the order of their PUBLISHes, so any
-  // later one waits too. A failed write turns the acknowledgement into 0x80
-  // (MQTT 5) or closes the connection unacknowledged (3.1.1).
-  virtual void acknowledge(mqtt::PacketType type, uint16_t packet_id, mqtt::ReasonCode code,
-                           storage::WriteBatch* write = nullptr) = 0;
+
+  // Replies (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK) go out in
+  // the order they were made; one that waits for the store holds back those
+  // behind it. `after` runs once the reply is sent.
+  using After = std::function<void(ClientLink&)>;
+  virtual void reply(mqtt::Packet packet, After after = {}) = 0;
+  // Holds `packet` until the returned callback (given to whatever submits the
+  // write: GroupCommit::submit) reports the write stored, as --fsync says.
+  // If it failed, the client is told so where the packet can say it (MQTT 5
+  // reason 0x80; a 3.1.1 SUBACK's 0x80) and `after` does not run; otherwise
+  // the connection closes unanswered.
+  using StoreDone = std::function<void(const storage::Status&)>;
+  virtual StoreDone hold_reply(mqtt::Packet packet, After after = {}) = 0;
   // Sends what the session has ready (and, after CONNECT, what is in flight).
   virtual void flush_session(bool resend_inflight) = 0;
   // Closes the connection. With a reason and an MQTT 5 client, a DISCONNECT
@@ -80,14 +93,20 @@ class ClientLink {
   virtual void wait_for_room(Session& congested) = 0;
 };
 
-// Sends PUBACK, PUBREC or PUBCOMP (`Ack`) with its packet id and reason code
-// (which the encoder leaves out for 3.1.1).
+// PUBACK, PUBREC, PUBREL or PUBCOMP (`Ack`) with its packet id and reason
+// code (which the encoder leaves out for 3.1.1).
 template <class Ack>
-void send_pub_response(ClientLink& link, uint16_t packet_id, mqtt::ReasonCode code) {
+mqtt::Packet pub_response(uint16_t packet_id, mqtt::ReasonCode code = mqtt::ReasonCode::kSuccess) {
   Ack ack;
   ack.packet_id = packet_id;
   ack.reason_code = code;
-  link.send(ack);
+  return ack;
 }
+
+// Replies once `write` is stored; at once when it is empty or the node
+// stores nothing.
+void reply_after(ClientLink& link, mqtt::Packet packet, storage::WriteBatch write, ClientLink::After after = {});
+// Submits `write` where nothing waits for it (if the node stores anything).
+void store(ClientLink& link, storage::WriteBatch write);
 
 }  // namespace starling::broker

@@ -3,27 +3,49 @@
 #include "broker/handlers/handlers.h"
 
 namespace starling::broker {
+namespace {
+
+// A stored delivery is done with: off the disk (nobody waits for that; at
+// worst a restart sends it again, as QoS 1 allows, or sends its PUBREL).
+void forget(ClientLink& link, const Session::Found& found, bool released) {
+  if (found.sequence == 0) return;
+  storage::WriteBatch erase;
+  erase_queued(erase, *link.state().session, found.sequence, released);
+  store(link, std::move(erase));
+}
+
+}  // namespace
 
 void handle_puback(ClientLink& link, const mqtt::Puback& ack) {
-  if (link.state().session->complete(ack.packet_id, mqtt::QoS::k1)) link.flush_session(false);
+  const auto found = link.state().session->complete(ack.packet_id, mqtt::QoS::k1);
+  if (!found) return;
+  forget(link, found, false);
+  link.flush_session(false);
 }
 
 void handle_pubrec(ClientLink& link, const mqtt::Pubrec& rec) {
   Session& session = *link.state().session;
   if (static_cast<uint8_t>(rec.reason_code) >= 0x80) {
     // The client refused the message: the exchange ends here [MQTT-4.3.3-4].
-    session.discard(rec.packet_id);
+    forget(link, session.discard(rec.packet_id), false);
     link.flush_session(false);
     return;
   }
-  mqtt::Pubrel rel;
-  rel.packet_id = rec.packet_id;
-  if (!session.release(rec.packet_id)) rel.reason_code = mqtt::ReasonCode::kPacketIdentifierNotFound;
-  link.send(rel);
+  const auto found = session.release(rec.packet_id);
+  if (!found) return link.reply(pub_response<mqtt::Pubrel>(rec.packet_id, mqtt::ReasonCode::kPacketIdentifierNotFound));
+  // Released must be on disk before the client can see the PUBREL and
+  // forget the packet id: from then on a restart must send the PUBREL again,
+  // never the PUBLISH, which the client would take for a new message.
+  storage::WriteBatch write;
+  if (found.sequence != 0) put_released(write, session, found.sequence);
+  reply_after(link, pub_response<mqtt::Pubrel>(rec.packet_id), std::move(write));
 }
 
 void handle_pubcomp(ClientLink& link, const mqtt::Pubcomp& comp) {
-  if (link.state().session->complete(comp.packet_id, mqtt::QoS::k2)) link.flush_session(false);
+  const auto found = link.state().session->complete(comp.packet_id, mqtt::QoS::k2);
+  if (!found) return;
+  forget(link, found, true);
+  link.flush_session(false);
 }
 
 }  // namespace starling::broker

@@ -1,7 +1,6 @@
 // PUBLISH from a client, and PUBREL, which completes an inbound QoS 2 PUBLISH.
 #include "broker/handlers/handlers.h"
 #include "broker/routing/retained_persistence.h"
-#include "storage/group_commit.h"
 
 namespace starling::broker {
 namespace {
@@ -49,14 +48,17 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     return link.close(ReasonCode::kTopicNameInvalid, false, "topic longer or deeper than this broker allows");
 
   broker.stats.messages_received.fetch_add(1, std::memory_order_relaxed);
+  const auto ack_type = [&](ReasonCode code) {
+    return p.qos == QoS::k1 ? pub_response<mqtt::Puback>(p.packet_id, code)
+                            : pub_response<mqtt::Pubrec>(p.packet_id, code);
+  };
   if (p.qos == QoS::k2) {
     // Flow control: QoS 2 messages awaiting PUBREL count against our Receive
     // Maximum; QoS 1 ones are acknowledged at once [MQTT-3.3.4-9]. A
     // retransmission adds nothing and is acknowledged only [MQTT-4.3.3-9].
     const size_t limit = st.version == mqtt::ProtocolVersion::kV5 ? broker.limits.receive_maximum : SIZE_MAX;
     switch (st.session->begin_inbound_qos2(p.packet_id, limit)) {
-      case Session::Inbound::kDuplicate:
-        return link.acknowledge(mqtt::PacketType::kPubrec, p.packet_id, ReasonCode::kSuccess);
+      case Session::Inbound::kDuplicate: return link.reply(ack_type(ReasonCode::kSuccess));
       case Session::Inbound::kOverLimit:
         return link.close(ReasonCode::kReceiveMaximumExceeded, false,
                           "more unacknowledged QoS 2 PUBLISH than Receive Maximum");
@@ -64,12 +66,11 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     }
   }
 
-  const auto now = Clock::now();
-  auto message = make_message(*topic, p.payload, p.qos, p.retain, p.properties, st.session->id(), backing, now);
-  const auto result = broker.router.publish(message, now);
-  broker.stats.messages_dropped.fetch_add(result.dropped, std::memory_order_relaxed);
-
-  if (result.quota_exceeded) {
+  const ClockPair now;
+  auto message = make_message(*topic, p.payload, p.qos, p.retain, p.properties, st.session->id(), backing, now.steady);
+  Router::Route route = broker.router.route(message);
+  if (route.quota_exceeded) {
+    broker.stats.messages_dropped.fetch_add(route.deliveries.size(), std::memory_order_relaxed);
     // Refused, not lied to: no subscriber got it. MQTT 5 says so with 0x97;
     // 3.1.1 has no way to refuse, so the connection is closed unacknowledged
     // and the client sends the message again when it reconnects
@@ -79,31 +80,45 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
       broker.log.debug("{}: a subscriber's queue is full; closing the 3.1.1 publisher unacknowledged", st.client_id());
       return link.close(std::nullopt, false);
     }
-    return link.acknowledge(p.qos == QoS::k1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec, p.packet_id,
-                            ReasonCode::kQuotaExceeded);
+    return link.reply(ack_type(ReasonCode::kQuotaExceeded));
   }
-  // Stored, and on disk before it is acknowledged [MQTT-3.3.1-5]; only
-  // accepted messages.
-  std::optional<storage::WriteBatch> write;
+
+  // What must be on disk before the acknowledgement [MQTT-3.3.1-5]: the
+  // copies queued for persistent sessions, the retained message, and that
+  // this QoS 2 packet id was delivered. One batch: all of it or none.
+  storage::WriteBatch write;
+  if (broker.commits) {
+    put_queued(write, route, now, /*check_room=*/false);
+    if (p.qos == QoS::k2 && st.session->persistent()) put_inbound_qos2(write, *st.session, p.packet_id);
+  }
   if (p.retain) {
     broker.retained.set(message);
-    if (broker.commits) write = retained_write(*message, ClockPair{now, std::chrono::system_clock::now()});
+    if (broker.commits) put_retained(write, *message, now);
   }
-  for (const auto& congested : result.congested) link.wait_for_room(*congested);
-
-  const ReasonCode code = result.deliveries == 0 ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
+  const ReasonCode code = route.deliveries.empty() ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
+  // Submitted before any subscriber sees the message (deliver, below).
   if (p.qos == QoS::k0) {
-    if (write) broker.commits->submit(std::move(*write), nullptr);  // nobody waits for a QoS 0 message
-    return;
+    store(link, std::move(write));  // nobody waits for a QoS 0 message
+  } else {
+    reply_after(link, ack_type(code), std::move(write));
   }
-  link.acknowledge(p.qos == QoS::k1 ? mqtt::PacketType::kPuback : mqtt::PacketType::kPubrec, p.packet_id, code,
-                   write ? &*write : nullptr);
+
+  const auto result = broker.router.deliver(route, message, now.steady);
+  broker.stats.messages_dropped.fetch_add(result.dropped, std::memory_order_relaxed);
+  for (const auto& congested : result.congested) link.wait_for_room(*congested);
 }
 
 void handle_pubrel(ClientLink& link, const mqtt::Pubrel& rel) {
-  const bool known = link.state().session->end_inbound_qos2(rel.packet_id);
-  send_pub_response<mqtt::Pubcomp>(link, rel.packet_id,
-                             known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
+  Session& session = *link.state().session;
+  const bool known = session.end_inbound_qos2(rel.packet_id);
+  auto comp = pub_response<mqtt::Pubcomp>(rel.packet_id,
+                                          known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
+  // Once the client has the PUBCOMP it may use the packet id again: the
+  // stored id must be gone by then, or a restart would take the next
+  // message under it for a retransmission.
+  storage::WriteBatch write;
+  if (known && session.persistent()) erase_inbound_qos2(write, session, rel.packet_id);
+  reply_after(link, std::move(comp), std::move(write));
 }
 
 }  // namespace starling::broker

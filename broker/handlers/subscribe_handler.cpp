@@ -1,24 +1,78 @@
 // SUBSCRIBE: add each subscription to the session and the router, answer
 // SUBACK, then send the retained messages the subscription asks for.
+#include <vector>
+
 #include "broker/handlers/handlers.h"
 #include "broker/mqtt/topic.h"
 
 namespace starling::broker {
+namespace {
+
+// A subscription whose retained messages are to be sent once its SUBACK is.
+struct RetainedWanted {
+  std::string filter;
+  mqtt::QoS qos;
+  uint32_t subscription_id;
+};
+
+// Queues the retained messages matching `wanted` for the session, into its
+// (bounded) queue; once the queue refuses, the rest are skipped. Those to a
+// persistent session are stored as well, submitted before the connection
+// (this one, on this thread) can send them.
+void send_retained(ClientLink& link, const std::vector<RetainedWanted>& wanted) {
+  Session& session = *link.state().session;
+  BrokerContext& broker = link.broker();
+  const ClockPair now;
+  storage::WriteBatch write;
+  size_t queued = 0;
+  bool full = false;
+  for (const RetainedWanted& w : wanted) {
+    for (auto& message : broker.retained.matching(w.filter, now.steady)) {
+      Delivery d;
+      d.qos = std::min(message->qos, w.qos);
+      d.retain = true;  // [MQTT-3.3.1-8]
+      if (w.subscription_id != 0) d.subscription_ids.push_back(w.subscription_id);
+      d.message = std::move(message);
+      const bool checked = d.qos != mqtt::QoS::k0;
+      if (checked && !session.has_room(*d.message)) {
+        full = true;
+        break;
+      }
+      if (broker.commits && session.assign_sequence(d)) put_queued(write, session, d, now);
+      const auto result = session.enqueue(std::move(d), now.steady, checked);
+      if (result == Session::Enqueued::kQueued) {
+        ++queued;
+      } else if (result != Session::Enqueued::kExpired) {
+        full = true;
+        break;
+      }
+    }
+    if (full) break;
+  }
+  store(link, std::move(write));
+  if (queued > 0) link.flush_session(false);
+}
+
+// The session's record changed: SUBACK/UNSUBACK once it is stored (a
+// persistent session), else at once.
+void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after = {}) {
+  ClientState& st = link.state();
+  if (!st.session->persistent() || link.broker().commits == nullptr) return link.reply(std::move(reply), std::move(after));
+  const auto will = st.will_record(Clock::now());
+  link.broker().sessions.write_session(st.session, will ? &*will : nullptr, {},
+                                       link.hold_reply(std::move(reply), std::move(after)));
+}
+
+}  // namespace
 
 void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
   ClientState& st = link.state();
   BrokerContext& broker = link.broker();
   const uint32_t sub_id = s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
-  const auto now = Clock::now();
 
   mqtt::Suback ack;
   ack.packet_id = s.packet_id;
-  // Retained messages go straight into the (bounded) session queue: the
-  // SUBACK written below still reaches the client first, as the queue is
-  // only flushed after this handler returns. Once the queue refuses, the rest
-  // of this SUBSCRIBE's retained messages are skipped.
-  bool queue_full = false;
-  size_t retained_queued = 0;
+  std::vector<RetainedWanted> retained;
   for (const mqtt::Subscription& sub : s.subscriptions) {
     const std::string filter(sub.filter);
     if (!topic_within_limits(filter, broker.limits)) {
@@ -37,24 +91,14 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
     const auto handling = sub.options.retain_handling;
     if (handling == mqtt::RetainHandling::kDoNotSend) continue;
     if (handling == mqtt::RetainHandling::kSendOnNewSubscribe && !added) continue;
-    if (queue_full) continue;
-    for (auto& message : broker.retained.matching(filter, now)) {
-      Delivery d;
-      d.qos = std::min(message->qos, sub.options.qos);
-      d.retain = true;  // [MQTT-3.3.1-8]
-      if (sub_id != 0) d.subscription_ids.push_back(sub_id);
-      d.message = std::move(message);
-      const auto result = st.session->enqueue(std::move(d), now);
-      if (result == Session::Enqueued::kQueued) {
-        ++retained_queued;
-      } else if (result != Session::Enqueued::kExpired) {
-        queue_full = true;
-        break;
-      }
-    }
+    retained.push_back({filter, sub.options.qos, sub_id});
   }
-  link.send(ack);
-  if (retained_queued > 0) link.flush_session(false);
+  // The SUBACK reaches the client before the retained messages.
+  ClientLink::After after;
+  if (!retained.empty()) {
+    after = [retained = std::move(retained)](ClientLink& l) { send_retained(l, retained); };
+  }
+  reply_when_recorded(link, std::move(ack), std::move(after));
 }
 
 void handle_unsubscribe(ClientLink& link, const mqtt::Unsubscribe& u) {
@@ -66,7 +110,7 @@ void handle_unsubscribe(ClientLink& link, const mqtt::Unsubscribe& u) {
     st.session->remove_subscription(std::string(filter));
     ack.reason_codes.push_back(removed ? mqtt::ReasonCode::kSuccess : mqtt::ReasonCode::kNoSubscriptionExisted);
   }
-  link.send(ack);
+  reply_when_recorded(link, std::move(ack));
 }
 
 }  // namespace starling::broker

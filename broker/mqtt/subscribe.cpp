@@ -137,13 +137,7 @@ Result<uint8_t> write_subscribe(const Subscribe& s, ProtocolVersion v, Writer& w
   if (is_v5(v)) write_properties(s.properties, w);
   for (const Subscription& sub : s.subscriptions) {
     w.string(sub.filter);
-    auto options = static_cast<uint8_t>(sub.options.qos);
-    if (is_v5(v)) {
-      if (sub.options.no_local) options |= kNoLocal;
-      if (sub.options.retain_as_published) options |= kRetainAsPublished;
-      options |= static_cast<uint8_t>(static_cast<uint8_t>(sub.options.retain_handling) << kRetainShift);
-    }
-    w.u8(options);
+    w.u8(is_v5(v) ? options_byte(sub.options) : static_cast<uint8_t>(sub.options.qos));
   }
   return kSubscribeFlags;
 }
@@ -186,3 +180,21 @@ Result<uint8_t> write_unsuback(const Unsuback& u, ProtocolVersion v, Writer& w) 
 }
 
 }  // namespace starling::mqtt::detail
+
+namespace starling::mqtt {
+
+uint8_t options_byte(const SubscriptionOptions& o) {
+  auto b = static_cast<uint8_t>(o.qos);
+  if (o.no_local) b |= detail::kNoLocal;
+  if (o.retain_as_published) b |= detail::kRetainAsPublished;
+  const auto handling = static_cast<uint8_t>(o.retain_handling);
+  return static_cast<uint8_t>(b | static_cast<uint8_t>(handling << detail::kRetainShift));
+}
+
+Result<SubscriptionOptions> parse_options_byte(uint8_t byte) {
+  SubscriptionOptions o;
+  MQTT_TRY(detail::read_options(byte, ProtocolVersion::kV5, o));
+  return o;
+}
+
+}  // namespace starling::mqtt

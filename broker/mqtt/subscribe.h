@@ -7,6 +7,7 @@
 
 #include "broker/mqtt/properties.h"
 #include "broker/mqtt/reason_code.h"
+#include "broker/mqtt/result.h"
 #include "broker/mqtt/types.h"
 
 namespace starling::mqtt {
@@ -24,6 +25,12 @@ struct SubscriptionOptions {
   RetainHandling retain_handling = RetainHandling::kSendOnSubscribe;  // MQTT 5
   friend bool operator==(const SubscriptionOptions&, const SubscriptionOptions&) = default;
 };
+
+// The options byte of a SUBSCRIBE (MQTT 5 layout), and back: for storing a
+// subscription. parse_options_byte fails on reserved bits, QoS 3 or retain
+// handling 3.
+uint8_t options_byte(const SubscriptionOptions& options);
+Result<SubscriptionOptions> parse_options_byte(uint8_t byte);
 
 struct Subscription {
   std::string_view filter;  // may be $share/GROUP/FILTER

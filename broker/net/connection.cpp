@@ -298,50 +298,88 @@ void Connection::send(const mqtt::Packet& packet) {
   if (!in_read_batch_) start_write();
 }
 
-void Connection::send_ack(mqtt::PacketType type, uint16_t packet_id, ReasonCode code) {
-  if (type == mqtt::PacketType::kPubrec) {
-    send_pub_response<mqtt::Pubrec>(*this, packet_id, code);
-  } else {
-    send_pub_response<mqtt::Puback>(*this, packet_id, code);
+void Connection::reply(mqtt::Packet packet, After after) {
+  if (held_replies_) {
+    held_replies_->push_back({std::move(packet), std::move(after), false});
+    return;
   }
+  send(packet);
+  if (after) after(*this);
 }
 
-void Connection::acknowledge(mqtt::PacketType type, uint16_t packet_id, ReasonCode code,
-                             storage::WriteBatch* write) {
-  const bool waits = write != nullptr && broker_.commits != nullptr;
-  if (!waits && !held_acks_) return send_ack(type, packet_id, code);
-  if (!held_acks_) held_acks_ = std::make_unique<std::deque<HeldAck>>();
-  held_acks_->push_back({type, packet_id, code, waits});
-  if (!waits) return;
+ClientLink::StoreDone Connection::hold_reply(mqtt::Packet packet, After after) {
+  if (!held_replies_) held_replies_ = std::make_unique<std::deque<HeldReply>>();
+  // Nothing goes to the client before its CONNACK (flush_session waits).
+  if (std::holds_alternative<mqtt::Connack>(packet)) connack_held_ = true;
+  held_replies_->push_back({std::move(packet), std::move(after), true});
   // The committer calls back on its own thread, in submission order; posted
   // home, the answers keep that order.
-  broker_.commits->submit(std::move(*write), [weak = weak_from_this()](const storage::Status& status) {
+  return [weak = weak_from_this()](const storage::Status& status) {
     if (auto self = weak.lock()) {
       if (!status) self->broker_.log.warn("store write failed: {}", status.message());
       self->post_home([ok = status.ok()](Connection& c) { c.on_committed(ok); });
     }
-  });
+  };
+}
+
+bool Connection::refuse_reply(mqtt::Packet& packet) {
+  // Not stored, so not acknowledged as received [MQTT-4.3.2-2].
+  const bool v5 = state_.version == ProtocolVersion::kV5;
+  if (auto* rec = std::get_if<mqtt::Pubrec>(&packet)) {
+    if (state_.session) state_.session->end_inbound_qos2(rec->packet_id);
+    rec->reason_code = ReasonCode::kUnspecifiedError;
+    return v5;
+  }
+  if (auto* ack = std::get_if<mqtt::Puback>(&packet)) {
+    ack->reason_code = ReasonCode::kUnspecifiedError;
+    return v5;
+  }
+  if (auto* sub = std::get_if<mqtt::Suback>(&packet)) {
+    for (auto& code : sub->reason_codes) code = ReasonCode::kUnspecifiedError;  // 0x80 in 3.1.1 too
+    return true;
+  }
+  if (auto* unsub = std::get_if<mqtt::Unsuback>(&packet)) {
+    for (auto& code : unsub->reason_codes) code = ReasonCode::kUnspecifiedError;
+    return v5;
+  }
+  if (std::holds_alternative<mqtt::Connack>(packet)) {
+    // Refused as "server unavailable" (3.1.1: return code 3), then closed.
+    mqtt::Connack refused;
+    refused.reason_code = ReasonCode::kServerUnavailable;
+    connack_held_ = false;
+    send(refused);
+    return false;
+  }
+  return false;  // PUBREL, PUBCOMP: the state they confirm was not stored
 }
 
 void Connection::on_committed(bool ok) {
-  if (!held_acks_ || closing_) return;
-  auto& held = *held_acks_;
-  for (HeldAck& a : held) {
-    if (!a.waiting) continue;
-    a.waiting = false;
+  if (!held_replies_ || closing_) return;
+  auto& held = *held_replies_;
+  for (HeldReply& r : held) {
+    if (!r.waiting) continue;
+    r.waiting = false;
     if (!ok) {
-      // Not stored, so not acknowledged as received [MQTT-4.3.2-2].
-      if (a.type == mqtt::PacketType::kPubrec && state_.session) state_.session->end_inbound_qos2(a.packet_id);
-      if (state_.version != ProtocolVersion::kV5) return close(std::nullopt, false);
-      a.code = ReasonCode::kUnspecifiedError;
+      if (!refuse_reply(r.packet)) return close(std::nullopt, false);
+      r.after = nullptr;
     }
     break;
   }
   while (!held.empty() && !held.front().waiting) {
-    send_ack(held.front().type, held.front().packet_id, held.front().code);
+    HeldReply r = std::move(held.front());
     held.pop_front();
+    if (std::holds_alternative<mqtt::Connack>(r.packet)) connack_held_ = false;
+    send(r.packet);
+    if (r.after) r.after(*this);
   }
-  if (held.empty()) held_acks_.reset();
+  if (held.empty()) held_replies_.reset();
+}
+
+void Connection::forget_stored(uint64_t sequence) {
+  if (sequence == 0) return;
+  storage::WriteBatch erase;
+  erase_queued(erase, *state_.session, sequence);
+  store(*this, std::move(erase));
 }
 
 void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) {
@@ -381,7 +419,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
     // Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
     pending.bytes.resize(from);
     if (new_alias) state_.aliases->outbound.erase(m.topic);
-    if (packet_id != 0) state_.session->discard(packet_id);
+    if (packet_id != 0) forget_stored(state_.session->discard(packet_id).sequence);
     broker_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -394,7 +432,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
 }
 
 void Connection::flush_session(bool resend_inflight) {
-  if (closing_ || !state_.session) return;
+  if (closing_ || !state_.session || connack_held_) return;
   Session& session = *state_.session;
   if (resend_inflight) {
     // Released QoS 2 deliveries get their PUBREL again [MQTT-4.4.0-1]; the
@@ -408,11 +446,13 @@ void Connection::flush_session(bool resend_inflight) {
   if (buffered() <= kMaxBufferedOutput) {
     const size_t window = std::min<size_t>(state_.client_receive_maximum, broker_.limits.max_inflight);
     size_t expired = 0;
+    std::vector<uint64_t> forget;
     const size_t room = kMaxBufferedOutput - buffered();
     auto& ready = out().ready;
     ready.clear();
-    session.take_ready(this, window, Clock::now(), ready, expired, room);
+    session.take_ready(this, window, Clock::now(), ready, expired, forget, room);
     broker_.stats.messages_dropped.fetch_add(expired, std::memory_order_relaxed);
+    for (uint64_t sequence : forget) forget_stored(sequence);
     for (const auto& r : ready) send_delivery(r.packet_id, r.delivery, r.dup);
     ready.clear();
   }
@@ -563,10 +603,7 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
     broker_.stats.clients_connected.fetch_sub(1, std::memory_order_relaxed);
     std::optional<WillMessage> will;
     if (!normal && state_.will) {
-      const mqtt::Will& w = *state_.will;
-      auto message = make_message(std::string(w.topic), w.payload, w.qos, w.retain, w.properties,
-                                  state_.session->id(), state_.will_backing, now);
-      will = WillMessage{std::move(message), now + std::chrono::seconds(state_.will_delay), now};
+      will = WillMessage{state_.will_message(now), now + std::chrono::seconds(state_.will_delay), now};
     }
     if (state_.session->detach(this)) {
       broker_.sessions.closed(state_.session, std::move(will), now);

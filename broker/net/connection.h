@@ -45,8 +45,8 @@ class Connection final : public ClientLink,
   ClientState& state() override { return state_; }
   BrokerContext& broker() override { return broker_; }
   void send(const mqtt::Packet& packet) override;
-  void acknowledge(mqtt::PacketType type, uint16_t packet_id, mqtt::ReasonCode code,
-                   storage::WriteBatch* write) override;
+  void reply(mqtt::Packet packet, After after) override;
+  StoreDone hold_reply(mqtt::Packet packet, After after) override;
   void flush_session(bool resend_inflight) override;
   void close(std::optional<mqtt::ReasonCode> reason, bool normal, std::string_view why = {}) override;
   std::weak_ptr<SessionListener> listener() override { return weak_from_this(); }
@@ -89,6 +89,8 @@ class Connection final : public ClientLink,
   void start_write();
   void on_write(boost::system::error_code ec);
   void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
+  // A stored delivery dropped unsent (expired, too large): off the disk too.
+  void forget_stored(uint64_t sequence);
   // Schedules the next deadline: CONNECT in time, or the keep alive.
   void arm_timer();
   DeadlineWheel& wheel();
@@ -105,9 +107,11 @@ class Connection final : public ClientLink,
   void arrive(ByteStream::Released socket);
   // The pool's count of connections on the home worker.
   void count_on_home(int delta);
-  void send_ack(mqtt::PacketType type, uint16_t packet_id, mqtt::ReasonCode code);
-  // The oldest write an acknowledgement waits for is committed (or failed).
+  // The oldest write a reply waits for is committed (or failed).
   void on_committed(bool ok);
+  // A held reply whose write failed: turned into the failure the client can
+  // be told; false when the packet has no way to say it.
+  bool refuse_reply(mqtt::Packet& packet);
 
   BrokerContext& broker_;
   std::unique_ptr<ByteStream> stream_;
@@ -134,6 +138,7 @@ class Connection final : public ClientLink,
   bool read_paused_ = false;  // too much output waiting: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
   bool waiting_readable_ = false;  // the pending read is a readable wait
+  bool connack_held_ = false;  // the CONNACK waits for the session's record
   // Moving between workers (see follow_waker): from the decision until the
   // new worker has the socket. At most one move per connection.
   bool moving_ = false;
@@ -151,15 +156,14 @@ class Connection final : public ClientLink,
     boost::asio::steady_timer timer;
   };
   size_t room_waits() const { return room_ ? room_->waits : 0; }
-  // Acknowledgements held until the store has what their PUBLISH wrote, and
-  // those queued behind them, in order. Made by the first such write.
-  struct HeldAck {
-    mqtt::PacketType type;
-    uint16_t packet_id;
-    mqtt::ReasonCode code;
+  // Replies held until the store has what their packet wrote, and those
+  // queued behind them, in order. Made by the first such write.
+  struct HeldReply {
+    mqtt::Packet packet;
+    After after;
     bool waiting;  // for its own write's commit
   };
-  std::unique_ptr<std::deque<HeldAck>> held_acks_;
+  std::unique_ptr<std::deque<HeldReply>> held_replies_;
   bool holding() const { return room_ && !room_->held.empty(); }
   std::unique_ptr<RoomWait> room_;
   Clock::time_point last_read_;

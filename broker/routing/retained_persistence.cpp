@@ -5,15 +5,13 @@
 
 namespace starling::broker {
 
-storage::WriteBatch retained_write(const Message& message, const ClockPair& now) {
-  storage::WriteBatch batch;
+void put_retained(storage::WriteBatch& batch, const Message& message, const ClockPair& now) {
   if (message.payload.empty()) {
     batch.erase(storage::Column::retained, storage::retained_key(message.topic));
   } else {
     batch.put(storage::Column::retained, storage::retained_key(message.topic),
               storage::encode(to_stored(message, now)));
   }
-  return batch;
 }
 
 storage::Result<RetainedLoad> load_retained(storage::KvStore& store, RetainedStore& retained, const ClockPair& now) {

@@ -10,9 +10,9 @@
 
 namespace starling::broker {
 
-// Puts the message under its topic, or erases the topic for an empty payload
-// [MQTT-3.3.1-6].
-storage::WriteBatch retained_write(const Message& message, const ClockPair& now);
+// Adds to `batch`: the message under its topic, or the topic's erasure for
+// an empty payload [MQTT-3.3.1-6].
+void put_retained(storage::WriteBatch& batch, const Message& message, const ClockPair& now);
 
 struct RetainedLoad {
   size_t loaded = 0;

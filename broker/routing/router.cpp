@@ -75,6 +75,11 @@ size_t Router::pick_member(const SharedGroup& group) const {
 }
 
 Router::Published Router::publish(const MessagePtr& message, Clock::time_point now, Policy policy) {
+  Route r = route(message, policy);
+  return deliver(r, message, now, policy);
+}
+
+Router::Route Router::route(const MessagePtr& message, Policy policy) const {
   struct Collect {
     const Router& router;
     Targets& out;
@@ -109,7 +114,8 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
   }
 
   // Merge each session's matches into one delivery.
-  boost::container::small_vector<std::pair<std::shared_ptr<Session>, Delivery>, 4> deliveries;
+  Route route;
+  auto& deliveries = route.deliveries;
   deliveries.reserve(sessions.size());
   size_t s = 0;
   for (size_t i = 0; i < targets.size(); ++s) {
@@ -128,20 +134,30 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
     if (any && sessions[s] != nullptr) deliveries.emplace_back(std::move(sessions[s]), std::move(d));
   }
 
-  Published result;
   // A QoS 1/2 message is delivered to all its subscribers or to none: when one
   // subscriber's queue is full the publisher is refused, so that an
   // acknowledgement never covers a message some subscriber lost (DESIGN.md).
   for (const auto& [session, d] : deliveries) {
     if (policy != Policy::kAllOrNone) break;
     if (d.qos != mqtt::QoS::k0 && !session->has_room(*message)) {
-      result.quota_exceeded = true;
-      result.dropped = deliveries.size();
-      return result;
+      route.quota_exceeded = true;
+      break;
     }
   }
-  for (auto& [session, d] : deliveries) {
-    const bool checked = policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0;
+  return route;
+}
+
+Router::Published Router::deliver(Route& route, const MessagePtr& message, Clock::time_point now, Policy policy) {
+  Published result;
+  if (route.quota_exceeded) {
+    result.quota_exceeded = true;
+    result.dropped = route.deliveries.size();
+    return result;
+  }
+  for (auto& [session, d] : route.deliveries) {
+    // Room was checked for every QoS 1/2 delivery of a client's PUBLISH, and
+    // for every stored one (put_queued's caller).
+    const bool checked = (policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0) || d.sequence != 0;
     switch (session->enqueue(std::move(d), now, checked)) {
       case Session::Enqueued::kQueued: ++result.deliveries; break;
       case Session::Enqueued::kQueueFull:  // best effort only

@@ -48,6 +48,20 @@ class Router {
   enum class Policy { kAllOrNone, kBestEffort };
   Published publish(const MessagePtr& message, Clock::time_point now, Policy policy = Policy::kAllOrNone);
 
+  // publish() in two steps, for a caller that stores the deliveries to
+  // persistent sessions (put_queued) before any session can send them.
+  struct Route {
+    // One per matching session: its subscriptions merged into one delivery.
+    boost::container::small_vector<std::pair<std::shared_ptr<Session>, Delivery>, 4> deliveries;
+    // kAllOrNone only: a QoS 1/2 subscriber has no room; deliver() queues
+    // nothing.
+    bool quota_exceeded = false;
+  };
+  Route route(const MessagePtr& message, Policy policy = Policy::kAllOrNone) const;
+  // Queues the route's deliveries and hands the message to the forwarder.
+  Published deliver(Route& route, const MessagePtr& message, Clock::time_point now,
+                    Policy policy = Policy::kAllOrNone);
+
   size_t subscription_count() const;
 
  private:

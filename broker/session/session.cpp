@@ -19,8 +19,19 @@ constexpr size_t kKeptRing = 64;
 
 const Session::Flow Session::kNoFlow;
 
-Session::Session(std::string client_id, SessionId id, QueueLimits limits)
-    : client_id_(std::move(client_id)), id_(id), limits_(limits) {}
+Session::Session(std::string client_id, SessionId id, QueueLimits limits, uint64_t first_sequence)
+    : client_id_(std::move(client_id)),
+      id_(id),
+      limits_(limits),
+      first_sequence_(first_sequence),
+      next_sequence_(first_sequence) {}
+
+bool Session::assign_sequence(Delivery& d) {
+  if (!persistent() || d.qos == mqtt::QoS::k0) return false;
+  std::lock_guard lock(mu_);
+  d.sequence = next_sequence_++;
+  return true;
+}
 
 bool Session::has_room(const Message& message) const {
   std::lock_guard lock(mu_);
@@ -151,7 +162,8 @@ uint16_t Session::next_packet_id_locked() {
 }
 
 void Session::take_ready(const SessionListener* listener, size_t window, Clock::time_point now,
-                         std::vector<Ready>& out, size_t& expired, size_t max_bytes) {
+                         std::vector<Ready>& out, size_t& expired, std::vector<uint64_t>& forget,
+                         size_t max_bytes) {
   std::vector<std::weak_ptr<SessionListener>> waiters;
   {
     std::lock_guard lock(mu_);
@@ -173,16 +185,26 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
       Delivery& d = fl.queue.front();
       if (d.message->expired(now)) {
         ++expired;
+        if (d.sequence != 0) forget.push_back(d.sequence);
         fl.queued_bytes -= cost(d);
         fl.queue.pop_front();
         continue;
       }
       if (d.qos != mqtt::QoS::k0) {
         if (fl.inflight.size() >= window || fl.inflight.size() >= 65535) break;  // stays queued
-        const uint16_t id = next_packet_id_locked();
+        uint16_t id = 0;
+        if (d.sequence != 0) {
+          // A stored delivery's id is fixed; in the rare case that it is still
+          // in use (by a message 65535 places earlier), the queue waits.
+          id = packet_id_of(d.sequence);
+          if (find_inflight_locked(id) != kNotInflight) break;
+        } else {
+          id = next_packet_id_locked();
+        }
+        const bool dup = d.dup;
         push_grow(fl.inflight, Inflight{id, d, false, true});
         fl.inflight_ids.push_back(id);
-        out.push_back({id, std::move(d)});
+        out.push_back({id, std::move(d), dup});
       } else {
         out.push_back({0, std::move(d)});
       }
@@ -211,27 +233,31 @@ std::vector<Inflight> Session::inflight_snapshot() const {
   return {inflight.begin(), inflight.end()};
 }
 
-bool Session::complete(uint16_t packet_id, mqtt::QoS expected) {
+Session::Found Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   std::lock_guard lock(mu_);
   const size_t i = find_inflight_locked(packet_id);
-  if (i == kNotInflight || flow_->inflight[i].delivery.qos != expected) return false;
-  if (expected == mqtt::QoS::k2 && !flow_->inflight[i].released) return false;
+  if (i == kNotInflight || flow_->inflight[i].delivery.qos != expected) return {};
+  if (expected == mqtt::QoS::k2 && !flow_->inflight[i].released) return {};
+  const uint64_t sequence = flow_->inflight[i].delivery.sequence;
   erase_inflight_locked(i);
-  return true;
+  return {true, sequence};
 }
 
-bool Session::release(uint16_t packet_id) {
+Session::Found Session::release(uint16_t packet_id) {
   std::lock_guard lock(mu_);
   const size_t i = find_inflight_locked(packet_id);
-  if (i == kNotInflight || flow_->inflight[i].delivery.qos != mqtt::QoS::k2) return false;
+  if (i == kNotInflight || flow_->inflight[i].delivery.qos != mqtt::QoS::k2) return {};
   flow_->inflight[i].released = true;
-  return true;
+  return {true, flow_->inflight[i].delivery.sequence};
 }
 
-void Session::discard(uint16_t packet_id) {
+Session::Found Session::discard(uint16_t packet_id) {
   std::lock_guard lock(mu_);
   const size_t i = find_inflight_locked(packet_id);
-  if (i != kNotInflight) erase_inflight_locked(i);
+  if (i == kNotInflight) return {};
+  const uint64_t sequence = flow_->inflight[i].delivery.sequence;
+  erase_inflight_locked(i);
+  return {true, sequence};
 }
 
 size_t Session::inflight_count() const {
@@ -332,6 +358,44 @@ std::optional<Clock::time_point> Session::pending_will_due() const {
   std::lock_guard lock(mu_);
   if (!pending_will_) return std::nullopt;
   return pending_will_->due;
+}
+
+void Session::restore_queued(Delivery d) {
+  std::lock_guard lock(mu_);
+  Flow& f = make_flow_locked();
+  f.queued_bytes += cost(d);
+  if (d.sequence >= next_sequence_) next_sequence_ = d.sequence + 1;
+  push_grow(f.queue, std::move(d));
+}
+
+bool Session::restore_released(uint64_t sequence) {
+  std::lock_guard lock(mu_);
+  if (!flow_) return false;
+  auto& queue = flow_->queue;
+  auto it = std::find_if(queue.begin(), queue.end(), [&](const Delivery& d) { return d.sequence == sequence; });
+  if (it == queue.end() || it->qos != mqtt::QoS::k2) return false;
+  const uint16_t id = packet_id_of(sequence);
+  if (find_inflight_locked(id) != kNotInflight) return false;
+  flow_->queued_bytes -= cost(*it);
+  // Released: counted as sent, so its PUBREL (released_ids) goes again, not
+  // the PUBLISH.
+  push_grow(flow_->inflight, Inflight{id, std::move(*it), true, true});
+  flow_->inflight_ids.push_back(id);
+  queue.erase(it);
+  return true;
+}
+
+void Session::restore_inbound_qos2(uint16_t packet_id) { begin_inbound_qos2(packet_id, SIZE_MAX); }
+
+void Session::restore_offline(Clock::time_point disconnected_at, uint16_t last_packet_id) {
+  std::lock_guard lock(mu_);
+  disconnected_at_ = disconnected_at;
+  last_packet_id_ = last_packet_id;
+}
+
+uint16_t Session::last_packet_id() const {
+  std::lock_guard lock(mu_);
+  return last_packet_id_;
 }
 
 }  // namespace starling::broker

@@ -49,6 +49,11 @@ struct Delivery {
   mqtt::QoS qos = mqtt::QoS::k0;  // granted: min(published, subscribed)
   bool retain = false;            // as it goes out (retain-as-published applied)
   std::vector<uint32_t> subscription_ids;
+  // Its sequence number in a persistent session's queue on disk; 0: in memory
+  // only. Its packet id follows from it (Session::packet_id_of), so a message
+  // sent before a crash goes out again under the same id after it.
+  uint64_t sequence = 0;
+  bool dup = false;  // restored from disk: it may have been sent before
 };
 
 // A QoS 1/2 delivery sent and not yet completed.
@@ -92,10 +97,24 @@ struct QueueLimits {
 
 class Session {
  public:
-  Session(std::string client_id, SessionId id, QueueLimits limits);
+  // `first_sequence`: the start of this session's range of queue sequence
+  // numbers when it is persisted (SessionRegistry hands the ranges out); 0
+  // for a session that never touches the disk.
+  Session(std::string client_id, SessionId id, QueueLimits limits, uint64_t first_sequence = 0);
 
   const std::string& client_id() const { return client_id_; }
   SessionId id() const { return id_; }
+  // Persisted in the node's store (its QoS 1/2 deliveries, subscriptions and
+  // state survive a restart). Also this session's epoch on disk: records of
+  // an earlier session of the same client id have a smaller one.
+  bool persistent() const { return first_sequence_ != 0; }
+  uint64_t first_sequence() const { return first_sequence_; }
+  // Gives a QoS 1/2 delivery to a persistent session its sequence number,
+  // for the caller to store before the session sees it; false (nothing to
+  // store) for any other delivery.
+  bool assign_sequence(Delivery& d);
+  // The packet id a stored delivery always goes out under.
+  static uint16_t packet_id_of(uint64_t sequence) { return static_cast<uint16_t>(1 + sequence % 65535); }
 
   // --- any thread ---
   enum class Enqueued { kQueued, kDroppedQos0, kQueueFull, kExpired };
@@ -141,18 +160,28 @@ class Session {
     Delivery delivery;
     bool dup = false;
   };
+  // `expired` counts the expired messages dropped; the sequence numbers of
+  // the stored ones among them are added to `forget`, to erase from disk.
   void take_ready(const SessionListener* listener, size_t window, Clock::time_point now, std::vector<Ready>& out,
-                  size_t& expired, size_t max_bytes = SIZE_MAX);
+                  size_t& expired, std::vector<uint64_t>& forget, size_t max_bytes = SIZE_MAX);
   // Packet ids of released QoS 2 deliveries, whose PUBREL a resumed session
   // sends again [MQTT-4.4.0-1].
   std::vector<uint16_t> released_ids() const;
   std::vector<Inflight> inflight_snapshot() const;
-  // PUBACK (QoS 1) or PUBCOMP (QoS 2): frees the slot. False if unknown.
-  bool complete(uint16_t packet_id, mqtt::QoS expected);
-  // PUBREC: marks released. False if unknown or not QoS 2.
-  bool release(uint16_t packet_id);
-  // Forgets an in-flight delivery that could not be sent (too large).
-  void discard(uint16_t packet_id);
+  // What complete(), release() and discard() found: whether the packet id was
+  // in flight (as expected), and the delivery's sequence number (0: not stored).
+  struct Found {
+    bool known = false;
+    uint64_t sequence = 0;
+    explicit operator bool() const { return known; }
+  };
+  // PUBACK (QoS 1) or PUBCOMP (QoS 2): frees the slot.
+  Found complete(uint16_t packet_id, mqtt::QoS expected);
+  // PUBREC: marks released. Unknown if not QoS 2.
+  Found release(uint16_t packet_id);
+  // Forgets an in-flight delivery that could not be sent (too large, or
+  // refused by the client).
+  Found discard(uint16_t packet_id);
   size_t inflight_count() const;
   size_t queued_count() const;
   // Frees what an empty queue and window still hold (their buffers), and
@@ -189,6 +218,16 @@ class Session {
   std::optional<WillMessage> take_pending_will();
   std::optional<Clock::time_point> pending_will_due() const;
 
+  // --- start-up, before any connection: the state read back from disk ---
+  // Queued (in sequence order), behind what is queued already.
+  void restore_queued(Delivery d);
+  // The queued delivery with `sequence` was released (PUBREC received): it
+  // goes back in flight, its PUBREL to be sent again. False if not queued.
+  bool restore_released(uint64_t sequence);
+  void restore_inbound_qos2(uint16_t packet_id);
+  void restore_offline(Clock::time_point disconnected_at, uint16_t last_packet_id);
+  uint16_t last_packet_id() const;
+
  private:
   uint16_t next_packet_id_locked();
   static constexpr size_t kNotInflight = SIZE_MAX;
@@ -202,6 +241,7 @@ class Session {
   const std::string client_id_;
   const SessionId id_;
   const QueueLimits limits_;
+  const uint64_t first_sequence_;
 
   mutable std::mutex mu_;
   std::weak_ptr<SessionListener> listener_;  // guarded by mu_
@@ -230,6 +270,7 @@ class Session {
   std::vector<std::weak_ptr<SessionListener>> room_waiters_;
   std::atomic<bool> congested_{false};     // written under mu_
   uint16_t last_packet_id_ = 0;
+  uint64_t next_sequence_;  // guarded by mu_
   std::vector<uint16_t> inbound_qos2_;  // sorted; small (at most Receive Maximum)
   std::map<std::string, SubscriptionRecord> subscriptions_;
   uint32_t expiry_interval_ = 0;

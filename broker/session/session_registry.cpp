@@ -26,8 +26,15 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
     // replaces that one: such a session is never resumed, even when its old
     // connection's close is still on its way on another worker.
     if (!old || clean_start || old->expiry_interval() == 0) {
-      fresh = std::make_shared<Session>(client_id, next_id_++, queue_limits_);
+      const uint64_t first_sequence = commits_ != nullptr && expiry_interval > 0 ? new_first_sequence() : 0;
+      fresh = std::make_shared<Session>(client_id, next_id_++, queue_limits_, first_sequence);
       sessions_[client_id] = fresh;
+      // Whatever the ended session stored goes with it.
+      if (old && old->persistent()) {
+        storage::WriteBatch erase;
+        erase_client(erase, client_id);
+        submit_locked(std::move(erase));
+      }
       fresh->set_expiry_interval(expiry_interval);
       fresh->attach(std::move(listener));
       if (old) previous = old->attach({});  // the old session is over: detach its connection
@@ -50,9 +57,38 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
   return {old, true};
 }
 
+uint64_t SessionRegistry::new_first_sequence() { return next_first_sequence_.fetch_add(kSequenceRange); }
+
+void SessionRegistry::submit_locked(storage::WriteBatch batch) {
+  if (commits_ && !batch.empty()) commits_->submit(std::move(batch), nullptr);
+}
+
+void SessionRegistry::write_session(const std::shared_ptr<Session>& session, const WillRecord* will,
+                                    storage::WriteBatch batch, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    if (commits_ && session->persistent() && find_current_locked(*session) != sessions_.end()) {
+      put_session(batch, *session, will, ClockPair{});
+    }
+    if (commits_ && !batch.empty()) {
+      commits_->submit(std::move(batch), std::move(done));
+      return;
+    }
+  }
+  if (done) done(storage::Status{});
+}
+
 void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_point now) {
   if (message->retain) retained_.set(message);
-  router_.publish(message, now, Router::Policy::kBestEffort);
+  Router::Route route = router_.route(message, Router::Policy::kBestEffort);
+  if (commits_) {
+    // A will or $SYS message queued for a persistent session is stored too
+    // (no one waits for it).
+    storage::WriteBatch batch;
+    put_queued(batch, route, ClockPair{now, std::chrono::system_clock::now()}, /*check_room=*/true);
+    if (!batch.empty()) commits_->submit(std::move(batch), nullptr);
+  }
+  router_.deliver(route, message, now, Router::Policy::kBestEffort);
 }
 
 void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point now) {
@@ -66,7 +102,9 @@ void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point no
   }
   publish_internal(message, now);
   if (message->retain && commits_) {
-    commits_->submit(retained_write(*message, ClockPair{now, std::chrono::system_clock::now()}), nullptr);
+    storage::WriteBatch batch;
+    put_retained(batch, *message, ClockPair{now, std::chrono::system_clock::now()});
+    commits_->submit(std::move(batch), nullptr);
   }
 }
 
@@ -85,10 +123,22 @@ void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optio
     return;
   }
   // A connection that attached since cancels the delayed will [MQTT-3.1.3-9].
-  if (will) session->set_pending_will_if_offline(std::move(*will));
+  std::optional<WillRecord> stored_will;
+  if (will) {
+    stored_will = WillRecord{will->message, static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                                      will->due - will->lost_at)
+                                                                      .count())};
+    session->set_pending_will_if_offline(std::move(*will));
+  }
   std::lock_guard lock(mu_);
   // Unless a connection resumed it or a new session replaced it meanwhile.
-  if (find_current_locked(*session) != sessions_.end() && !session->online()) offline_.insert(session);
+  if (find_current_locked(*session) == sessions_.end() || session->online()) return;
+  offline_.insert(session);
+  if (session->persistent() && commits_) {
+    storage::WriteBatch batch;
+    put_session(batch, *session, stored_will ? &*stored_will : nullptr, ClockPair{now, std::chrono::system_clock::now()});
+    submit_locked(std::move(batch));
+  }
 }
 
 SessionRegistry::Map::iterator SessionRegistry::find_current_locked(const Session& session) {
@@ -105,6 +155,11 @@ void SessionRegistry::end_session(const std::shared_ptr<Session>& session, Clock
     if (it == sessions_.end()) return;
     if (session->online()) return;
     sessions_.erase(it);
+    if (session->persistent()) {
+      storage::WriteBatch erase;
+      erase_client(erase, session->client_id());
+      submit_locked(std::move(erase));
+    }
   }
   if (auto will = session->take_pending_will()) publish_will(*will, now);
   router_.remove_session(*session);
@@ -123,7 +178,11 @@ void SessionRegistry::sweep(Clock::time_point now) {
     }
   }
   for (const auto& s : due_wills) {
-    if (auto will = s->take_pending_will()) publish_will(*will, now);
+    auto will = s->take_pending_will();
+    if (!will) continue;
+    publish_will(*will, now);
+    // Published: a restart must not send it again.
+    if (s->persistent()) write_session(s, nullptr, {}, nullptr);
   }
   for (const auto& s : expired) end_session(s, now);
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,10 @@
 #include "broker/routing/retained_store.h"
 #include "broker/routing/router.h"
 #include "broker/session/session.h"
+#include "broker/session/session_records.h"
+#include "broker/stored_message.h"
+#include "storage/kv_store.h"
+#include "storage/result.h"
 
 namespace starling::storage {
 class GroupCommit;
@@ -38,8 +43,21 @@ class SessionRegistry {
   // was 0 (it ends with the connection being replaced).
   // The new connection is attached before the registry lock is released, so
   // the old connection closing meanwhile cannot end a session being resumed.
+  // With a store, a new session with an expiry is persistent, and an ended
+  // persistent one is erased from the store; the caller then writes the
+  // session (write_session) with its connection's will.
   Opened open(const std::string& client_id, bool clean_start, uint32_t expiry_interval,
               std::weak_ptr<SessionListener> listener);
+
+  using Done = std::function<void(const storage::Status&)>;
+  // Adds `session`'s record (with `will`, the connection's while it is
+  // connected) to `batch` and submits it, if the session is persistent and
+  // still the client id's; `done` hears when it is stored (at once, with
+  // success, when there was nothing to write). Serialised with open() and
+  // the ending of sessions, so the store sees these in the order they
+  // happened here.
+  void write_session(const std::shared_ptr<Session>& session, const WillRecord* will, storage::WriteBatch batch,
+                     Done done);
 
   // The connection attached to `session` went away (after detaching). `will`
   // is published now when its delay is 0, else when the delay passes or the
@@ -61,12 +79,29 @@ class SessionRegistry {
   // The same, and a retained will is written to the node's store too (no one
   // waits for it: its client is gone).
   void publish_will(const WillMessage& will, Clock::time_point now);
-  // Where retained wills are written. Set once by the server before the first
-  // connection, read only after.
+  // Where retained wills and persistent sessions are written. Set once by the
+  // server before the first connection (after restore()), read only after.
   void set_store(storage::GroupCommit* commits) { commits_ = commits; }
+
+  // Start-up: brings back the persistent sessions of `store` (offline, with
+  // their subscriptions in the router, queues, in-flight state, inbound QoS 2
+  // ids and delayed wills). Sessions expired meanwhile are erased and their
+  // wills published; records left behind by ended sessions are erased. A
+  // damaged record fails the whole load (the node must not start).
+  struct Restored {
+    size_t sessions = 0;
+    size_t queued = 0;    // messages
+    size_t expired = 0;   // sessions
+    size_t dropped = 0;   // stale or expired records erased
+  };
+  storage::Result<Restored> restore(storage::KvStore& store, const ClockPair& now);
 
  private:
   void end_session(const std::shared_ptr<Session>& session, Clock::time_point now);
+  // Submits `batch` (nothing waits for it). Call with mu_ held, so the store
+  // sees changes to the session map in order.
+  void submit_locked(storage::WriteBatch batch);
+  uint64_t new_first_sequence();
   using Map = std::unordered_map<std::string, std::shared_ptr<Session>>;
   // `session`'s entry, or end() when another session replaced it under its
   // client id.
@@ -77,6 +112,11 @@ class SessionRegistry {
   storage::GroupCommit* commits_ = nullptr;
   const QueueLimits queue_limits_;
   std::atomic<SessionId> next_id_{1};
+  // Each persistent session takes the next range of 2^32 queue sequence
+  // numbers; its first one is its epoch on disk. restore() moves this past
+  // everything stored.
+  static constexpr uint64_t kSequenceRange = uint64_t{1} << 32;
+  std::atomic<uint64_t> next_first_sequence_{kSequenceRange};
   mutable std::mutex mu_;
   Map sessions_;  // guarded by mu_
   // The sessions left without a connection: the only ones sweep() looks at,

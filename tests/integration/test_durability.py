@@ -1,16 +1,22 @@
 #!/usr/bin/python3
 """What a node keeps in --data-dir survives a restart, kill -9 included
-(issue 5). So far: retained messages.
+(issue 5): retained messages, and persistent sessions with their
+subscriptions, queued messages, in-flight state, inbound QoS 2 ids and wills.
 
 Usage: test_durability.py PATH_TO_STARLING
 """
 import os
 import tempfile
+import threading
 import time
 import unittest
 
+import paho.mqtt.client as mqtt
+
 from harness import *  # noqa: F401,F403
-from harness import PUBACK, PUBREC
+from harness import PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK
+
+SESSION_EXPIRY = 17  # the CONNECT property id, for hand-built packets
 
 
 class Durability(unittest.TestCase):
@@ -37,6 +43,23 @@ class Durability(unittest.TestCase):
         self.addCleanup(c.close)
         c.connect(broker)
         return c
+
+    def persistent(self, broker, client_id, version=5, clean_start=True):
+        """A client whose session outlives its connection (an hour, or 3.1.1
+        clean session 0)."""
+        c = MqttClient(client_id, version=version, clean_session=version == 5 or clean_start)
+        self.addCleanup(c.close)
+        if version == 5:
+            c.connect(broker, clean_start=clean_start, session_expiry=3600)
+        else:
+            c.connect(broker)
+        return c
+
+    def raw_persistent(self, broker, client_id, clean=False):
+        r = RawClient(broker, 5)
+        self.addCleanup(r.close)
+        ack = r.connect(client_id, clean=clean, props=[(SESSION_EXPIRY, 3600)])
+        return r, ack
 
     def retained_on(self, broker, topic_filter, n):
         s = self.client(broker, f"reader-{time.monotonic_ns()}")
@@ -134,6 +157,234 @@ class Durability(unittest.TestCase):
         last = self.node()
         got = self.retained_on(last, "modes/#", 3)
         self.assertEqual(sorted(got), ["modes/always", "modes/batch", "modes/never"])
+
+    def restored_line(self, broker):
+        for line in broker.read_log().splitlines():
+            if "persistent sessions:" in line:
+                return line.split("persistent sessions:")[1].strip()
+        self.fail("no start-up line about persistent sessions")
+
+    def test_offline_sessions_keep_every_acknowledged_message_across_kill_9(self):
+        n = 100
+        first = self.node()
+        v5 = self.persistent(first, "sub-v5")
+        self.assertEqual(v5.subscribe("fleet/#", 2, sub_id=7), [2])
+        v5.disconnect()
+        v311 = self.persistent(first, "sub-v311", version=4, clean_start=False)
+        self.assertEqual(v311.subscribe("fleet/+/telemetry", 2), [2])
+        v311.disconnect()
+
+        pub = self.client(first, "pub")
+        sent = []
+        infos = []
+        for i in range(2 * n):
+            qos = 1 + i % 2
+            payload = f"m{i}-q{qos}".encode()
+            sent.append((payload, qos))
+            infos.append(pub.publish(f"fleet/{i % 7}/telemetry", payload, qos=qos, wait=False))
+        pub.publish("config/retained", b"kept", qos=1, retain=True)
+        deadline = time.monotonic() + 30
+        while not all(i.is_published() for i in infos):
+            self.assertLess(time.monotonic(), deadline, "not every PUBACK/PUBCOMP came")
+            time.sleep(0.01)
+        first.kill9()  # every message acknowledged, none delivered
+
+        second = self.node()
+        self.assertIn(f"2 restored with {4 * n} queued messages", self.restored_line(second))
+        subs = {}
+        for client_id, version in (("sub-v5", 5), ("sub-v311", 4)):
+            with self.subTest(client=client_id):
+                sub = subs[client_id] = self.persistent(second, client_id, version=version, clean_start=False)
+                self.assertEqual(sub.session_present, 1)
+                sub.msgs.wait_for(2 * n, timeout=20)
+                sub.msgs.wait_quiet(0.5)
+                got = sub.msgs.messages
+                # Every one, once, at the QoS published, and in the order
+                # published within each QoS (paho passes a QoS 2 message on at
+                # its PUBREL, so the two flows interleave differently).
+                self.assertEqual(sorted((m.payload, m.qos) for m in got), sorted(sent))
+                for qos in (1, 2):
+                    self.assertEqual([m.payload for m in got if m.qos == qos], [p for p, q in sent if q == qos])
+                if version == 5:
+                    self.assertTrue(all(m.prop("SubscriptionIdentifier") == [7] for m in got))
+                sub.msgs.clear()
+        # The subscriptions themselves came back: a new message arrives
+        # without subscribing again.
+        self.client(second, "pub-after").publish("fleet/1/telemetry", b"after", qos=1)
+        for client_id, sub in subs.items():
+            after = sub.msgs.wait_for(1, timeout=10)
+            self.assertEqual(after[0].payload, b"after", client_id)
+        got = self.retained_on(second, "config/#", 1)
+        self.assertEqual(got["config/retained"].payload, b"kept")
+
+    def test_a_kill_during_publishing_loses_no_acknowledged_message(self):
+        first = self.node()
+        sub = self.persistent(first, "sub")
+        sub.subscribe("burst/#", 2)
+        sub.disconnect()
+
+        # A publisher that keeps going until the node dies under it, noting
+        # which messages it got a PUBACK (QoS 1) or PUBCOMP (QoS 2) for.
+        acked = set()
+        lock = threading.Lock()
+        payload_of = {}
+        c = mqtt.Client(client_id="burst-pub", protocol=mqtt.MQTTv5)
+        c.max_inflight_messages_set(50)
+
+        def on_publish(client, userdata, mid):
+            with lock:
+                acked.add(payload_of[mid])
+        c.on_publish = on_publish
+        c.connect(first.host, first.port)
+        c.loop_start()
+        self.addCleanup(c.loop_stop)
+        stop = threading.Event()
+
+        def publish():
+            i = 0
+            while not stop.is_set() and i < 20000:
+                payload = f"b{i}".encode()
+                with lock:
+                    info = c.publish("burst/x", payload, qos=1 + i % 2)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        return  # the connection is gone
+                    payload_of[info.mid] = (payload, 1 + i % 2)
+                i += 1
+                if i % 50 == 0:
+                    time.sleep(0.002)
+        t = threading.Thread(target=publish)
+        t.start()
+        wait_until(lambda: len(acked) >= 300, timeout=30, message="300 acknowledgements")
+        first.kill9()
+        stop.set()
+        t.join(10)
+        c.loop_stop()
+        with lock:
+            acknowledged = set(acked)
+        self.assertGreaterEqual(len(acknowledged), 300)
+
+        second = self.node()
+        sub = self.persistent(second, "sub", clean_start=False)
+        self.assertEqual(sub.session_present, 1)
+        sub.msgs.wait_until(lambda ms: acknowledged <= {(m.payload, m.qos) for m in ms}, timeout=30,
+                            what="every acknowledged message")
+        sub.msgs.wait_quiet(0.5)
+        got = [(m.payload, m.qos) for m in sub.msgs.messages]
+        twice = [g for g in set(got) if got.count(g) > 1 and g[1] == 2]
+        self.assertEqual(twice, [], "QoS 2 messages delivered more than once")
+        print(f"\n  kill during publishing: {len(acknowledged)} acknowledged, {len(got)} delivered "
+              f"after the restart, {len(set(got) - acknowledged)} of them unacknowledged")
+
+    def test_in_flight_deliveries_resume_after_kill_9(self):
+        first = self.node()
+        sub, _ = self.raw_persistent(first, "inflight-sub", clean=True)
+        sub.send(subscribe_packet(1, [("inflight/#", 2)]))
+        sub.expect(SUBACK)
+        pub = self.client(first, "pub")
+        pub.publish("inflight/q1", b"one", qos=1)
+        pub.publish("inflight/q2", b"two", qos=2)
+        one = sub.expect(PUBLISH)
+        two = sub.expect(PUBLISH)
+        self.assertEqual((one.payload, two.payload), (b"one", b"two"))
+        # QoS 1 left unacknowledged; QoS 2 acknowledged up to PUBREL, which
+        # the node sends only once it has stored that it did.
+        sub.send(ack_packet(PUBREC, two.packet_id))
+        self.assertEqual(sub.expect(PUBREL).packet_id, two.packet_id)
+        first.kill9()
+        sub.close()
+
+        second = self.node()
+        sub, ack = self.raw_persistent(second, "inflight-sub")
+        self.assertEqual(ack.session_present, 1)
+        # The PUBREL again (not the PUBLISH: the client has passed that one
+        # on already), then the QoS 1 message again, with DUP, same id.
+        rel = sub.expect(PUBREL)
+        self.assertEqual(rel.packet_id, two.packet_id)
+        again = sub.expect(PUBLISH)
+        self.assertEqual((again.payload, again.qos, again.packet_id, again.dup), (b"one", 1, one.packet_id, True))
+        sub.send(ack_packet(PUBCOMP, two.packet_id))
+        sub.send(ack_packet(PUBACK, one.packet_id))
+        sub.send(pingreq_packet())
+        sub.expect(PINGRESP)  # the acknowledgements are handled
+        time.sleep(0.1)  # and their erasure committed (nobody waits for it)
+        second.kill9()
+        sub.close()
+
+        third = self.node()
+        sub, ack = self.raw_persistent(third, "inflight-sub")
+        self.assertEqual(ack.session_present, 1)
+        with self.assertRaises(TimeoutError):
+            p = sub.read(timeout=0.7)
+            self.fail(f"completed deliveries came again: {p!r}")
+
+    def test_an_inbound_qos2_retransmission_after_kill_9_is_not_delivered_twice(self):
+        first = self.node()
+        sub = self.persistent(first, "in-sub")
+        sub.subscribe("in/#", 2)
+        sub.disconnect()
+        pub, _ = self.raw_persistent(first, "in-pub", clean=True)
+        pub.send(publish_packet("in/x", b"once", qos=2, packet_id=9))
+        self.assertEqual(pub.expect(PUBREC).packet_id, 9)
+        first.kill9()  # before the client could send PUBREL
+        pub.close()
+
+        second = self.node()
+        pub, ack = self.raw_persistent(second, "in-pub")
+        self.assertEqual(ack.session_present, 1)
+        # The client did not see its PUBREC arrive? It sends the PUBLISH again
+        # [MQTT-4.3.3]: the node knows the id and does not pass it on again.
+        pub.send(publish_packet("in/x", b"once", qos=2, packet_id=9, dup=True))
+        self.assertEqual(pub.expect(PUBREC).packet_id, 9)
+        pub.send(ack_packet(PUBREL, 9))
+        self.assertEqual(pub.expect(PUBCOMP).reason, 0)
+        sub = self.persistent(second, "in-sub", clean_start=False)
+        sub.msgs.wait_for(1, timeout=10)
+        sub.msgs.wait_quiet(0.7)
+        self.assertEqual(sub.msgs.payloads(), [b"once"])
+
+    def test_the_will_of_a_session_connected_at_the_crash_goes_out_after_restart(self):
+        first = self.node()
+        watcher = self.persistent(first, "watcher")
+        watcher.subscribe("wills/#", 1)
+        watcher.disconnect()
+        dev = MqttClient("device", version=5)
+        self.addCleanup(dev.close)
+        dev.will_set("wills/device", b"lost", qos=1)
+        dev.connect(first, session_expiry=3600)
+        first.kill9()  # the device is still connected
+
+        second = self.node()
+        watcher = self.persistent(second, "watcher", clean_start=False)
+        got = watcher.msgs.wait_for(1, timeout=10)
+        self.assertEqual((got[0].topic, got[0].payload), ("wills/device", b"lost"))
+
+    def test_sessions_that_end_leave_nothing_on_disk(self):
+        first = self.node()
+        for client_id, expiry in (("brief", 1), ("lasting", 3600), ("replaced", 3600)):
+            c = MqttClient(client_id, version=5)
+            self.addCleanup(c.close)
+            c.connect(first, session_expiry=expiry)
+            c.subscribe("ends/#", 1)
+            c.disconnect()
+        pub = self.client(first, "pub")
+        for i in range(20):
+            pub.publish("ends/x", f"e{i}".encode(), qos=1)
+        # A clean start ends "replaced" at once; "brief" expires a second
+        # after its disconnection.
+        again = MqttClient("replaced", version=5)
+        self.addCleanup(again.close)
+        again.connect(first, clean_start=True, session_expiry=0)
+        self.assertEqual(again.session_present, 0)
+        again.disconnect()
+        time.sleep(1.6)
+        first.kill9()
+
+        # Nothing left to expire or drop at start-up: the ended sessions'
+        # records (session, subscriptions, 20 queued messages each) were
+        # erased when they ended.
+        second = self.node()
+        self.assertEqual(self.restored_line(second),
+                         "1 restored with 20 queued messages, 0 expired, 0 stale or expired records dropped")
 
 
 if __name__ == "__main__":

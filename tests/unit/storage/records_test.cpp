@@ -32,6 +32,7 @@ SessionRecord sample_session() {
   s.expiry_s = 3600;
   s.disconnected_at_ms = 1'700'000'000'000;
   s.next_packet_id = 65535;
+  s.first_sequence = (1ull << 40) + 5;
   s.subscriptions = {{"a/+/c", 0x21, 0}, {"$share/g/x/#", 0x02, 42}};
   s.will = StoredWill{sample_message(), 30};
   return s;
@@ -49,12 +50,19 @@ TEST(Records, SessionRoundTrips) {
   EXPECT_EQ(*bare_back, bare);
 }
 
+TEST(Records, InboundRoundTrips) {
+  auto back = decode_inbound(encode(InboundRecord{1ull << 32}));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->first_sequence, 1ull << 32);
+  EXPECT_EQ(decode_inbound("").error().code, StoreErrc::corruption);
+}
+
 TEST(Records, QueuedInflightAndRetainedRoundTrip) {
   auto q = decode_queued(encode(sample_queued()));
   ASSERT_TRUE(q) << q.error().message;
   EXPECT_EQ(*q, sample_queued());
 
-  InflightRecord f{sample_queued(), true};
+  InflightRecord f{1234567890123ull, true};
   auto f_back = decode_inflight(encode(f));
   ASSERT_TRUE(f_back) << f_back.error().message;
   EXPECT_EQ(*f_back, f);
@@ -86,7 +94,7 @@ TEST(Records, TrailingBytesAndBadFieldsAreCorruption) {
   bad_qos.qos = 3;
   EXPECT_EQ(decode_queued(encode(bad_qos)).error().code, StoreErrc::corruption);
 
-  std::string bad_flag = encode(InflightRecord{sample_queued(), true});
+  std::string bad_flag = encode(InflightRecord{7, true});
   bad_flag.back() = 2;  // the released flag
   EXPECT_EQ(decode_inflight(bad_flag).error().code, StoreErrc::corruption);
 }
@@ -104,7 +112,8 @@ TEST(Records, ClientKeysGroupAndOrder) {
   // One client's keys share its prefix, and no other client's do.
   EXPECT_TRUE(queue_key("a", 1).starts_with(client_prefix("a")));
   EXPECT_FALSE(queue_key("ab", 1).starts_with(client_prefix("a")));
-  EXPECT_FALSE(session_key("ab").starts_with(client_prefix("a")));
+  EXPECT_FALSE(session_key("ab", 1).starts_with(client_prefix("a")));
+  EXPECT_LT(session_key("a", 1), session_key("a", 2));
   // Sequence numbers and packet ids sort numerically under bytewise order.
   EXPECT_LT(queue_key("c", 255), queue_key("c", 256));
   EXPECT_LT(queue_key("c", 1), queue_key("c", 1ull << 40));
@@ -119,13 +128,16 @@ TEST(Records, ClientKeysGroupAndOrder) {
   ASSERT_TRUE(packet);
   EXPECT_EQ(packet->client_id, "");
   EXPECT_EQ(packet->number, 65535u);
-  EXPECT_EQ(parse_session_key(session_key(odd)), odd);
+  auto session = parse_session_key(session_key(odd, 7));
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->client_id, odd);
+  EXPECT_EQ(session->number, 7u);
 }
 
 TEST(Records, KeysOfAnotherShapeAreNotParsed) {
   EXPECT_FALSE(parse_queue_key(packet_key("c", 1)));
   EXPECT_FALSE(parse_packet_key(queue_key("c", 1)));
-  EXPECT_FALSE(parse_session_key(queue_key("c", 1)));
+  EXPECT_FALSE(parse_session_key(packet_key("c", 1)));
   EXPECT_FALSE(parse_queue_key(std::string_view("\x00", 1)));
   EXPECT_FALSE(parse_session_key(std::string("\x00\x05" "abc", 5)));  // says 5 bytes, has 3
 }

@@ -170,6 +170,41 @@ TEST(RocksDbStore, PrefixScanIsOrderedBytewiseAndBounded) {
   EXPECT_EQ(scan(*store, Column::queue, "").size(), keys.size());
 }
 
+TEST(RocksDbStore, ErasePrefixTakesExactlyThePrefixAndCompactionGivesSpaceBack) {
+  TempDir dir;
+  auto store = open_ok(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(prefix_end("a\xff\xff"), "b");
+  EXPECT_EQ(prefix_end("\xff"), "");
+
+  const std::string big(64 * 1024, 'x');
+  for (int i = 0; i < 256; ++i) ASSERT_TRUE(store->put(Column::queue, "q/" + std::to_string(1000 + i), big).ok());
+  ASSERT_TRUE(store->put(Column::queue, "q", "the prefix itself, shorter").ok());
+  ASSERT_TRUE(store->put(Column::queue, "q0", "after the range").ok());
+  ASSERT_TRUE(store->put(Column::queue, "p/", "before the range").ok());
+  // Out to files first, so the erase has something to compact away.
+  ASSERT_TRUE(store->compact_prefix(Column::queue, "").ok());
+  auto size_of = [&] {
+    std::uintmax_t total = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path()))
+      if (e.is_regular_file() && e.path().extension() == ".sst") total += e.file_size();
+    return total;
+  };
+  const auto full = size_of();
+  EXPECT_GT(full, 256u * 1024);  // compressed, yet far above what the other keys take
+
+  WriteBatch batch;
+  batch.erase_prefix(Column::queue, "q/");
+  ASSERT_TRUE(store->write(batch).ok());
+  EXPECT_TRUE(scan(*store, Column::queue, "q/").empty());
+  EXPECT_EQ(get(*store, Column::queue, "q"), "the prefix itself, shorter");
+  EXPECT_EQ(get(*store, Column::queue, "q0"), "after the range");
+  EXPECT_EQ(get(*store, Column::queue, "p/"), "before the range");
+
+  ASSERT_TRUE(store->compact_prefix(Column::queue, "q/").ok());
+  EXPECT_LT(size_of(), full / 4);
+}
+
 TEST(RocksDbStore, ReopenKeepsData) {
   TempDir dir;
   {

@@ -79,7 +79,8 @@ TEST_F(RouterTest, OverlappingSubscriptionsDeliverOnceAtTheHighestQoS) {
   EXPECT_EQ(r.deliveries, 1u);
   std::vector<Session::Ready> ready;
   size_t expired = 0;
-  s->take_ready(listener.get(), 10, Clock::now(), ready, expired);
+  std::vector<uint64_t> forget;  // stored deliveries dropped
+  s->take_ready(listener.get(), 10, Clock::now(), ready, expired, forget);
   ASSERT_EQ(ready.size(), 1u);
   EXPECT_EQ(ready[0].delivery.qos, QoS::k2);
   EXPECT_EQ(ready[0].delivery.subscription_ids, std::vector<uint32_t>{7});

@@ -40,10 +40,11 @@ struct Fixture : ::testing::Test {
   std::shared_ptr<CountingListener> listener = std::make_shared<CountingListener>();
   std::vector<Session::Ready> ready;
   size_t expired = 0;
+  std::vector<uint64_t> forget;  // stored deliveries dropped
 
   void take(size_t window) {
     ready.clear();
-    session.take_ready(listener.get(), window, Clock::now(), ready, expired);
+    session.take_ready(listener.get(), window, Clock::now(), ready, expired, forget);
   }
 };
 
@@ -84,12 +85,12 @@ TEST_F(SessionTest, CongestedAtTheSlowDownMarkUntilHalfDrained) {
   EXPECT_TRUE(s.congested());
   ASSERT_TRUE(s.wait_for_room(publisher));
   ready.clear();
-  s.take_ready(listener.get(), 1, Clock::now(), ready, expired);  // 3 left: above half the mark
+  s.take_ready(listener.get(), 1, Clock::now(), ready, expired, forget);  // 3 left: above half the mark
   EXPECT_TRUE(s.congested());
   EXPECT_EQ(publisher->rooms, 0);
   ASSERT_TRUE(s.complete(ready[0].packet_id, QoS::k1));
   ready.clear();
-  s.take_ready(listener.get(), 1, Clock::now(), ready, expired);  // 2 left: half
+  s.take_ready(listener.get(), 1, Clock::now(), ready, expired, forget);  // 2 left: half
   EXPECT_FALSE(s.congested());
   EXPECT_EQ(publisher->rooms, 1);
   EXPECT_FALSE(s.wait_for_room(publisher));
@@ -118,7 +119,7 @@ TEST_F(SessionTest, QueueLimitCountsBytesToo) {
   EXPECT_EQ(small.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kDroppedQos0);
   // Sending frees the bytes; what waits for the window keeps counting.
   ready.clear();
-  small.take_ready(listener.get(), 2, Clock::now(), ready, expired);
+  small.take_ready(listener.get(), 2, Clock::now(), ready, expired, forget);
   ASSERT_EQ(ready.size(), 2u);
   EXPECT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
   EXPECT_EQ(small.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
@@ -131,11 +132,11 @@ TEST_F(SessionTest, TakeReadyStopsAtTheByteBudgetAndTheRestStaysQueued) {
   session.attach(listener);
   for (int i = 0; i < 5; ++i) session.enqueue(delivery(QoS::k0), Clock::now());
   ready.clear();
-  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, 20);
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget, 20);
   EXPECT_EQ(ready.size(), 3u);
   EXPECT_EQ(session.queued_count(), 2u);
   ready.clear();
-  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, 1);
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget, 1);
   EXPECT_EQ(ready.size(), 1u);  // always at least one
   EXPECT_EQ(session.queued_count(), 1u);
 }
@@ -200,17 +201,17 @@ TEST_F(SessionTest, ResumedSessionResendsInOrderWithinTheNewWindow) {
   auto second = std::make_shared<CountingListener>();
   EXPECT_EQ(session.attach(second), listener);  // the old connection is handed back, to be kicked
   ready.clear();
-  session.take_ready(listener.get(), 10, Clock::now(), ready, expired);
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget);
   EXPECT_TRUE(ready.empty());  // a replaced connection sends nothing
   EXPECT_EQ(session.released_ids(), std::vector<uint16_t>{1});  // PUBREL again, counts as unacknowledged
-  session.take_ready(second.get(), 2, Clock::now(), ready, expired);
+  session.take_ready(second.get(), 2, Clock::now(), ready, expired, forget);
   ASSERT_EQ(ready.size(), 1u);  // 1 released + 1 resent = the window of 2
   EXPECT_EQ(ready[0].packet_id, 2);
   EXPECT_TRUE(ready[0].dup);
   ASSERT_TRUE(session.release(2));
   ASSERT_TRUE(session.complete(1, QoS::k2));
   ready.clear();
-  session.take_ready(second.get(), 2, Clock::now(), ready, expired);
+  session.take_ready(second.get(), 2, Clock::now(), ready, expired, forget);
   ASSERT_EQ(ready.size(), 1u);
   EXPECT_EQ(ready[0].packet_id, 3);
   EXPECT_TRUE(ready[0].dup);

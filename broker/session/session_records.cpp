@@ -1,0 +1,79 @@
+#include "broker/session/session_records.h"
+
+#include <string>
+
+#include "storage/records.h"
+
+namespace starling::broker {
+
+namespace chrono = std::chrono;
+using storage::Column;
+
+namespace {
+
+int64_t wall_ms(Clock::time_point at, const ClockPair& now) {
+  const auto wall = now.wall + chrono::duration_cast<chrono::system_clock::duration>(at - now.steady);
+  return chrono::duration_cast<chrono::milliseconds>(wall.time_since_epoch()).count();
+}
+
+}  // namespace
+
+void put_session(storage::WriteBatch& batch, const Session& session, const WillRecord* will, const ClockPair& now) {
+  storage::SessionRecord r;
+  r.expiry_s = session.expiry_interval();
+  if (auto since = session.disconnected_at()) r.disconnected_at_ms = std::max<int64_t>(1, wall_ms(*since, now));
+  r.next_packet_id = session.last_packet_id();
+  r.first_sequence = session.first_sequence();
+  for (const auto& [filter, sub] : session.subscriptions()) {
+    r.subscriptions.push_back({filter, mqtt::options_byte(sub.options), sub.subscription_id});
+  }
+  if (will && will->message) r.will = storage::StoredWill{to_stored(*will->message, now), will->delay_s};
+  batch.put(Column::sessions, storage::session_key(session.client_id(), session.first_sequence()),
+            storage::encode(r));
+}
+
+void erase_client(storage::WriteBatch& batch, std::string_view client_id) {
+  const std::string prefix = storage::client_prefix(client_id);
+  for (Column c : {Column::sessions, Column::queue, Column::inflight, Column::inbound_qos2}) batch.erase_prefix(c, prefix);
+}
+
+void put_queued(storage::WriteBatch& batch, const Session& session, const Delivery& d, const ClockPair& now) {
+  storage::QueuedRecord r;
+  r.message = to_stored(*d.message, now);
+  r.qos = static_cast<uint8_t>(d.qos);
+  r.retain = d.retain;
+  r.subscription_ids = d.subscription_ids;
+  batch.put(Column::queue, storage::queue_key(session.client_id(), d.sequence), storage::encode(r));
+}
+
+void put_queued(storage::WriteBatch& batch, Router::Route& route, const ClockPair& now, bool check_room) {
+  if (route.quota_exceeded) return;
+  for (auto& [session, d] : route.deliveries) {
+    if (!session->persistent() || d.qos == mqtt::QoS::k0) continue;
+    if (check_room && !session->has_room(*d.message)) continue;
+    if (session->assign_sequence(d)) put_queued(batch, *session, d, now);
+  }
+}
+
+void erase_queued(storage::WriteBatch& batch, const Session& session, uint64_t sequence, bool released) {
+  batch.erase(Column::queue, storage::queue_key(session.client_id(), sequence));
+  if (released) {
+    batch.erase(Column::inflight, storage::packet_key(session.client_id(), Session::packet_id_of(sequence)));
+  }
+}
+
+void put_released(storage::WriteBatch& batch, const Session& session, uint64_t sequence) {
+  batch.put(Column::inflight, storage::packet_key(session.client_id(), Session::packet_id_of(sequence)),
+            storage::encode(storage::InflightRecord{sequence, true}));
+}
+
+void put_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id) {
+  batch.put(Column::inbound_qos2, storage::packet_key(session.client_id(), packet_id),
+            storage::encode(storage::InboundRecord{session.first_sequence()}));
+}
+
+void erase_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id) {
+  batch.erase(Column::inbound_qos2, storage::packet_key(session.client_id(), packet_id));
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,48 @@
+// What a persistent session writes to the node's store, one function per
+// change, each adding to the write batch of the MQTT operation that made it
+// (storage/records.h has the layout). Clean sessions write nothing: callers
+// check Session::persistent() first.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "broker/routing/router.h"
+#include "broker/session/session.h"
+#include "broker/stored_message.h"
+#include "storage/kv_store.h"
+
+namespace starling::broker {
+
+// A will as a session record keeps it: the connection's (while connected) or
+// the one waiting for its delay (once disconnected).
+struct WillRecord {
+  MessagePtr message;
+  uint32_t delay_s = 0;
+};
+
+// The session itself: expiry, subscriptions, will, when it went offline.
+void put_session(storage::WriteBatch& batch, const Session& session, const WillRecord* will, const ClockPair& now);
+// Everything stored under the client id, by any session that had it.
+void erase_client(storage::WriteBatch& batch, std::string_view client_id);
+
+// A QoS 1/2 delivery queued for the session (it has its sequence number).
+void put_queued(storage::WriteBatch& batch, const Session& session, const Delivery& delivery, const ClockPair& now);
+// The same for each QoS 1/2 delivery of `route` to a persistent session,
+// which gets its sequence number here: call it between Router::route and
+// Router::deliver, and submit the batch before deliver(), so that no session
+// can send (and have acknowledged and erased) what is not yet written.
+// `check_room`: a best-effort route, whose deliveries had no room check; one
+// to a full session is not stored (deliver() then drops it).
+void put_queued(storage::WriteBatch& batch, Router::Route& route, const ClockPair& now, bool check_room);
+// Completed, expired or refused: the delivery, and its in-flight state when
+// it was `released`.
+void erase_queued(storage::WriteBatch& batch, const Session& session, uint64_t sequence, bool released = false);
+// PUBREC received for a stored QoS 2 delivery: its PUBREL is what goes again.
+void put_released(storage::WriteBatch& batch, const Session& session, uint64_t sequence);
+
+// An inbound QoS 2 message delivered, awaiting PUBREL; and its release.
+void put_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id);
+void erase_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id);
+
+}  // namespace starling::broker
