@@ -75,6 +75,7 @@ struct Options {
   uint32_t connections = 1000;   // conns
   uint32_t source_addresses = 0;  // conns: bind to 127.0.0.1..K; 0 = automatic
   bool subscribe_each = false;    // conns: one subscription per connection
+  bool persistent = false;        // subscribers keep their session (the broker stores what it queues for them)
   int broker_pid = 0;             // sample this process's CPU and RSS; 0 = none
 };
 
@@ -171,6 +172,7 @@ struct Bench {
   uint64_t last_sent = 0, last_received = 0;
   uint64_t drain_seen = 0, drain_moved_ns = 0;  // deliveries at the last drain check, and when they last grew
   Histogram latency;
+  Histogram ack_latency;  // QoS 1/2: PUBLISH sent to its PUBACK/PUBCOMP, for those sent in the measured window
 
   asio::steady_timer phase_timer{io};
   asio::steady_timer progress_timer{io};
@@ -226,6 +228,7 @@ class Client {
       window_ = b.opt.qos > 0 ? b.opt.window : 0;
     }
     if (b.opt.qos > 0) out_ids_.assign(65536, false);
+    if (b.opt.qos > 0 && role == Role::kPublisher) sent_at_.assign(65536, 0);
     if (b.opt.qos == 2) rel_ids_.assign(65536, false);
   }
 
@@ -278,6 +281,15 @@ class Client {
     c.client_id = client_id_;
     c.clean_start = true;
     c.keep_alive = 60;
+    if (b_.opt.persistent && role_ == Role::kSubscriber) {
+      // A session that outlives the connection: 3.1.1 clean session 0, or
+      // MQTT 5 a fresh session with an expiry.
+      if (b_.version == mq::ProtocolVersion::kV5) {
+        c.properties.session_expiry_interval = 3600;
+      } else {
+        c.clean_start = false;
+      }
+    }
     if (b_.version == mq::ProtocolVersion::kV5 && role_ != Role::kPublisher) {
       c.properties.receive_maximum = 65535;
     }
@@ -527,6 +539,11 @@ class Client {
     }
     out_ids_[id] = false;
     if (role_ != Role::kPublisher) return;  // an echoed pong
+    const uint64_t sent = sent_at_[id];
+    if (sent >= b_.warmup_end_ns && sent < b_.stop_ns) {
+      const uint64_t t = now_ns();
+      b_.ack_latency.record(t > sent ? t - sent : 0);
+    }
     --inflight;
     if (b_.opt.rate <= 0) pump();
   }
@@ -556,6 +573,7 @@ class Client {
     pub.qos = static_cast<mq::QoS>(b_.opt.qos);
     if (pub.qos != mq::QoS::k0) {
       pub.packet_id = take_id();
+      sent_at_[pub.packet_id] = t;
       ++inflight;
     }
     ++sent_all;
@@ -592,6 +610,7 @@ class Client {
   bool writing_ = false, connected_ = false, closing_ = false, closed_ = false;
   std::vector<char> payload_;
   std::vector<bool> out_ids_;  // packet ids of our unacknowledged QoS 1/2 PUBLISHes
+  std::vector<uint64_t> sent_at_;  // publishers: when each packet id was sent (ns)
   std::vector<bool> rel_ids_;  // QoS 2 packet ids received and awaiting PUBREL
   bool awaiting_pong_ = false;
   uint16_t next_id_ = 0;
@@ -880,6 +899,9 @@ int parse(int argc, char** argv, Options& o) {
   app.add_option("--source-addresses", o.source_addresses,
                  "conns: bind to 127.0.0.1..N (0 = one per 20,000 connections on a 127.x host, else none)")
       ->check(CLI::Range(0u, 254u))->capture_default_str();
+  app.add_flag("--persistent", o.persistent,
+               "subscribers keep their session (3.1.1 clean session 0; MQTT 5 session expiry 3600 s): the broker "
+               "stores what it queues for them. Use a fresh broker: a 3.1.1 session resumes with what it held");
   auto* each_opt = app.add_flag("--subscribe-each", o.subscribe_each,
                                 "conns: each connection subscribes to a topic of its own before the hold");
   app.add_option("--broker-pid", o.broker_pid,
@@ -1019,6 +1041,11 @@ void report(const Bench& b) {
               static_cast<unsigned long long>(b.out_of_order));
   std::printf("%-16s p50 %s  p99 %s  p99.9 %s  max %s\n", "latency (us)", us(h.percentile(0.5)).c_str(),
               us(h.percentile(0.99)).c_str(), us(h.percentile(0.999)).c_str(), us(h.max()).c_str());
+  const auto& ack = b.ack_latency;
+  if (o.qos > 0) {
+    std::printf("%-16s p50 %s  p99 %s  p99.9 %s  max %s\n", "ack latency (us)", us(ack.percentile(0.5)).c_str(),
+                us(ack.percentile(0.99)).c_str(), us(ack.percentile(0.999)).c_str(), us(ack.max()).c_str());
+  }
   std::printf("%-16s %zu connected, %llu errors, %.0f connects/s, %zu still open at the end\n", "connections",
               b.connected, static_cast<unsigned long long>(b.connect_errors), connect_rate, b.open_at_end);
   std::printf("%-16s %llu\n", "errors", static_cast<unsigned long long>(b.errors));
@@ -1061,7 +1088,8 @@ void report(const Bench& b) {
       "{\"scenario\":\"%s\",\"qos\":%d,\"mqtt\":\"%s\",\"publishers\":%u,\"subscribers\":%u,\"payload\":%u,"
       "\"rate\":%g,\"window\":%u,\"duration\":%g,\"warmup\":%g,\"sent\":%llu,\"received\":%llu,"
       "\"expected\":%llu,\"msgs_per_s\":%.1f,\"lost\":%llu,\"duplicated\":%llu,\"out_of_order\":%llu,"
-      "\"latency_us\":{\"p50\":%s,\"p99\":%s,\"p999\":%s,\"max\":%s},\"connections\":%zu,"
+      "\"latency_us\":{\"p50\":%s,\"p99\":%s,\"p999\":%s,\"max\":%s},"
+      "\"ack_latency_us\":{\"p50\":%s,\"p99\":%s,\"p999\":%s,\"max\":%s},\"persistent\":%s,\"connections\":%zu,"
       "\"open_at_end\":%zu,\"connect_rate\":%.1f,\"connect_errors\":%llu,\"errors\":%llu,"
       "\"deliveries_per_s\":%.1f,\"sent_per_s\":%.1f,\"received_in_window\":%llu,"
       "\"received_in_window_per_s\":%.1f,\"subscribe_each\":%s,"
@@ -1073,7 +1101,9 @@ void report(const Bench& b) {
       static_cast<unsigned long long>(expected), rate, static_cast<unsigned long long>(lost),
       static_cast<unsigned long long>(b.duplicated), static_cast<unsigned long long>(b.out_of_order),
       us(h.percentile(0.5)).c_str(), us(h.percentile(0.99)).c_str(), us(h.percentile(0.999)).c_str(),
-      us(h.max()).c_str(), b.connected, b.open_at_end, connect_rate, static_cast<unsigned long long>(b.connect_errors),
+      us(h.max()).c_str(), us(ack.percentile(0.5)).c_str(), us(ack.percentile(0.99)).c_str(),
+      us(ack.percentile(0.999)).c_str(), us(ack.max()).c_str(), o.persistent ? "true" : "false", b.connected,
+      b.open_at_end, connect_rate, static_cast<unsigned long long>(b.connect_errors),
       static_cast<unsigned long long>(b.errors), rate, static_cast<double>(sent) / o.duration,
       static_cast<unsigned long long>(b.received_in_window), static_cast<double>(b.received_in_window) / o.duration,
       o.subscribe_each ? "true" : "false", fmt(bench_cpu, "%.3f").c_str(), fmt(bench_pct, "%.1f").c_str(),

@@ -11,8 +11,10 @@
 #include "broker/routing/retained_store.h"
 #include "broker/routing/router.h"
 #include "broker/session/session_registry.h"
+#include "storage/result.h"
 
 namespace starling::storage {
+class Compactor;
 class GroupCommit;
 }
 
@@ -43,6 +45,7 @@ struct Stats {
   std::atomic<uint64_t> connections{0};  // currently open
   std::atomic<uint64_t> clients_connected{0};  // open and past CONNECT
   std::atomic<uint64_t> connections_moved{0};  // to another worker (Connection::follow_waker)
+  std::atomic<bool> store_failing{false};  // the last write to the node's store failed
 };
 
 // Whether a topic name or filter is within the configured length and levels.
@@ -66,6 +69,20 @@ struct BrokerContext {
   // The node's store, written in group commits (storage/group_commit.h). Null
   // where nothing is persisted.
   storage::GroupCommit* commits = nullptr;
+  // Compacts what drained queues erased (storage/compactor.h). Null where
+  // nothing is persisted.
+  storage::Compactor* compactor = nullptr;
+
+  // The outcome of a write someone waited for: a failure is logged when the
+  // store starts failing, and the recovery when it works again, not once
+  // per write.
+  void note_store_write(const storage::Status& status) {
+    if (!status) {
+      if (!stats.store_failing.exchange(true)) log.warn("store write failed: {}", status.message());
+    } else if (stats.store_failing.exchange(false)) {
+      log.info("store writes succeed again");
+    }
+  }
 };
 
 }  // namespace starling::broker

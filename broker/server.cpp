@@ -15,6 +15,7 @@
 #include "broker/net/worker_pool.h"
 #include "broker/routing/retained_persistence.h"
 #include "broker/sys_topics.h"
+#include "storage/compactor.h"
 #include "storage/group_commit.h"
 #include "storage/rocksdb_store.h"
 
@@ -54,6 +55,7 @@ struct Server::Parts {
   // everything else, the committer first.
   std::unique_ptr<storage::RocksDbStore> store;
   std::unique_ptr<storage::GroupCommit> commits;
+  std::unique_ptr<storage::Compactor> compactor;
   Stats stats;
   LocalOnly forwarder;
   Router router;
@@ -99,8 +101,10 @@ struct Server::Parts {
   // post to must still exist (stopped: those posts are dropped with them).
   void close_store() {
     context.commits = nullptr;
+    context.compactor = nullptr;
     sessions.set_store(nullptr);
     commits.reset();
+    compactor.reset();
   }
 
   void sweep() {
@@ -109,8 +113,12 @@ struct Server::Parts {
       if (ec) return;
       const auto now = Clock::now();
       sessions.sweep(now);
-      // Expired retained messages are never sent; once a minute they are freed.
-      if (++sweeps % 240 == 0) retained.remove_expired(now);
+      // Expired messages are never sent; once a minute they are freed: the
+      // retained ones, and those queued for offline sessions.
+      if (++sweeps % 240 == 0) {
+        retained.remove_expired(now);
+        stats.messages_dropped.fetch_add(sessions.drop_expired_messages(now), std::memory_order_relaxed);
+      }
       sweep();
     });
   }
@@ -147,6 +155,9 @@ std::optional<Server::StartError> Server::start() {
   p.commits = std::make_unique<storage::GroupCommit>(*p.store, p.config.fsync,
                                                      std::chrono::milliseconds(p.config.fsync_interval_ms));
   p.context.commits = p.commits.get();
+  p.compactor = std::make_unique<storage::Compactor>(
+      *p.store, [&log = p.log](const storage::Status& s) { log.warn("compaction failed: {}", s.message()); });
+  p.context.compactor = p.compactor.get();
   // Before the sessions come back: the wills of those expired meanwhile are
   // published, and stored where they are retained or queued.
   p.sessions.set_store(p.commits.get());

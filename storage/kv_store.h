@@ -91,8 +91,9 @@ class KvStore {
   // consistent snapshot (a concurrent batch is seen whole or not at all).
   virtual Status scan_prefix(Column column, std::string_view prefix,
                              const ScanVisitor& visit) const = 0;
-  // Rewrites the files that hold keys starting with `prefix` in `column`, so
-  // the space of what was erased there is given back. Slow; blocks the caller.
+  // Rewrites the files that hold keys starting with `prefix` in `column` (all
+  // of it for an empty prefix), so the space of what was erased there is
+  // given back, write-ahead log included. Slow; blocks the caller.
   virtual Status compact_prefix(Column column, std::string_view prefix) = 0;
 };
 

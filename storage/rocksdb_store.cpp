@@ -270,6 +270,13 @@ Status RocksDbStore::compact_prefix(Column column, std::string_view prefix) {
   const std::string end = prefix_end(prefix);
   const rocksdb::Slice begin_slice = to_slice(prefix);
   const rocksdb::Slice end_slice = to_slice(end);
+  // Every column is flushed first: the write-ahead log that holds the
+  // range's writes is kept while any column still has unflushed writes in it.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  for (Column c : all_columns) handles.push_back(impl_->handle(c));
+  if (rocksdb::Status f = impl_->db->Flush(rocksdb::FlushOptions{}, handles); !f.ok()) {
+    return Status{from_rocksdb(f, "flush before compacting")};
+  }
   rocksdb::CompactRangeOptions options;
   // Range tombstones only shrink the files once the bottom level is rewritten.
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;

@@ -1,6 +1,8 @@
 // PUBACK, PUBREC and PUBCOMP: the client acknowledging our QoS 1/2 deliveries.
 // Each completion frees a slot of the in-flight window, so more can be sent.
 #include "broker/handlers/handlers.h"
+#include "storage/compactor.h"
+#include "storage/records.h"
 
 namespace starling::broker {
 namespace {
@@ -9,9 +11,14 @@ namespace {
 // worst a restart sends it again, as QoS 1 allows, or sends its PUBREL).
 void forget(ClientLink& link, const Session::Found& found, bool released) {
   if (found.sequence == 0) return;
+  const Session& session = *link.state().session;
   storage::WriteBatch erase;
-  erase_queued(erase, *link.state().session, found.sequence, released);
+  erase_queued(erase, session, found.sequence, released);
   store(link, std::move(erase));
+  // A large queue drained: its erased range is given back to the disk.
+  if (found.drained && link.broker().compactor) {
+    link.broker().compactor->request(storage::Column::queue, storage::client_prefix(session.client_id()));
+  }
 }
 
 }  // namespace

@@ -316,7 +316,7 @@ ClientLink::StoreDone Connection::hold_reply(mqtt::Packet packet, After after) {
   // home, the answers keep that order.
   return [weak = weak_from_this()](const storage::Status& status) {
     if (auto self = weak.lock()) {
-      if (!status) self->broker_.log.warn("store write failed: {}", status.message());
+      self->broker_.note_store_write(status);
       self->post_home([ok = status.ok()](Connection& c) { c.on_committed(ok); });
     }
   };

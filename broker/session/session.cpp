@@ -219,6 +219,22 @@ void Session::take_ready(const SessionListener* listener, size_t window, Clock::
   tell_room(std::move(waiters));
 }
 
+size_t Session::drop_expired(Clock::time_point now, std::vector<uint64_t>& forget) {
+  std::lock_guard lock(mu_);
+  if (!flow_) return 0;
+  auto& queue = flow_->queue;
+  const size_t before = queue.size();
+  queue.erase(std::remove_if(queue.begin(), queue.end(),
+                             [&](const Delivery& d) {
+                               if (!d.message->expired(now)) return false;
+                               if (d.sequence != 0) forget.push_back(d.sequence);
+                               flow_->queued_bytes -= cost(d);
+                               return true;
+                             }),
+              queue.end());
+  return before - queue.size();
+}
+
 std::vector<uint16_t> Session::released_ids() const {
   std::lock_guard lock(mu_);
   std::vector<uint16_t> out;
@@ -238,9 +254,16 @@ Session::Found Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   const size_t i = find_inflight_locked(packet_id);
   if (i == kNotInflight || flow_->inflight[i].delivery.qos != expected) return {};
   if (expected == mqtt::QoS::k2 && !flow_->inflight[i].released) return {};
-  const uint64_t sequence = flow_->inflight[i].delivery.sequence;
+  Flow& f = *flow_;
+  const uint64_t sequence = f.inflight[i].delivery.sequence;
+  if (sequence != 0) f.completed_stored_bytes += cost(f.inflight[i].delivery);
   erase_inflight_locked(i);
-  return {true, sequence};
+  bool drained = false;
+  if (f.queue.empty() && f.inflight.empty()) {
+    drained = f.completed_stored_bytes >= kCompactAfterBytes;
+    f.completed_stored_bytes = 0;
+  }
+  return {true, sequence, drained};
 }
 
 Session::Found Session::release(uint16_t packet_id) {

@@ -164,6 +164,10 @@ class Session {
   // the stored ones among them are added to `forget`, to erase from disk.
   void take_ready(const SessionListener* listener, size_t window, Clock::time_point now, std::vector<Ready>& out,
                   size_t& expired, std::vector<uint64_t>& forget, size_t max_bytes = SIZE_MAX);
+  // Drops the queued messages that have expired (an offline session's queue
+  // is not looked at otherwise); returns how many, and adds the sequence
+  // numbers of the stored ones to `forget`.
+  size_t drop_expired(Clock::time_point now, std::vector<uint64_t>& forget);
   // Packet ids of released QoS 2 deliveries, whose PUBREL a resumed session
   // sends again [MQTT-4.4.0-1].
   std::vector<uint16_t> released_ids() const;
@@ -173,8 +177,12 @@ class Session {
   struct Found {
     bool known = false;
     uint64_t sequence = 0;
+    // The queue and window ran empty after at least kCompactAfterBytes of
+    // stored messages completed: their space on disk can be reclaimed.
+    bool drained = false;
     explicit operator bool() const { return known; }
   };
+  static constexpr size_t kCompactAfterBytes = 16 * 1024 * 1024;
   // PUBACK (QoS 1) or PUBCOMP (QoS 2): frees the slot.
   Found complete(uint16_t packet_id, mqtt::QoS expected);
   // PUBREC: marks released. Unknown if not QoS 2.
@@ -258,6 +266,7 @@ class Session {
     boost::circular_buffer<Inflight> inflight;
     std::vector<uint16_t> inflight_ids;
     size_t inflight_unsent = 0;  // in inflight with sent == false
+    size_t completed_stored_bytes = 0;  // since the queue last ran empty (Found::drained)
   };
   static const Flow kNoFlow;
   const Flow& flow_locked() const { return flow_ ? *flow_ : kNoFlow; }

@@ -187,6 +187,24 @@ void SessionRegistry::sweep(Clock::time_point now) {
   for (const auto& s : expired) end_session(s, now);
 }
 
+size_t SessionRegistry::drop_expired_messages(Clock::time_point now) {
+  std::vector<std::shared_ptr<Session>> offline;
+  {
+    std::lock_guard lock(mu_);
+    offline.assign(offline_.begin(), offline_.end());
+  }
+  size_t dropped = 0;
+  storage::WriteBatch erase;
+  std::vector<uint64_t> forget;
+  for (const auto& s : offline) {
+    forget.clear();
+    dropped += s->drop_expired(now, forget);
+    for (uint64_t sequence : forget) erase_queued(erase, *s, sequence);
+  }
+  if (commits_ && !erase.empty()) commits_->submit(std::move(erase), nullptr);
+  return dropped;
+}
+
 std::string SessionRegistry::assign_client_id() {
   // Unique on this node and unlikely to collide across nodes.
   static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";

@@ -67,6 +67,9 @@ class SessionRegistry {
   // Publishes due wills and ends sessions whose expiry passed. Called
   // periodically.
   void sweep(Clock::time_point now);
+  // Drops the expired messages queued for offline sessions (from the store
+  // too); returns how many. Called now and then: it reads every such queue.
+  size_t drop_expired_messages(Clock::time_point now);
 
   // A client identifier for a client that sent none [MQTT-3.1.3-6].
   std::string assign_client_id();

@@ -6,6 +6,7 @@ subscriptions, queued messages, in-flight state, inbound QoS 2 ids and wills.
 Usage: test_durability.py PATH_TO_STARLING
 """
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -385,6 +386,78 @@ class Durability(unittest.TestCase):
         second = self.node()
         self.assertEqual(self.restored_line(second),
                          "1 restored with 20 queued messages, 0 expired, 0 stale or expired records dropped")
+
+    def data_bytes(self):
+        total = 0
+        for root, _, files in os.walk(self.data):
+            for f in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, f))
+                except OSError:
+                    pass  # removed meanwhile (a compacted file)
+        return total
+
+    def test_a_drained_queue_gives_its_disk_space_back(self):
+        node = self.node()
+        sub = self.persistent(node, "bulk-sub")
+        sub.subscribe("bulk/#", 1)
+        sub.disconnect()
+        pub = self.client(node, "bulk-pub")
+        n, size = 1600, 24 * 1024
+        infos = [pub.publish("bulk/x", os.urandom(size), qos=1, wait=False) for _ in range(n)]
+        wait_until(lambda: all(i.is_published() for i in infos), timeout=60, message="every PUBACK")
+        full = self.data_bytes()
+        self.assertGreater(full, n * size * 0.9, "the queue is not on disk")
+
+        sub = self.persistent(node, "bulk-sub", clean_start=False)
+        sub.msgs.wait_for(n, timeout=60)
+        # Erased entries take space until compacted: the node compacts the
+        # queue's range once it has drained.
+        wait_until(lambda: self.data_bytes() < 8 * 1024 * 1024, timeout=30,
+                   message=f"the data directory to shrink (it held {full} bytes; now {self.data_bytes()})")
+
+    def test_a_store_that_fails_at_run_time_refuses_what_needs_it_and_serves_the_rest(self):
+        # A full file system under a running node: a small tmpfs (mounting
+        # needs root).
+        mount = os.path.join(os.path.dirname(self.data), "small")
+        os.mkdir(mount)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mount],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        self.addCleanup(subprocess.run, ["umount", "-l", mount], capture_output=True)
+        self.data = os.path.join(mount, "data")
+        node = Broker(data_dir=self.data).start()
+        self.addCleanup(node.stop)  # RocksDB's own error lines are expected here: not checked
+        plain = self.client(node, "plain-sub")  # a clean session: nothing of it is stored
+        plain.subscribe("live/#", 1)
+
+        pub = RawClient(node, 5)
+        self.addCleanup(pub.close)
+        pub.connect("filler")
+        refused = None
+        for i in range(1, 40):
+            pub.send(publish_packet(f"big/{i}", os.urandom(512 * 1024), qos=1, retain=True, packet_id=i))
+            ack = pub.expect(PUBACK, timeout=10)
+            if ack.reason >= 0x80:  # 0x10, no subscribers, is a success
+                refused = ack.reason
+                break
+        self.assertEqual(refused, 0x80, "a retained message the store could not keep was acknowledged")
+        # What needs no disk goes on: QoS 0, and QoS 1 to clean sessions.
+        pub.send(publish_packet("live/a", b"q0", qos=0))
+        pub.send(publish_packet("live/b", b"q1", qos=1, packet_id=100))
+        self.assertEqual(pub.expect(PUBACK).reason, 0)
+        self.assertEqual(sorted(m.payload for m in plain.msgs.wait_for(2)), [b"q0", b"q1"])
+        # Reads too: the retained messages accepted before are served.
+        reader = self.client(node, "reader")
+        reader.subscribe("big/#", 0)
+        reader.msgs.wait_for(i - 1, timeout=10)
+        # The failure is logged once, not once per refused message.
+        pub.send(publish_packet("big/again", b"x", qos=1, retain=True, packet_id=101))
+        self.assertEqual(pub.expect(PUBACK).reason, 0x80)
+        log = node.read_log()
+        self.assertEqual(log.count("store write failed"), 1, log[-3000:])
+        self.assertTrue(node.alive())
 
 
 if __name__ == "__main__":

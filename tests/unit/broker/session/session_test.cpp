@@ -233,6 +233,94 @@ TEST_F(SessionTest, PacketIdsSkipThoseInUseAndWrap) {
   }
 }
 
+// A persistent session's QoS 1/2 deliveries are numbered from its range, and
+// each goes out under the packet id its number gives; one whose id is still
+// in use waits in the queue.
+TEST(PersistentSession, StoredDeliveriesKeepThePacketIdOfTheirSequence) {
+  const uint64_t first = uint64_t{3} << 32;
+  Session s("p", 1, QueueLimits{10, 1 << 20}, first);
+  auto listener = std::make_shared<CountingListener>();
+  s.attach(listener);
+  Delivery qos0 = delivery(QoS::k0);
+  EXPECT_FALSE(s.assign_sequence(qos0));
+  Delivery a = delivery(QoS::k1, "a");
+  ASSERT_TRUE(s.assign_sequence(a));
+  EXPECT_EQ(a.sequence, first);
+  Session plain("q", 2, QueueLimits{10, 1 << 20});
+  Delivery not_stored = delivery(QoS::k1);
+  EXPECT_FALSE(plain.assign_sequence(not_stored));
+
+  // A delivery 65535 numbers later shares a's packet id.
+  Delivery later = delivery(QoS::k2, "later");
+  later.sequence = first + 65535;
+  ASSERT_EQ(Session::packet_id_of(later.sequence), Session::packet_id_of(a.sequence));
+  s.enqueue(std::move(a), Clock::now());
+  s.enqueue(std::move(later), Clock::now());
+  std::vector<Session::Ready> ready;
+  size_t expired = 0;
+  std::vector<uint64_t> forget;
+  s.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget);
+  ASSERT_EQ(ready.size(), 1u);  // "later" waits for the id
+  EXPECT_EQ(ready[0].packet_id, Session::packet_id_of(first));
+  const auto done = s.complete(ready[0].packet_id, QoS::k1);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(done.sequence, first);
+  ready.clear();
+  s.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].delivery.message->topic, "later");
+  EXPECT_EQ(ready[0].packet_id, Session::packet_id_of(first));
+}
+
+TEST(PersistentSession, RestoredDeliveriesGoAgainWithDupAndReleasedOnesWithTheirPubrel) {
+  const uint64_t first = uint64_t{1} << 32;
+  Session s("p", 1, QueueLimits{10, 1 << 20}, first);
+  for (uint64_t n : {first + 4, first + 5}) {
+    Delivery d = delivery(n == first + 4 ? QoS::k2 : QoS::k1, "t" + std::to_string(n - first));
+    d.sequence = n;
+    d.dup = true;
+    s.restore_queued(std::move(d));
+  }
+  EXPECT_TRUE(s.restore_released(first + 4));
+  EXPECT_FALSE(s.restore_released(first + 5));  // QoS 1 has no release
+  EXPECT_FALSE(s.restore_released(first + 9));  // not queued
+  auto listener = std::make_shared<CountingListener>();
+  s.attach(listener);
+  EXPECT_EQ(s.released_ids(), std::vector<uint16_t>{Session::packet_id_of(first + 4)});
+  std::vector<Session::Ready> ready;
+  size_t expired = 0;
+  std::vector<uint64_t> forget;
+  s.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].delivery.message->topic, "t5");
+  EXPECT_EQ(ready[0].packet_id, Session::packet_id_of(first + 5));
+  EXPECT_TRUE(ready[0].dup);
+  // A new delivery numbers on after the restored ones.
+  Delivery next = delivery(QoS::k1);
+  ASSERT_TRUE(s.assign_sequence(next));
+  EXPECT_EQ(next.sequence, first + 6);
+}
+
+TEST(PersistentSession, ExpiredStoredDeliveriesAreReportedForErasure) {
+  const auto start = Clock::now();
+  Session s("p", 1, QueueLimits{10, 1 << 20}, uint64_t{1} << 32);
+  auto listener = std::make_shared<CountingListener>();
+  s.attach(listener);
+  Delivery d;
+  d.message = message("t", 1, start);
+  d.qos = QoS::k1;
+  ASSERT_TRUE(s.assign_sequence(d));
+  const uint64_t n = d.sequence;
+  s.enqueue(std::move(d), start);
+  std::vector<Session::Ready> ready;
+  size_t expired = 0;
+  std::vector<uint64_t> forget;
+  s.take_ready(listener.get(), 10, start + std::chrono::seconds(2), ready, expired, forget);
+  EXPECT_TRUE(ready.empty());
+  EXPECT_EQ(expired, 1u);
+  EXPECT_EQ(forget, std::vector<uint64_t>{n});
+}
+
 // trim() frees only what is empty: queued and in-flight messages stay, and
 // packet ids go on from where they were (none reused while in flight).
 TEST_F(SessionTest, TrimKeepsWhatIsQueuedOrInFlight) {

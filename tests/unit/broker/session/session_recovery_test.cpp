@@ -1,0 +1,186 @@
+// Persistent sessions through the store: what SessionRegistry writes, and
+// what restore() makes of it after a restart, including what ended sessions
+// left behind.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+
+#include "broker/routing/forwarder.h"
+#include "broker/routing/retained_store.h"
+#include "broker/routing/router.h"
+#include "broker/session/session_records.h"
+#include "broker/session/session_registry.h"
+#include "storage/group_commit.h"
+#include "storage/records.h"
+#include "storage/rocksdb_store.h"
+#include "tests/support/temp_dir.h"
+
+namespace starling::broker {
+namespace {
+
+using mqtt::QoS;
+using std::chrono::hours;
+using std::chrono::milliseconds;
+
+class NullListener : public SessionListener {
+ public:
+  void wake() override {}
+  void kick(mqtt::ReasonCode) override {}
+  void room() override {}
+};
+
+// One node's broker state, as a restart makes it: a fresh router, registry
+// and retained store on the same store.
+struct Node {
+  LocalOnly forwarder;
+  Router router{forwarder};
+  RetainedStore retained;
+  SessionRegistry registry{router, retained, QueueLimits{100, 1 << 20}};
+};
+
+struct RecoveryTest : ::testing::Test {
+  test::TempDir dir;
+  std::unique_ptr<storage::RocksDbStore> store = std::move(storage::RocksDbStore::open(dir.path()).value());
+  std::shared_ptr<NullListener> listener = std::make_shared<NullListener>();
+
+  // Runs `body` on a node whose writes are committed when it returns.
+  template <class F>
+  void on_a_node(F body) {
+    Node node;
+    storage::GroupCommit commits(*store, storage::Fsync::never, milliseconds(1));
+    node.registry.set_store(&commits);
+    body(node);
+  }  // ~GroupCommit commits what is pending
+
+  static void subscribe(Node& node, const std::shared_ptr<Session>& s, const std::string& filter, QoS qos) {
+    SubscriptionEntry e;
+    e.options.qos = qos;
+    s->add_subscription(filter, SubscriptionRecord{e.options, 0});
+    node.router.subscribe(s, filter, e);
+    node.registry.write_session(s, nullptr, {}, nullptr);
+  }
+  static MessagePtr message(std::string topic, QoS qos = QoS::k1) {
+    return make_message(std::move(topic), "payload", qos, false, {}, 0, nullptr, Clock::now());
+  }
+};
+
+TEST_F(RecoveryTest, PersistentSessionsComeBackOfflineSubscribedAndQueued) {
+  on_a_node([&](Node& node) {
+    auto kept = node.registry.open("kept", true, 600, listener).session;
+    auto clean = node.registry.open("clean", true, 0, std::make_shared<NullListener>()).session;
+    EXPECT_TRUE(kept->persistent());
+    EXPECT_FALSE(clean->persistent());
+    subscribe(node, kept, "a/#", QoS::k2);
+    subscribe(node, clean, "a/#", QoS::k2);
+    ASSERT_TRUE(kept->detach(listener.get()));
+    node.registry.closed(kept, std::nullopt, Clock::now());
+    node.registry.publish_internal(message("a/1"), Clock::now());
+    node.registry.publish_internal(message("a/2", QoS::k0), Clock::now());  // QoS 0: never stored
+  });
+
+  Node after;
+  auto restored = after.registry.restore(*store, ClockPair{});
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(restored->sessions, 1u);
+  EXPECT_EQ(restored->queued, 1u);
+  EXPECT_EQ(restored->dropped, 0u);
+  EXPECT_EQ(after.router.subscription_count(), 1u);
+  auto opened = after.registry.open("kept", false, 600, listener);
+  ASSERT_TRUE(opened.present);
+  EXPECT_EQ(opened.session->queued_count(), 1u);
+  EXPECT_EQ(opened.session->subscriptions().count("a/#"), 1u);
+  EXPECT_FALSE(after.registry.open("clean", false, 0, std::make_shared<NullListener>()).present);
+}
+
+TEST_F(RecoveryTest, WhatAnEndedSessionWroteLateIsDroppedAndNewRangesStartAboveIt) {
+  const uint64_t old_epoch = uint64_t{5} << 32;
+  const uint64_t epoch = uint64_t{9} << 32;
+  storage::WriteBatch b;
+  storage::SessionRecord r;
+  r.expiry_s = 600;
+  r.first_sequence = old_epoch;
+  b.put(storage::Column::sessions, storage::session_key("c", old_epoch), storage::encode(r));
+  r.first_sequence = epoch;
+  b.put(storage::Column::sessions, storage::session_key("c", epoch), storage::encode(r));
+  storage::QueuedRecord q;
+  q.message.topic = "t";
+  q.message.qos = 1;
+  q.qos = 1;
+  b.put(storage::Column::queue, storage::queue_key("c", old_epoch + 3), storage::encode(q));  // the old session's
+  b.put(storage::Column::queue, storage::queue_key("c", epoch + 1), storage::encode(q));
+  b.put(storage::Column::queue, storage::queue_key("gone", 77), storage::encode(q));  // no session at all
+  b.put(storage::Column::inbound_qos2, storage::packet_key("c", 5), storage::encode(storage::InboundRecord{old_epoch}));
+  b.put(storage::Column::inbound_qos2, storage::packet_key("c", 6), storage::encode(storage::InboundRecord{epoch}));
+  ASSERT_TRUE(store->write(b));
+
+  Node node;
+  auto restored = node.registry.restore(*store, ClockPair{});
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(restored->sessions, 1u);
+  EXPECT_EQ(restored->queued, 1u);
+  EXPECT_EQ(restored->dropped, 4u);  // old record, two queue entries, one inbound id
+  auto opened = node.registry.open("c", false, 600, listener);
+  ASSERT_TRUE(opened.present);
+  EXPECT_EQ(opened.session->first_sequence(), epoch);
+  EXPECT_EQ(opened.session->inbound_qos2_count(), 1u);
+  EXPECT_EQ(opened.session->begin_inbound_qos2(6, 100), Session::Inbound::kDuplicate);
+
+  // Dropped from the disk too: a second start finds nothing stale.
+  Node again;
+  auto second = again.registry.restore(*store, ClockPair{});
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->dropped, 0u);
+
+  // A new session of any client starts above every number seen.
+  storage::GroupCommit commits(*store, storage::Fsync::never, milliseconds(1));
+  again.registry.set_store(&commits);
+  auto fresh = again.registry.open("other", true, 600, std::make_shared<NullListener>()).session;
+  EXPECT_GT(fresh->first_sequence(), epoch + 1);
+}
+
+TEST_F(RecoveryTest, SessionsThatExpiredWhileTheNodeWasDownEndAndTheirWillsGoOut) {
+  const auto wall = std::chrono::system_clock::now();
+  auto ms = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
+  };
+  storage::WriteBatch b;
+  storage::SessionRecord watcher;
+  watcher.expiry_s = UINT32_MAX;
+  watcher.first_sequence = uint64_t{1} << 32;
+  watcher.subscriptions.push_back({"will/#", 1, 0});
+  b.put(storage::Column::sessions, storage::session_key("watcher", watcher.first_sequence), storage::encode(watcher));
+  storage::SessionRecord dead;
+  dead.expiry_s = 3600;
+  dead.disconnected_at_ms = ms(wall - hours(2));
+  dead.first_sequence = uint64_t{2} << 32;
+  storage::StoredMessage will;
+  will.topic = "will/dead";
+  will.payload = "gone";
+  will.qos = 1;
+  dead.will = storage::StoredWill{will, 0};
+  b.put(storage::Column::sessions, storage::session_key("dead", dead.first_sequence), storage::encode(dead));
+  ASSERT_TRUE(store->write(b));
+
+  Node node;
+  auto restored = node.registry.restore(*store, ClockPair{});
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(restored->sessions, 1u);
+  EXPECT_EQ(restored->expired, 1u);
+  auto w = node.registry.open("watcher", false, UINT32_MAX, listener);
+  ASSERT_TRUE(w.present);
+  EXPECT_EQ(w.session->queued_count(), 1u);  // the will
+  EXPECT_FALSE(node.registry.open("dead", false, 3600, std::make_shared<NullListener>()).present);
+}
+
+TEST_F(RecoveryTest, ADamagedRecordStopsTheLoad) {
+  ASSERT_TRUE(store->put(storage::Column::sessions, storage::session_key("c", uint64_t{1} << 32), "\x01garbage"));
+  Node node;
+  auto restored = node.registry.restore(*store, ClockPair{});
+  ASSERT_FALSE(restored);
+  EXPECT_EQ(restored.error().code, storage::StoreErrc::corruption);
+  EXPECT_NE(restored.error().message.find("'c'"), std::string::npos) << restored.error().message;
+}
+
+}  // namespace
+}  // namespace starling::broker
