@@ -224,44 +224,39 @@ class Durability(unittest.TestCase):
         sub.subscribe("burst/#", 2)
         sub.disconnect()
 
-        # A publisher that keeps going until the node dies under it, noting
-        # which messages it got a PUBACK (QoS 1) or PUBCOMP (QoS 2) for.
-        acked = set()
-        lock = threading.Lock()
-        payload_of = {}
+        # A publisher that keeps going until the node dies under it. paho
+        # marks each message published once its PUBACK (QoS 1) or PUBCOMP
+        # (QoS 2) came.
         c = mqtt.Client(client_id="burst-pub", protocol=mqtt.MQTTv5)
         c.max_inflight_messages_set(50)
-
-        def on_publish(client, userdata, mid):
-            with lock:
-                acked.add(payload_of[mid])
-        c.on_publish = on_publish
         c.connect(first.host, first.port)
         c.loop_start()
         self.addCleanup(c.loop_stop)
         stop = threading.Event()
+        self.addCleanup(stop.set)
+        sent = []  # (paho's message info, (payload, qos)); appended by the thread only
 
         def publish():
-            i = 0
-            while not stop.is_set() and i < 20000:
+            for i in range(20000):
+                if stop.is_set():
+                    return
+                qos = 1 + i % 2
                 payload = f"b{i}".encode()
-                with lock:
-                    info = c.publish("burst/x", payload, qos=1 + i % 2)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        return  # the connection is gone
-                    payload_of[info.mid] = (payload, 1 + i % 2)
-                i += 1
-                if i % 50 == 0:
+                info = c.publish("burst/x", payload, qos=qos)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    return  # the connection is gone
+                sent.append((info, (payload, qos)))
+                if i % 50 == 49:
                     time.sleep(0.002)
-        t = threading.Thread(target=publish)
+        t = threading.Thread(target=publish, daemon=True)
         t.start()
-        wait_until(lambda: len(acked) >= 300, timeout=30, message="300 acknowledgements")
+        acked = lambda: [m for info, m in list(sent) if info.is_published()]  # noqa: E731
+        wait_until(lambda: len(acked()) >= 300, timeout=30, message="300 acknowledgements")
         first.kill9()
         stop.set()
         t.join(10)
         c.loop_stop()
-        with lock:
-            acknowledged = set(acked)
+        acknowledged = set(acked())
         self.assertGreaterEqual(len(acknowledged), 300)
 
         second = self.node()

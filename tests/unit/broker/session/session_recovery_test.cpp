@@ -60,6 +60,12 @@ struct RecoveryTest : ::testing::Test {
     node.router.subscribe(s, filter, e);
     node.registry.write_session(s, nullptr, {}, nullptr);
   }
+  // A restart: `node` loads the store (which must load).
+  SessionRegistry::Restored restore(Node& node) {
+    auto restored = node.registry.restore(*store, ClockPair{});
+    EXPECT_TRUE(restored) << restored.error().message;
+    return restored ? *restored : SessionRegistry::Restored{};
+  }
   static MessagePtr message(std::string topic, QoS qos = QoS::k1) {
     return make_message(std::move(topic), "payload", qos, false, {}, 0, nullptr, Clock::now());
   }
@@ -80,11 +86,10 @@ TEST_F(RecoveryTest, PersistentSessionsComeBackOfflineSubscribedAndQueued) {
   });
 
   Node after;
-  auto restored = after.registry.restore(*store, ClockPair{});
-  ASSERT_TRUE(restored) << restored.error().message;
-  EXPECT_EQ(restored->sessions, 1u);
-  EXPECT_EQ(restored->queued, 1u);
-  EXPECT_EQ(restored->dropped, 0u);
+  const auto restored = restore(after);
+  EXPECT_EQ(restored.sessions, 1u);
+  EXPECT_EQ(restored.queued, 1u);
+  EXPECT_EQ(restored.dropped, 0u);
   EXPECT_EQ(after.router.subscription_count(), 1u);
   auto opened = after.registry.open("kept", false, 600, listener);
   ASSERT_TRUE(opened.present);
@@ -115,11 +120,10 @@ TEST_F(RecoveryTest, WhatAnEndedSessionWroteLateIsDroppedAndNewRangesStartAboveI
   ASSERT_TRUE(store->write(b));
 
   Node node;
-  auto restored = node.registry.restore(*store, ClockPair{});
-  ASSERT_TRUE(restored) << restored.error().message;
-  EXPECT_EQ(restored->sessions, 1u);
-  EXPECT_EQ(restored->queued, 1u);
-  EXPECT_EQ(restored->dropped, 4u);  // old record, two queue entries, one inbound id
+  const auto restored = restore(node);
+  EXPECT_EQ(restored.sessions, 1u);
+  EXPECT_EQ(restored.queued, 1u);
+  EXPECT_EQ(restored.dropped, 4u);  // old record, two queue entries, one inbound id
   auto opened = node.registry.open("c", false, 600, listener);
   ASSERT_TRUE(opened.present);
   EXPECT_EQ(opened.session->first_sequence(), epoch);
@@ -128,9 +132,7 @@ TEST_F(RecoveryTest, WhatAnEndedSessionWroteLateIsDroppedAndNewRangesStartAboveI
 
   // Dropped from the disk too: a second start finds nothing stale.
   Node again;
-  auto second = again.registry.restore(*store, ClockPair{});
-  ASSERT_TRUE(second);
-  EXPECT_EQ(second->dropped, 0u);
+  EXPECT_EQ(restore(again).dropped, 0u);
 
   // A new session of any client starts above every number seen.
   storage::GroupCommit commits(*store, storage::Fsync::never, milliseconds(1));
@@ -163,10 +165,9 @@ TEST_F(RecoveryTest, SessionsThatExpiredWhileTheNodeWasDownEndAndTheirWillsGoOut
   ASSERT_TRUE(store->write(b));
 
   Node node;
-  auto restored = node.registry.restore(*store, ClockPair{});
-  ASSERT_TRUE(restored) << restored.error().message;
-  EXPECT_EQ(restored->sessions, 1u);
-  EXPECT_EQ(restored->expired, 1u);
+  const auto restored = restore(node);
+  EXPECT_EQ(restored.sessions, 1u);
+  EXPECT_EQ(restored.expired, 1u);
   auto w = node.registry.open("watcher", false, UINT32_MAX, listener);
   ASSERT_TRUE(w.present);
   EXPECT_EQ(w.session->queued_count(), 1u);  // the will
