@@ -230,7 +230,9 @@ constexpr std::array<Setting, 32> settings{{
        return parse_enum(v, std::array{FsyncMode::always, FsyncMode::batch, FsyncMode::never},
                          c.fsync);
      }},
-    {"fsync-interval", "MS", "with --fsync batch, how long a group commit gathers writes (default: 5)",
+    {"fsync-interval", "MS",
+     "with --fsync batch, how long a group commit waits for more writes after the first; 0: none, what arrives "
+     "during one commit's sync goes in the next (default: 0)",
      [](Config& c, const std::string& v) { return parse_uint(v, 0, 1000, c.fsync_interval_ms); }},
     {"threads", "N", "network worker threads (default: number of cores)",
      [](Config& c, const std::string& v) { return parse_uint(v, 1, 1024, c.threads); }},

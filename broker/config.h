@@ -53,7 +53,10 @@ struct Config {
   std::string cluster_secret;  // never logged
   std::uint32_t replication_factor = 2;
   FsyncMode fsync = FsyncMode::batch;
-  std::uint32_t fsync_interval_ms = 5;  // --fsync batch: how long a group commit gathers writes
+  // --fsync batch: how long a group commit waits for more writes after the
+  // first. 0 (measured best, bench/RESULTS.md "Durability"): none; the writes
+  // that arrive while one commit syncs form the next.
+  std::uint32_t fsync_interval_ms = 0;
   std::uint32_t threads = 1;  // default: number of cores
   LogLevel log_level = LogLevel::info;
   std::uint32_t max_packet_size = 1024 * 1024;

@@ -6,6 +6,8 @@
 //
 //   Fsync::batch   what is submitted within `interval` of the first pending
 //                  batch goes out as one write, synced once: the group commit.
+//                  With interval 0 a commit starts at once, and what is
+//                  submitted while it syncs goes out together in the next.
 //   Fsync::always  every batch is its own synced write.
 //   Fsync::never   batches are written as they come, without a sync: they
 //                  survive the process dying, not the machine losing power.
