@@ -48,7 +48,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     return link.close(ReasonCode::kTopicNameInvalid, false, "topic longer or deeper than this broker allows");
 
   broker.stats.messages_received.fetch_add(1, std::memory_order_relaxed);
-  const auto ack_type = [&](ReasonCode code) {
+  const auto ack = [&](ReasonCode code) {
     return p.qos == QoS::k1 ? pub_response<mqtt::Puback>(p.packet_id, code)
                             : pub_response<mqtt::Pubrec>(p.packet_id, code);
   };
@@ -58,7 +58,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     // retransmission adds nothing and is acknowledged only [MQTT-4.3.3-9].
     const size_t limit = st.version == mqtt::ProtocolVersion::kV5 ? broker.limits.receive_maximum : SIZE_MAX;
     switch (st.session->begin_inbound_qos2(p.packet_id, limit)) {
-      case Session::Inbound::kDuplicate: return link.reply(ack_type(ReasonCode::kSuccess));
+      case Session::Inbound::kDuplicate: return link.reply(ack(ReasonCode::kSuccess));
       case Session::Inbound::kOverLimit:
         return link.close(ReasonCode::kReceiveMaximumExceeded, false,
                           "more unacknowledged QoS 2 PUBLISH than Receive Maximum");
@@ -80,7 +80,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
       broker.log.debug("{}: a subscriber's queue is full; closing the 3.1.1 publisher unacknowledged", st.client_id());
       return link.close(std::nullopt, false);
     }
-    return link.reply(ack_type(ReasonCode::kQuotaExceeded));
+    return link.reply(ack(ReasonCode::kQuotaExceeded));
   }
 
   // What must be on disk before the acknowledgement [MQTT-3.3.1-5]: the
@@ -100,7 +100,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   if (p.qos == QoS::k0) {
     store(link, std::move(write));  // nobody waits for a QoS 0 message
   } else {
-    reply_after(link, ack_type(code), std::move(write));
+    reply_after(link, ack(code), std::move(write));
   }
 
   const auto result = broker.router.deliver(route, message, now.steady);

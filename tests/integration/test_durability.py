@@ -167,7 +167,9 @@ class Durability(unittest.TestCase):
 
     def test_offline_sessions_keep_every_acknowledged_message_across_kill_9(self):
         n = 100
-        first = self.node()
+        # Long group commits: an acknowledgement sent before its commit would
+        # leave the last messages unwritten at the kill.
+        first = self.node("--fsync-interval", "100")
         v5 = self.persistent(first, "sub-v5")
         self.assertEqual(v5.subscribe("fleet/#", 2, sub_id=7), [2])
         v5.disconnect()
@@ -272,7 +274,9 @@ class Durability(unittest.TestCase):
               f"after the restart, {len(set(got) - acknowledged)} of them unacknowledged")
 
     def test_in_flight_deliveries_resume_after_kill_9(self):
-        first = self.node()
+        # Long group commits: a PUBREL sent before its commit would leave the
+        # release unwritten at the kill, and the PUBLISH would go again.
+        first = self.node("--fsync-interval", "200")
         sub, _ = self.raw_persistent(first, "inflight-sub", clean=True)
         sub.send(subscribe_packet(1, [("inflight/#", 2)]))
         sub.expect(SUBACK)
