@@ -138,7 +138,6 @@ class Connection final : public ClientLink,
   bool read_paused_ = false;  // too much output waiting: no reads until it drains
   bool closing_ = false;  // no more reads; close once pending bytes are out
   bool waiting_readable_ = false;  // the pending read is a readable wait
-  bool connack_held_ = false;  // the CONNACK waits for the session's record
   // Moving between workers (see follow_waker): from the decision until the
   // new worker has the socket. At most one move per connection.
   bool moving_ = false;
@@ -170,6 +169,7 @@ class Connection final : public ClientLink,
   std::atomic<bool> wake_posted_{false};
   int8_t waker_ = -1;  // the other worker that woke us last, and how often in a row
   uint8_t wakes_from_waker_ = 0;
+  bool connack_held_ = false;  // the CONNACK waits for the session's record
 };
 
 }  // namespace starling::broker

@@ -23,13 +23,11 @@ Session::Session(std::string client_id, SessionId id, QueueLimits limits, uint64
     : client_id_(std::move(client_id)),
       id_(id),
       limits_(limits),
-      first_sequence_(first_sequence),
       next_sequence_(first_sequence) {}
 
 bool Session::assign_sequence(Delivery& d) {
   if (!persistent() || d.qos == mqtt::QoS::k0) return false;
-  std::lock_guard lock(mu_);
-  d.sequence = next_sequence_++;
+  d.sequence = next_sequence_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -387,7 +385,9 @@ void Session::restore_queued(Delivery d) {
   std::lock_guard lock(mu_);
   Flow& f = make_flow_locked();
   f.queued_bytes += cost(d);
-  if (d.sequence >= next_sequence_) next_sequence_ = d.sequence + 1;
+  if (d.sequence >= next_sequence_.load(std::memory_order_relaxed)) {
+    next_sequence_.store(d.sequence + 1, std::memory_order_relaxed);
+  }
   push_grow(f.queue, std::move(d));
 }
 

@@ -98,8 +98,9 @@ struct QueueLimits {
 class Session {
  public:
   // `first_sequence`: the start of this session's range of queue sequence
-  // numbers when it is persisted (SessionRegistry hands the ranges out); 0
-  // for a session that never touches the disk.
+  // numbers when it is persisted (SessionRegistry hands the ranges out, each
+  // at a multiple of kSequenceRange); 0 for a session that never touches the
+  // disk.
   Session(std::string client_id, SessionId id, QueueLimits limits, uint64_t first_sequence = 0);
 
   const std::string& client_id() const { return client_id_; }
@@ -107,8 +108,13 @@ class Session {
   // Persisted in the node's store (its QoS 1/2 deliveries, subscriptions and
   // state survive a restart). Also this session's epoch on disk: records of
   // an earlier session of the same client id have a smaller one.
-  bool persistent() const { return first_sequence_ != 0; }
-  uint64_t first_sequence() const { return first_sequence_; }
+  bool persistent() const { return next_sequence_.load(std::memory_order_relaxed) != 0; }
+  // Ranges start at multiples of kSequenceRange, and a session never uses up
+  // its 2^32 numbers: the start is not kept apart (8 bytes a session).
+  static constexpr uint64_t kSequenceRange = uint64_t{1} << 32;
+  uint64_t first_sequence() const {
+    return next_sequence_.load(std::memory_order_relaxed) & ~(kSequenceRange - 1);
+  }
   // Gives a QoS 1/2 delivery to a persistent session its sequence number,
   // for the caller to store before the session sees it; false (nothing to
   // store) for any other delivery.
@@ -249,7 +255,6 @@ class Session {
   const std::string client_id_;
   const SessionId id_;
   const QueueLimits limits_;
-  const uint64_t first_sequence_;
 
   mutable std::mutex mu_;
   std::weak_ptr<SessionListener> listener_;  // guarded by mu_
@@ -279,7 +284,7 @@ class Session {
   std::vector<std::weak_ptr<SessionListener>> room_waiters_;
   std::atomic<bool> congested_{false};     // written under mu_
   uint16_t last_packet_id_ = 0;
-  uint64_t next_sequence_;  // guarded by mu_
+  std::atomic<uint64_t> next_sequence_;  // 0: not persistent
   std::vector<uint16_t> inbound_qos2_;  // sorted; small (at most Receive Maximum)
   std::map<std::string, SubscriptionRecord> subscriptions_;
   uint32_t expiry_interval_ = 0;

@@ -118,7 +118,7 @@ class SessionRegistry {
   // Each persistent session takes the next range of 2^32 queue sequence
   // numbers; its first one is its epoch on disk. restore() moves this past
   // everything stored.
-  static constexpr uint64_t kSequenceRange = uint64_t{1} << 32;
+  static constexpr uint64_t kSequenceRange = Session::kSequenceRange;
   std::atomic<uint64_t> next_first_sequence_{kSequenceRange};
   mutable std::mutex mu_;
   Map sessions_;  // guarded by mu_
