@@ -273,6 +273,43 @@ class Durability(unittest.TestCase):
         print(f"\n  kill during publishing: {len(acknowledged)} acknowledged, {len(got)} delivered "
               f"after the restart, {len(set(got) - acknowledged)} of them unacknowledged")
 
+    def test_a_kill_while_an_online_persistent_subscriber_is_served_loses_nothing(self):
+        first = self.node()
+        sub = self.persistent(first, "live-sub")
+        sub.subscribe("live/#", 2)
+        pub = MqttClient("live-pub", version=5)
+        self.addCleanup(pub.close)
+        pub.connect(first)
+        pub.c.max_inflight_messages_set(50)
+        sent = []
+        for i in range(3000):
+            qos = 1 + i % 2
+            payload = f"l{i}".encode()
+            sent.append((pub.publish("live/x", payload, qos=qos, wait=False), (payload, qos)))
+            if i == 1500:
+                # Mid-stream: some delivered and acknowledged by the
+                # subscriber, some in flight to it, some queued.
+                wait_until(lambda: len(sub.msgs) > 200, timeout=20, message="deliveries under way")
+                first.kill9()
+                break
+        acknowledged = {m for info, m in sent if info.is_published()}
+        self.assertGreater(len(acknowledged), 200)
+        pub.close()
+
+        # The same client reconnects, with its own session state: a QoS 2
+        # message it has PUBREC'd waits in paho for its PUBREL, which the
+        # node sends again (a client that forgot it would lose it: paho
+        # passes QoS 2 messages on at the PUBREL).
+        second = self.node()
+        sub.connect(second, clean_start=False, session_expiry=3600)
+        self.assertEqual(sub.session_present, 1)
+        sub.msgs.wait_until(lambda ms: acknowledged <= {(m.payload, m.qos) for m in ms}, timeout=30,
+                            what="every acknowledged message")
+        sub.msgs.wait_quiet(0.5)
+        got = [(m.payload, m.qos) for m in sub.msgs.messages]
+        twice = sorted(g for g in set(got) if g[1] == 2 and got.count(g) > 1)
+        self.assertEqual(twice, [], "QoS 2 messages delivered more than once across the kill")
+
     def test_in_flight_deliveries_resume_after_kill_9(self):
         # Long group commits: a PUBREL sent before its commit would leave the
         # release unwritten at the kill, and the PUBLISH would go again.
