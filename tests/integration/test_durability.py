@@ -293,7 +293,7 @@ class Durability(unittest.TestCase):
                 first.kill9()
                 break
         acknowledged = {m for info, m in sent if info.is_published()}
-        self.assertGreater(len(acknowledged), 200)
+        self.assertGreater(len(acknowledged), 100)  # killed mid-stream, not before it
         pub.close()
 
         # The same client reconnects, with its own session state: a QoS 2
