@@ -26,4 +26,20 @@ void store(ClientLink& link, storage::WriteBatch write) {
   if (!write.empty() && commits != nullptr) commits->submit(std::move(write), nullptr);
 }
 
+void forget_stored(ClientLink& link, std::span<const uint64_t> sequences, bool released) {
+  storage::WriteBatch erase;
+  for (uint64_t sequence : sequences) {
+    if (sequence != 0) erase_queued(erase, *link.state().session, sequence, released);
+  }
+  store(link, std::move(erase));
+}
+
+void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after) {
+  ClientState& st = link.state();
+  if (!st.session->persistent() || link.broker().commits == nullptr) return link.reply(std::move(reply), std::move(after));
+  const auto will = st.will_record(Clock::now());
+  link.broker().sessions.write_session(st.session, will ? &*will : nullptr, {},
+                                       link.hold_reply(std::move(reply), std::move(after)));
+}
+
 }  // namespace starling::broker

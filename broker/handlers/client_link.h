@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -108,5 +109,13 @@ mqtt::Packet pub_response(uint16_t packet_id, mqtt::ReasonCode code = mqtt::Reas
 void reply_after(ClientLink& link, mqtt::Packet packet, storage::WriteBatch write, ClientLink::After after = {});
 // Submits `write` where nothing waits for it (if the node stores anything).
 void store(ClientLink& link, storage::WriteBatch write);
+// Stored deliveries done with (completed, expired, refused): off the disk, in
+// one batch nobody waits for (at worst a restart sends one again, as QoS 1
+// allows, or sends its PUBREL). Sequence 0 (not stored) is skipped.
+void forget_stored(ClientLink& link, std::span<const uint64_t> sequences, bool released = false);
+// A reply to a packet that changed the session's record (CONNECT, SUBSCRIBE,
+// UNSUBSCRIBE): for a persistent session, once the record, with the
+// connection's will, is stored; else at once.
+void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after = {});
 
 }  // namespace starling::broker

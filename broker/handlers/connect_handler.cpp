@@ -88,13 +88,10 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
                    c.clean_start, opened.present);
   // Resumed in-flight messages go first, then what was queued [MQTT-4.4.0-1];
   // nothing before the CONNACK.
-  auto resume = [](ClientLink& l) { l.flush_session(/*resend_inflight=*/true); };
-  if (!st.session->persistent() || broker.commits == nullptr) return link.reply(std::move(ack), resume);
   // A persistent session's CONNACK waits for its record, will included: once
   // the client has it, a crash leaves the session, and the will goes out
   // after the restart.
-  const auto will = st.will_record(Clock::now());
-  broker.sessions.write_session(st.session, will ? &*will : nullptr, {}, link.hold_reply(std::move(ack), resume));
+  reply_when_recorded(link, std::move(ack), [](ClientLink& l) { l.flush_session(/*resend_inflight=*/true); });
 }
 
 }  // namespace starling::broker

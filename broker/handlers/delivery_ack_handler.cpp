@@ -7,17 +7,13 @@
 namespace starling::broker {
 namespace {
 
-// A stored delivery is done with: off the disk (nobody waits for that; at
-// worst a restart sends it again, as QoS 1 allows, or sends its PUBREL).
+// A delivery is done with: off the disk if it was stored, and a large queue
+// that drained with it gives its erased range back to the disk.
 void forget(ClientLink& link, const Session::Found& found, bool released) {
-  if (found.sequence == 0) return;
-  const Session& session = *link.state().session;
-  storage::WriteBatch erase;
-  erase_queued(erase, session, found.sequence, released);
-  store(link, std::move(erase));
-  // A large queue drained: its erased range is given back to the disk.
+  forget_stored(link, {&found.sequence, 1}, released);
   if (found.drained && link.broker().compactor) {
-    link.broker().compactor->request(storage::Column::queue, storage::client_prefix(session.client_id()));
+    link.broker().compactor->request(storage::Column::queue,
+                                     storage::client_prefix(link.state().session->client_id()));
   }
 }
 

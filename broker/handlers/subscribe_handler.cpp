@@ -53,16 +53,6 @@ void send_retained(ClientLink& link, const std::vector<RetainedWanted>& wanted) 
   if (queued > 0) link.flush_session(false);
 }
 
-// The session's record changed: SUBACK/UNSUBACK once it is stored (a
-// persistent session), else at once.
-void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after = {}) {
-  ClientState& st = link.state();
-  if (!st.session->persistent() || link.broker().commits == nullptr) return link.reply(std::move(reply), std::move(after));
-  const auto will = st.will_record(Clock::now());
-  link.broker().sessions.write_session(st.session, will ? &*will : nullptr, {},
-                                       link.hold_reply(std::move(reply), std::move(after)));
-}
-
 }  // namespace
 
 void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {

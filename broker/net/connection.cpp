@@ -375,13 +375,6 @@ void Connection::on_committed(bool ok) {
   if (held.empty()) held_replies_.reset();
 }
 
-void Connection::forget_stored(uint64_t sequence) {
-  if (sequence == 0) return;
-  storage::WriteBatch erase;
-  erase_queued(erase, *state_.session, sequence);
-  store(*this, std::move(erase));
-}
-
 void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) {
   const Message& m = *d.message;
   mqtt::Publish p;
@@ -419,7 +412,10 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
     // Too large for this client: dropped as if delivered [MQTT-3.1.2-25].
     pending.bytes.resize(from);
     if (new_alias) state_.aliases->outbound.erase(m.topic);
-    if (packet_id != 0) forget_stored(state_.session->discard(packet_id).sequence);
+    if (packet_id != 0) {
+      const uint64_t sequence = state_.session->discard(packet_id).sequence;
+      forget_stored(*this, {&sequence, 1});
+    }
     broker_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -452,7 +448,7 @@ void Connection::flush_session(bool resend_inflight) {
     ready.clear();
     session.take_ready(this, window, Clock::now(), ready, expired, forget, room);
     broker_.stats.messages_dropped.fetch_add(expired, std::memory_order_relaxed);
-    for (uint64_t sequence : forget) forget_stored(sequence);
+    forget_stored(*this, forget);  // the expired ones that were stored
     for (const auto& r : ready) send_delivery(r.packet_id, r.delivery, r.dup);
     ready.clear();
   }

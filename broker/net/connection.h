@@ -89,8 +89,6 @@ class Connection final : public ClientLink,
   void start_write();
   void on_write(boost::system::error_code ec);
   void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
-  // A stored delivery dropped unsent (expired, too large): off the disk too.
-  void forget_stored(uint64_t sequence);
   // Schedules the next deadline: CONNECT in time, or the keep alive.
   void arm_timer();
   DeadlineWheel& wheel();

@@ -30,11 +30,7 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
       fresh = std::make_shared<Session>(client_id, next_id_++, queue_limits_, first_sequence);
       sessions_[client_id] = fresh;
       // Whatever the ended session stored goes with it.
-      if (old && old->persistent()) {
-        storage::WriteBatch erase;
-        erase_client(erase, client_id);
-        submit_locked(std::move(erase));
-      }
+      if (old && old->persistent()) erase_stored_locked(client_id);
       fresh->set_expiry_interval(expiry_interval);
       fresh->attach(std::move(listener));
       if (old) previous = old->attach({});  // the old session is over: detach its connection
@@ -59,8 +55,14 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
 
 uint64_t SessionRegistry::new_first_sequence() { return next_first_sequence_.fetch_add(kSequenceRange); }
 
-void SessionRegistry::submit_locked(storage::WriteBatch batch) {
+void SessionRegistry::submit(storage::WriteBatch batch) {
   if (commits_ && !batch.empty()) commits_->submit(std::move(batch), nullptr);
+}
+
+void SessionRegistry::erase_stored_locked(std::string_view client_id) {
+  storage::WriteBatch erase;
+  erase_client(erase, client_id);
+  submit(std::move(erase));
 }
 
 void SessionRegistry::write_session(const std::shared_ptr<Session>& session, const WillRecord* will,
@@ -86,7 +88,7 @@ void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_po
     // (no one waits for it).
     storage::WriteBatch batch;
     put_queued(batch, route, ClockPair{now, std::chrono::system_clock::now()}, /*check_room=*/true);
-    if (!batch.empty()) commits_->submit(std::move(batch), nullptr);
+    submit(std::move(batch));
   }
   router_.deliver(route, message, now, Router::Policy::kBestEffort);
 }
@@ -104,7 +106,7 @@ void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point no
   if (message->retain && commits_) {
     storage::WriteBatch batch;
     put_retained(batch, *message, ClockPair{now, std::chrono::system_clock::now()});
-    commits_->submit(std::move(batch), nullptr);
+    submit(std::move(batch));
   }
 }
 
@@ -137,7 +139,7 @@ void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optio
   if (session->persistent() && commits_) {
     storage::WriteBatch batch;
     put_session(batch, *session, stored_will ? &*stored_will : nullptr, ClockPair{now, std::chrono::system_clock::now()});
-    submit_locked(std::move(batch));
+    submit(std::move(batch));
   }
 }
 
@@ -155,11 +157,7 @@ void SessionRegistry::end_session(const std::shared_ptr<Session>& session, Clock
     if (it == sessions_.end()) return;
     if (session->online()) return;
     sessions_.erase(it);
-    if (session->persistent()) {
-      storage::WriteBatch erase;
-      erase_client(erase, session->client_id());
-      submit_locked(std::move(erase));
-    }
+    if (session->persistent()) erase_stored_locked(session->client_id());
   }
   if (auto will = session->take_pending_will()) publish_will(*will, now);
   router_.remove_session(*session);
@@ -201,7 +199,7 @@ size_t SessionRegistry::drop_expired_messages(Clock::time_point now) {
     dropped += s->drop_expired(now, forget);
     for (uint64_t sequence : forget) erase_queued(erase, *s, sequence);
   }
-  if (commits_ && !erase.empty()) commits_->submit(std::move(erase), nullptr);
+  submit(std::move(erase));
   return dropped;
 }
 

@@ -101,9 +101,12 @@ class SessionRegistry {
 
  private:
   void end_session(const std::shared_ptr<Session>& session, Clock::time_point now);
-  // Submits `batch` (nothing waits for it). Call with mu_ held, so the store
-  // sees changes to the session map in order.
-  void submit_locked(storage::WriteBatch batch);
+  // Submits `batch` if the node stores anything; nothing waits for it. A
+  // write that goes with a change to the session map is submitted with mu_
+  // held, so the store sees those changes in order.
+  void submit(storage::WriteBatch batch);
+  // Everything stored under the client id goes (mu_ held).
+  void erase_stored_locked(std::string_view client_id);
   uint64_t new_first_sequence();
   using Map = std::unordered_map<std::string, std::shared_ptr<Session>>;
   // `session`'s entry, or end() when another session replaced it under its
