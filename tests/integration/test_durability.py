@@ -159,6 +159,12 @@ class Durability(unittest.TestCase):
         got = self.retained_on(last, "modes/#", 3)
         self.assertEqual(sorted(got), ["modes/always", "modes/batch", "modes/never"])
 
+    def all_committed(self, broker):
+        """Returns once everything the node submitted to its store so far is
+        committed: group commits complete in order, and a retained QoS 1
+        PUBLISH is acknowledged only after its own."""
+        self.client(broker, f"sync-{time.monotonic_ns()}").publish("sync/marker", b"x", qos=1, retain=True)
+
     def restored_line(self, broker):
         for line in broker.read_log().splitlines():
             if "persistent sessions:" in line:
@@ -342,8 +348,8 @@ class Durability(unittest.TestCase):
         sub.send(ack_packet(PUBCOMP, two.packet_id))
         sub.send(ack_packet(PUBACK, one.packet_id))
         sub.send(pingreq_packet())
-        sub.expect(PINGRESP)  # the acknowledgements are handled
-        time.sleep(0.1)  # and their erasure committed (nobody waits for it)
+        sub.expect(PINGRESP)  # the acknowledgements are handled, their erasure submitted
+        self.all_committed(second)  # and committed (nobody waits for it)
         second.kill9()
         sub.close()
 
@@ -396,7 +402,7 @@ class Durability(unittest.TestCase):
         self.assertEqual((got[0].topic, got[0].payload), ("wills/device", b"lost"))
 
     def test_sessions_that_end_leave_nothing_on_disk(self):
-        first = self.node()
+        first = self.node("--sys-interval", "1")
         for client_id, expiry in (("brief", 1), ("lasting", 3600), ("replaced", 3600)):
             c = MqttClient(client_id, version=5)
             self.addCleanup(c.close)
@@ -413,7 +419,13 @@ class Durability(unittest.TestCase):
         again.connect(first, clean_start=True, session_expiry=0)
         self.assertEqual(again.session_present, 0)
         again.disconnect()
-        time.sleep(1.6)
+        # "brief" has expired once only "lasting"'s subscription is left (and
+        # the watcher's own).
+        watcher = self.client(first, "watcher")
+        watcher.subscribe("$SYS/broker/subscriptions/count", 0)
+        watcher.msgs.wait_until(lambda ms: any(m.payload == b"2" for m in ms), timeout=15,
+                                what="the expired session's subscription to go")
+        self.all_committed(first)  # the erasures are submitted as the sessions end; nobody waits for them
         first.kill9()
 
         # Nothing left to expire or drop at start-up: the ended sessions'
