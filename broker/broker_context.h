@@ -11,6 +11,7 @@
 #include "broker/routing/retained_store.h"
 #include "broker/routing/router.h"
 #include "broker/session/session_registry.h"
+#include "broker/stats.h"
 #include "storage/result.h"
 
 namespace starling::storage {
@@ -32,20 +33,6 @@ struct Limits {
   uint32_t max_topic_levels = 128;
   uint32_t max_topic_length = 65535;
   std::chrono::milliseconds connect_timeout{10'000};
-};
-
-// Counters for $SYS and, later, the metrics endpoint. Relaxed atomics: they
-// are statistics, not synchronisation.
-struct Stats {
-  std::atomic<uint64_t> messages_received{0};
-  std::atomic<uint64_t> messages_sent{0};
-  std::atomic<uint64_t> bytes_received{0};
-  std::atomic<uint64_t> bytes_sent{0};
-  std::atomic<uint64_t> messages_dropped{0};
-  std::atomic<uint64_t> connections{0};  // currently open
-  std::atomic<uint64_t> clients_connected{0};  // open and past CONNECT
-  std::atomic<uint64_t> connections_moved{0};  // to another worker (Connection::follow_waker)
-  std::atomic<bool> store_failing{false};  // the last write to the node's store failed
 };
 
 // Whether a topic name or filter is within the configured length and levels.
@@ -78,6 +65,7 @@ struct BrokerContext {
   // per write.
   void note_store_write(const storage::Status& status) {
     if (!status) {
+      stats.store_write_failures.fetch_add(1, std::memory_order_relaxed);
       if (!stats.store_failing.exchange(true)) log.warn("store write failed: {}", status.message());
     } else if (stats.store_failing.exchange(false)) {
       log.info("store writes succeed again");

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <system_error>
 #include <thread>
@@ -144,6 +145,19 @@ std::string parse_file(const std::string& text, std::filesystem::path& out) {
   return {};
 }
 
+// The token is the file's first line (a trailing newline is not part of it).
+std::string read_token_file(const std::string& text, std::filesystem::path& path, std::string& token) {
+  if (!token.empty()) return "cannot be used together with --http-token";  // applied first, see the table
+  if (std::string error = parse_file(text, path); !error.empty()) return error;
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) return "cannot read " + in_quotes(text);
+  while (!line.empty() && (line.back() == '\r' || std::isspace(static_cast<unsigned char>(line.back())))) line.pop_back();
+  if (line.empty()) return "file " + in_quotes(text) + " has no token on its first line";
+  token = line;
+  return {};
+}
+
 std::string parse_node_id(const std::string& text, std::string& out) {
   const bool ok = !text.empty() && text.size() <= 128 &&
                   std::all_of(text.begin(), text.end(), [](unsigned char c) {
@@ -184,7 +198,7 @@ struct Setting {
   Apply apply;
 };
 
-constexpr std::array<Setting, 32> settings{{
+constexpr std::array<Setting, 37> settings{{
     {"node-id", "NAME", "unique, stable name of this node (default: host name)",
      [](Config& c, const std::string& v) { return parse_node_id(v, c.node_id); }},
     {"mqtt-listen", "HOST:PORT", "MQTT over TCP, or off (default: 0.0.0.0:1883)",
@@ -201,6 +215,14 @@ constexpr std::array<Setting, 32> settings{{
      [](Config& c, const std::string& v) { return parse_listener(v, c.ws_listen); }},
     {"http-listen", "HOST:PORT", "/metrics, /healthz, /readyz, admin API (default: 0.0.0.0:8080)",
      [](Config& c, const std::string& v) { return parse_listener(v, c.http_listen); }},
+    {"http-token", "TOKEN", "bearer token the admin API asks for; without one the API is read-only (default: none)",
+     [](Config& c, const std::string& v) {
+       if (v.empty()) return std::string{"the token must not be empty"};
+       c.http_token = v;
+       return std::string{};
+     }},
+    {"http-token-file", "FILE", "file whose first line is the admin API's bearer token (default: none)",
+     [](Config& c, const std::string& v) { return read_token_file(v, c.http_token_file, c.http_token); }},
     {"data-dir", "DIR", "RocksDB directory (default: ./data)",
      [](Config& c, const std::string& v) {
        if (v.empty()) return std::string{"the directory must not be empty"};
@@ -244,6 +266,16 @@ constexpr std::array<Setting, 32> settings{{
                                     LogLevel::off},
                          c.log_level);
      }},
+    {"log-format", "text|json", "one line per event, as text or as a JSON object (default: text)",
+     [](Config& c, const std::string& v) {
+       return parse_enum(v, std::array{LogFormat::text, LogFormat::json}, c.log_format);
+     }},
+    {"shutdown-timeout", "SECONDS", "after SIGTERM, exit within this long (default: 30)",
+     [](Config& c, const std::string& v) { return parse_uint(v, 1, 3600, c.shutdown_timeout); }},
+    {"drain-delay", "SECONDS",
+     "after SIGTERM, how long /readyz says 503 while listeners still accept, before clients are told to go "
+     "(default: 0)",
+     [](Config& c, const std::string& v) { return parse_uint(v, 0, 3600, c.drain_delay); }},
     {"max-packet-size", "BYTES", "largest packet accepted, e.g. 262144 or 1MiB (default: 1MiB)",
      [](Config& c, const std::string& v) { return parse_size(v, max_mqtt_packet, c.max_packet_size); }},
     {"max-keepalive", "SECONDS", "longest keep-alive granted (default: 65535)",
@@ -368,6 +400,10 @@ std::optional<ConfigExit> check_consistency(const Config& c) {
     return usage_error("cluster-advertise", "needs --cluster-listen");
   }
   if (!c.join.empty() && !c.cluster_listen) return usage_error("join", "needs --cluster-listen");
+  if (c.drain_delay >= c.shutdown_timeout) {
+    return usage_error("drain-delay", "must be shorter than --shutdown-timeout (" +
+                                          std::to_string(c.shutdown_timeout) + " s)");
+  }
 
   const std::array<std::pair<std::string_view, const std::optional<HostPort>*>, 5> listeners{{
       {"mqtt-listen", &c.mqtt_listen},
@@ -398,6 +434,10 @@ std::string_view to_string(FsyncMode mode) noexcept {
     case FsyncMode::never: return "never";
   }
   return "?";
+}
+
+std::string_view to_string(LogFormat format) noexcept {
+  return format == LogFormat::json ? "json" : "text";
 }
 
 std::string_view to_string(LogLevel level) noexcept {
@@ -571,6 +611,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"tls-ca", path(c.tls_ca)},
       {"ws-listen", listener(c.ws_listen)},
       {"http-listen", listener(c.http_listen)},
+      {"http-token", c.http_token.empty() ? "none (admin API read-only)" : "(set)"},
+      {"http-token-file", path(c.http_token_file)},
       {"data-dir", c.data_dir.string()},
       {"cluster-listen", listener(c.cluster_listen)},
       {"cluster-advertise", c.cluster_advertise ? c.cluster_advertise->to_string()
@@ -582,6 +624,9 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
       {"fsync-interval", std::to_string(c.fsync_interval_ms) + " ms"},
       {"threads", std::to_string(c.threads)},
       {"log-level", std::string{to_string(c.log_level)}},
+      {"log-format", std::string{to_string(c.log_format)}},
+      {"shutdown-timeout", std::to_string(c.shutdown_timeout)},
+      {"drain-delay", std::to_string(c.drain_delay)},
       {"max-packet-size", std::to_string(c.max_packet_size)},
       {"max-keepalive", std::to_string(c.max_keepalive)},
       {"receive-maximum", std::to_string(c.receive_maximum)},

@@ -22,9 +22,11 @@ namespace starling::broker {
 
 using FsyncMode = storage::Fsync;  // the store's own modes
 enum class LogLevel { trace, debug, info, warn, error, critical, off };
+enum class LogFormat { text, json };
 
 std::string_view to_string(FsyncMode mode) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
+std::string_view to_string(LogFormat format) noexcept;
 
 // One entry of --join: a peer address, or "dns:NAME:PORT" meaning every A/AAAA
 // record of NAME (e.g. a Kubernetes headless service).
@@ -59,6 +61,16 @@ struct Config {
   std::uint32_t fsync_interval_ms = 0;
   std::uint32_t threads = 1;  // default: number of cores
   LogLevel log_level = LogLevel::info;
+  LogFormat log_format = LogFormat::text;
+  // The admin API's bearer token (--http-token, or the first line of
+  // --http-token-file); empty: the API is read-only. Never logged.
+  std::string http_token;
+  std::filesystem::path http_token_file;
+  // SIGTERM/SIGINT: /readyz says 503 for drain_delay seconds while the
+  // listeners still accept (load balancers notice), then clients are told to
+  // go; the process exits by shutdown_timeout seconds after the signal.
+  std::uint32_t shutdown_timeout = 30;
+  std::uint32_t drain_delay = 0;
   std::uint32_t max_packet_size = 1024 * 1024;
   std::uint16_t max_keepalive = 65535;
   std::uint16_t receive_maximum = 128;

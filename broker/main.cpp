@@ -11,6 +11,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "broker/config.h"
+#include "broker/log_format.h"
 #include "broker/server.h"
 
 int main(int argc, char** argv) {
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   // A logger owned here and passed down, not spdlog's global registry.
   spdlog::logger log{"starling", std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
   log.set_level(spdlog::level::from_str(std::string{broker::to_string(config.log_level)}));
+  if (config.log_format == broker::LogFormat::json) log.set_formatter(broker::make_json_log_formatter());
   log.info("starling {} node {}", broker::version(), config.node_id);
   for (const auto& [name, value] : broker::describe(config)) log.info("  {}: {}", name, value);
 

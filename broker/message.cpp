@@ -27,6 +27,7 @@ MessagePtr make_message(std::string topic, std::string_view payload, mqtt::QoS q
     m->properties = std::move(forwarded);
   }
   if (props.message_expiry_interval) m->expires_at = now + std::chrono::seconds(*props.message_expiry_interval);
+  m->received_at = now;
   m->publisher = publisher;
   m->backing = std::move(backing);
   return m;

@@ -30,6 +30,7 @@ struct Message {
   // point into `backing`. Expiry is kept as a deadline instead.
   std::shared_ptr<const mqtt::Properties> properties;
   std::optional<Clock::time_point> expires_at;
+  Clock::time_point received_at;  // for the publish-to-delivery latency
   SessionId publisher = 0;  // 0: the broker itself ($SYS, wills keep the owner's)
   // The received packet's bytes: one copy in, shared by every delivery.
   mqtt::SharedBytes backing;

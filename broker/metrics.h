@@ -1,35 +1,56 @@
 #pragma once
 
-// The node's Prometheus registry and the metrics declared on it. Metric names
-// follow Prometheus conventions: starling_ prefix, base units, _total on
-// counters. Components get references to their metrics from here.
+// /metrics: the node's Prometheus registry, plus what is counted elsewhere
+// (Stats, the session census) turned into metric families at scrape time, so
+// the hot path only ever adds to relaxed atomics. Names follow Prometheus
+// conventions: starling_ prefix, base units, _total on counters; the process
+// metrics are the standard process_* ones.
 
 #include <memory>
 #include <string>
+#include <vector>
 
-#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
+
+#include "broker/session/session_registry.h"
+#include "broker/stats.h"
 
 namespace starling::broker {
 
+// What a scrape reads from the node's parts.
+struct NodeGauges {
+  SessionRegistry::Census sessions;
+  size_t subscriptions = 0;
+  size_t shared_groups = 0;
+  size_t retained = 0;
+};
+
 class Metrics {
  public:
-  Metrics();
+  Metrics(const Stats& stats, const std::string& node_id, std::string_view version);
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // Incremented once per accepted MQTT network connection, any listener.
-  prometheus::Counter& connections_total() noexcept { return connections_total_; }
+  // Metrics that change rarely live in the registry (the cluster adds its own).
+  prometheus::Registry& registry() noexcept { return *registry_; }
+  // Cluster members by state; a single node is one alive member.
+  prometheus::Gauge& members(std::string_view state);
 
-  // The whole registry in the Prometheus text exposition format.
-  std::string serialize() const;
-
-  // Shared because the HTTP exposer holds the registry too.
-  const std::shared_ptr<prometheus::Registry>& registry() const noexcept { return registry_; }
+  // Every metric in the Prometheus text exposition format (version 0.0.4).
+  std::string serialize(const NodeGauges& gauges) const;
 
  private:
+  std::vector<prometheus::MetricFamily> collect(const NodeGauges& gauges) const;
+
+  const Stats& stats_;
   std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Counter& connections_total_;  // owned by registry_
+  prometheus::Family<prometheus::Gauge>& members_;
 };
+
+// process_cpu_seconds_total, process_resident_memory_bytes, ... read from
+// /proc/self, as the official client libraries report them.
+std::vector<prometheus::MetricFamily> process_metrics();
 
 }  // namespace starling::broker

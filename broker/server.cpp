@@ -1,7 +1,9 @@
 #include "broker/server.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <future>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -9,6 +11,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "broker/broker_context.h"
+#include "broker/http/http_server.h"
+#include "broker/http/node_api.h"
+#include "broker/metrics.h"
 #include "broker/net/connection.h"
 #include "broker/net/listen_address.h"
 #include "broker/net/websocket_stream.h"
@@ -28,13 +33,16 @@ struct Server::Parts {
   Parts(const Config& c, spdlog::logger& l)
       : config(c),
         log(l),
+        stats(c.threads),
         router(forwarder),
         sessions(router, retained, QueueLimits::with_hard_limits(c.max_queued, c.max_queued_bytes)),
         context{limits_of(c), sessions, router, retained, stats, log, &workers},
         workers(c.threads),
         signals(main, SIGINT, SIGTERM),
         sweep_timer(main),
-        sys_timer(main) {}
+        sys_timer(main),
+        drain_timer(main),
+        metrics(stats, c.node_id, version()) {}
 
   static Limits limits_of(const Config& c) {
     Limits l;
@@ -70,8 +78,82 @@ struct Server::Parts {
   asio::signal_set signals;
   asio::steady_timer sweep_timer;
   asio::steady_timer sys_timer;
+  asio::steady_timer drain_timer;
   Clock::time_point started = Clock::now();
+  std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();
   uint64_t sweeps = 0;
+  Metrics metrics;
+  std::vector<BoundListener> bound;
+  std::atomic<bool> accepting{false};  // MQTT listeners open, not draining
+  std::atomic<bool> draining{false};
+  Clock::time_point stop_by;  // the shutdown deadline, once a signal came
+  std::unique_ptr<NodeApi> api;
+  std::unique_ptr<HttpServer> http;  // last: its thread reads everything above
+
+  // The names of the event loops that did not run a posted no-op in time.
+  std::vector<std::string> unresponsive_loops(std::chrono::milliseconds timeout) {
+    std::vector<std::pair<std::string, std::future<void>>> pings;
+    const auto ping = [&pings](std::string name, asio::io_context& loop) {
+      auto done = std::make_shared<std::promise<void>>();
+      pings.emplace_back(std::move(name), done->get_future());
+      asio::post(loop, [done] { done->set_value(); });
+    };
+    ping("main", main);
+    for (size_t i = 0; i < workers.size(); ++i) ping("worker " + std::to_string(i), workers.at(i));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::vector<std::string> stuck;
+    for (auto& [name, answer] : pings) {
+      if (answer.wait_until(deadline) != std::future_status::ready) stuck.push_back(name);
+    }
+    return stuck;
+  }
+
+  // SIGTERM/SIGINT: not ready at once; after --drain-delay no more accepting
+  // and every client told to go (MQTT 5: DISCONNECT 0x8B); then, once they
+  // have gone or --shutdown-timeout is near, main.run() returns and run()
+  // flushes the store.
+  void drain(int signal) {
+    stop_by = Clock::now() + std::chrono::seconds(config.shutdown_timeout);
+    draining = true;
+    log.info("signal {}: draining; /readyz reports 503{}; exit within {} s (a second signal exits at once)", signal,
+             config.drain_delay > 0 ? fmt::format(", listeners close in {} s", config.drain_delay) : std::string{},
+             config.shutdown_timeout);
+    sweep_timer.cancel();
+    sys_timer.cancel();
+    drain_timer.expires_after(std::chrono::seconds(config.drain_delay));
+    drain_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      for (auto& a : acceptors) {
+        boost::system::error_code ignored;
+        a.close(ignored);
+      }
+      accepting = false;
+      const size_t told = sessions.kick_all(mqtt::ReasonCode::kServerShuttingDown);
+      log.info("listeners closed; {} connected clients told the server is shutting down", told);
+      wait_for_clients();
+    });
+  }
+
+  // Until every client has gone and every closed connection has written its
+  // last bytes (a DISCONNECT); connections that never sent CONNECT are not
+  // waited for, they end with the workers.
+  void wait_for_clients() {
+    // A second's margin before the deadline for flushing the store.
+    const bool late = Clock::now() + std::chrono::seconds(1) >= stop_by;
+    const auto clients = stats.clients_connected.load(std::memory_order_relaxed);
+    const auto alive = stats.connections_alive.load(std::memory_order_relaxed);
+    const auto open = stats.connections.load(std::memory_order_relaxed);
+    const auto closing = alive > open ? alive - open : 0;
+    if ((clients == 0 && closing == 0) || late) {
+      if (clients != 0) log.warn("shutdown timeout: {} clients still connected are cut off now", clients);
+      main.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) wait_for_clients();
+    });
+  }
 
   void accept(tcp::acceptor& acceptor, bool websocket) {
     acceptor.async_accept(workers.next(), [this, &acceptor, websocket](boost::system::error_code ec, TcpSocket s) {
@@ -88,7 +170,7 @@ struct Server::Parts {
         async_accept_websocket(std::move(s), std::chrono::seconds(10),
                                [this, &worker](boost::system::error_code ec, std::unique_ptr<ByteStream> stream) {
                                  if (ec || !stream) return;
-                                 std::make_shared<Connection>(context, std::move(stream), worker)->start();
+                                 std::make_shared<Connection>(context, std::move(stream), worker, ListenerKind::kWebSocket)->start();
                                });
       });
       return;
@@ -117,7 +199,7 @@ struct Server::Parts {
       // retained ones, and those queued for offline sessions.
       if (++sweeps % 240 == 0) {
         retained.remove_expired(now);
-        stats.messages_dropped.fetch_add(sessions.drop_expired_messages(now), std::memory_order_relaxed);
+        stats.count_drop(DropReason::kExpired, sessions.drop_expired_messages(now));
       }
       sweep();
     });
@@ -138,6 +220,7 @@ struct Server::Parts {
 Server::Server(const Config& config, spdlog::logger& log) : parts_(std::make_unique<Parts>(config, log)) {}
 
 Server::~Server() {
+  parts_->http.reset();
   parts_->workers.stop();
   parts_->close_store();
 }
@@ -152,8 +235,9 @@ std::optional<Server::StartError> Server::start() {
   p.store = std::move(*store);
   auto retained = load_retained(*p.store, p.retained, ClockPair{});
   if (!retained) return StartError{retained.error().message, 2};
-  p.commits = std::make_unique<storage::GroupCommit>(*p.store, p.config.fsync,
-                                                     std::chrono::milliseconds(p.config.fsync_interval_ms));
+  p.commits = std::make_unique<storage::GroupCommit>(
+      *p.store, p.config.fsync, std::chrono::milliseconds(p.config.fsync_interval_ms),
+      [&stats = p.stats](std::chrono::nanoseconds took) { stats.commit_latency.observe(took); });
   p.context.commits = p.commits.get();
   p.compactor = std::make_unique<storage::Compactor>(
       *p.store, [&log = p.log](const storage::Status& s) { log.warn("compaction failed: {}", s.message()); });
@@ -180,11 +264,28 @@ std::optional<Server::StartError> Server::start() {
     if (!bound.ok()) return StartError{bound.error, 1};
     // Tests and scripts read the port from this line.
     p.log.info("listener {} bound to {}:{}", w.name, bound.endpoint.address().to_string(), bound.port());
+    p.bound.push_back({std::string{w.name}, bound.endpoint.address().to_string(), bound.port()});
     p.acceptors.push_back(std::move(*bound.acceptor));  // reserved: handlers hold references
     p.accept(p.acceptors.back(), w.websocket);
   }
   if (p.config.mqtts_listen) p.log.warn("--mqtts-listen is not implemented yet; TLS listener not started");
-  if (p.config.http_listen) p.log.info("the HTTP listener comes with issue 6; --http-listen not bound yet");
+  p.accepting = true;
+  p.metrics.members("alive").Set(1);  // this node; the cluster (issue 7) reports the others
+  if (p.config.http_listen) {
+    // The view is complete before the HTTP thread starts: nothing in it changes after.
+    NodeView view{p.config, p.metrics, p.stats, p.sessions, p.router, p.retained, p.started, p.started_wall,
+                  p.bound, p.accepting, p.draining,
+                  [&p](std::chrono::milliseconds timeout) { return p.unresponsive_loops(timeout); }};
+    auto started = HttpServer::bind(*p.config.http_listen, p.log);
+    if (!started.server) return StartError{started.error, 1};
+    p.http = std::move(started.server);
+    const auto& http = p.http->bound();
+    view.listeners.push_back({"http", http.endpoint.address().to_string(), http.port()});
+    p.api = std::make_unique<NodeApi>(std::move(view));
+    p.http->serve([&api = *p.api](const HttpRequest& r) { return api.handle(r); });
+    p.log.info("listener http bound to {}:{}", http.endpoint.address().to_string(), http.port());
+  }
+  p.log.info("node {} ready: starling {}, data directory {}", p.config.node_id, version(), p.config.data_dir.string());
   return std::nullopt;
 }
 
@@ -192,20 +293,23 @@ int Server::run() {
   Parts& p = *parts_;
   p.signals.async_wait([&p](boost::system::error_code ec, int signal) {
     if (ec) return;
-    p.log.info("signal {}: stopping", signal);
-    for (auto& a : p.acceptors) {
-      boost::system::error_code ignored;
-      a.close(ignored);
-    }
-    p.sweep_timer.cancel();
-    p.sys_timer.cancel();
-    // main.run() returns once the aborted accepts and timers have completed.
+    p.drain(signal);
+    p.signals.async_wait([&p](boost::system::error_code ec, int signal) {
+      if (ec) return;
+      p.log.warn("signal {} again: exiting at once", signal);
+      p.log.flush();
+      std::_Exit(1);
+    });
   });
   p.sweep();
   p.publish_sys();
   p.main.run();
+  p.http.reset();  // no request reads the node from here on
   p.workers.stop();
   p.close_store();
+  if (p.store) {
+    if (auto synced = p.store->sync_log(); !synced) p.log.warn("store: {}", synced.message());
+  }
   p.log.info("stopped");
   return 0;
 }

@@ -21,6 +21,7 @@ void publish_value(SessionRegistry& sessions, std::string topic, const std::stri
 void publish_sys_topics(const SysSnapshot& s, SessionRegistry& sessions, Clock::time_point now) {
   auto n = [](uint64_t v) { return std::to_string(v); };
   const auto load = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  const TrafficTotals traffic = s.stats.traffic_totals();
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(now - s.started).count();
   publish_value(sessions, "$SYS/broker/version", "starling " + std::string(version()), now);
   publish_value(sessions, "$SYS/broker/uptime", std::to_string(uptime) + " seconds", now);
@@ -28,11 +29,11 @@ void publish_sys_topics(const SysSnapshot& s, SessionRegistry& sessions, Clock::
   publish_value(sessions, "$SYS/broker/clients/total", n(s.sessions), now);
   // Connections that moved to the worker their messages come from.
   publish_value(sessions, "$SYS/broker/clients/moved", n(load(s.stats.connections_moved)), now);
-  publish_value(sessions, "$SYS/broker/messages/received", n(load(s.stats.messages_received)), now);
-  publish_value(sessions, "$SYS/broker/messages/sent", n(load(s.stats.messages_sent)), now);
-  publish_value(sessions, "$SYS/broker/messages/dropped", n(load(s.stats.messages_dropped)), now);
-  publish_value(sessions, "$SYS/broker/bytes/received", n(load(s.stats.bytes_received)), now);
-  publish_value(sessions, "$SYS/broker/bytes/sent", n(load(s.stats.bytes_sent)), now);
+  publish_value(sessions, "$SYS/broker/messages/received", n(Stats::sum(traffic.messages_received)), now);
+  publish_value(sessions, "$SYS/broker/messages/sent", n(Stats::sum(traffic.messages_sent)), now);
+  publish_value(sessions, "$SYS/broker/messages/dropped", n(Stats::sum(s.stats.dropped)), now);
+  publish_value(sessions, "$SYS/broker/bytes/received", n(traffic.bytes_received), now);
+  publish_value(sessions, "$SYS/broker/bytes/sent", n(traffic.bytes_sent), now);
   publish_value(sessions, "$SYS/broker/subscriptions/count", n(s.subscriptions), now);
   publish_value(sessions, "$SYS/broker/retained messages/count", n(s.retained), now);
 }

@@ -24,6 +24,8 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   # clients this project did not write, used by the integration tests
   python3 python3-paho-mqtt mosquitto-clients
+  # the Prometheus server and promtool, which scrape and check /metrics
+  prometheus
 )
 if [[ $BENCH -eq 1 ]]; then
   PACKAGES+=(mosquitto gnuplot-nox)
@@ -54,6 +56,15 @@ else
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as prometheus ship a service; the tests start their own
+# processes, so keep the installation from starting any (policy-rc.d 101:
+# "action forbidden"), unless the machine already has its own policy.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "setup: installed ${#missing[@]} packages"

@@ -4,8 +4,12 @@
 
 namespace starling::storage {
 
-GroupCommit::GroupCommit(KvStore& store, Fsync fsync, std::chrono::milliseconds interval)
-    : store_(store), fsync_(fsync), interval_(interval), thread_([this] { run(); }) {}
+GroupCommit::GroupCommit(KvStore& store, Fsync fsync, std::chrono::milliseconds interval, OnCommit on_commit)
+    : store_(store),
+      fsync_(fsync),
+      interval_(interval),
+      on_commit_(std::move(on_commit)),
+      thread_([this] { run(); }) {}
 
 GroupCommit::~GroupCommit() {
   {
@@ -62,7 +66,9 @@ void GroupCommit::commit(std::vector<Pending>& group) {
   if (fsync_ == Fsync::always) {
     for (Pending& p : group) {
       const WriteBatch* one = &p.batch;
+      const auto started = std::chrono::steady_clock::now();
       const Status status = store_.write_all({&one, 1}, /*sync=*/true);
+      if (on_commit_) on_commit_(std::chrono::steady_clock::now() - started);
       count(1, 1);
       if (p.done) p.done(status);
     }
@@ -71,7 +77,9 @@ void GroupCommit::commit(std::vector<Pending>& group) {
   std::vector<const WriteBatch*> batches;
   batches.reserve(group.size());
   for (const Pending& p : group) batches.push_back(&p.batch);
+  const auto started = std::chrono::steady_clock::now();
   const Status status = store_.write_all(batches, /*sync=*/fsync_ == Fsync::batch);
+  if (on_commit_) on_commit_(std::chrono::steady_clock::now() - started);
   count(1, group.size());
   for (Pending& p : group) {
     if (p.done) p.done(status);

@@ -36,7 +36,10 @@ class GroupCommit {
  public:
   using Done = std::function<void(const Status&)>;
 
-  GroupCommit(KvStore& store, Fsync fsync, std::chrono::milliseconds interval);
+  // Hears how long each commit (one write, synced as --fsync says) took, on
+  // the committer's thread.
+  using OnCommit = std::function<void(std::chrono::nanoseconds)>;
+  GroupCommit(KvStore& store, Fsync fsync, std::chrono::milliseconds interval, OnCommit on_commit = {});
   // Commits everything already submitted (and calls back), then stops.
   ~GroupCommit();
   GroupCommit(const GroupCommit&) = delete;
@@ -59,6 +62,7 @@ class GroupCommit {
   KvStore& store_;
   const Fsync fsync_;
   const std::chrono::milliseconds interval_;
+  const OnCommit on_commit_;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable wake_;

@@ -265,6 +265,12 @@ Status RocksDbStore::write_all(std::span<const WriteBatch* const> batches, bool 
   return {};
 }
 
+Status RocksDbStore::sync_log() {
+  rocksdb::Status s = impl_->db->FlushWAL(/*sync=*/true);
+  if (!s.ok()) return Status{from_rocksdb(s, "sync the write-ahead log")};
+  return {};
+}
+
 Status RocksDbStore::compact_prefix(Column column, std::string_view prefix) {
   if (!valid_column(column)) return {StoreErrc::invalid_argument, "compact: unknown column"};
   const std::string end = prefix_end(prefix);

@@ -88,6 +88,8 @@ class ClientLink {
   // This connection as its session sees it.
   virtual std::weak_ptr<SessionListener> listener() = 0;
   virtual void set_keep_alive(uint16_t seconds) = 0;
+  // Where this connection's traffic is counted (its worker's counters).
+  virtual TrafficCounters& traffic() = 0;
   // Stops reading from the client until `congested` (and any other session
   // waited on meanwhile) has room again, bounded in time (see Connection), so
   // a publisher slows to its subscribers' pace.

@@ -47,7 +47,10 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   if (!topic_within_limits(*topic, broker.limits))
     return link.close(ReasonCode::kTopicNameInvalid, false, "topic longer or deeper than this broker allows");
 
-  broker.stats.messages_received.fetch_add(1, std::memory_order_relaxed);
+  const size_t qos = Stats::qos_index(p.qos);
+  TrafficCounters& counted = link.traffic();
+  counted.messages_received[qos].fetch_add(1, std::memory_order_relaxed);
+  counted.payload_bytes_received[qos].fetch_add(p.payload.size(), std::memory_order_relaxed);
   const auto ack = [&](ReasonCode code) {
     return p.qos == QoS::k1 ? pub_response<mqtt::Puback>(p.packet_id, code)
                             : pub_response<mqtt::Pubrec>(p.packet_id, code);
@@ -70,7 +73,7 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   auto message = make_message(*topic, p.payload, p.qos, p.retain, p.properties, st.session->id(), backing, now.steady);
   Router::Route route = broker.router.route(message);
   if (route.quota_exceeded) {
-    broker.stats.messages_dropped.fetch_add(route.deliveries.size(), std::memory_order_relaxed);
+    broker.stats.count_drop(DropReason::kQueueFull);
     // Refused, not lied to: no subscriber got it. MQTT 5 says so with 0x97;
     // 3.1.1 has no way to refuse, so the connection is closed unacknowledged
     // and the client sends the message again when it reconnects
@@ -104,7 +107,8 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   }
 
   const auto result = broker.router.deliver(route, message, now.steady);
-  broker.stats.messages_dropped.fetch_add(result.dropped, std::memory_order_relaxed);
+  if (route.deliveries.empty()) broker.stats.count_drop(DropReason::kNoSubscribers);
+  for (size_t r = 0; r < kDropReasons; ++r) broker.stats.count_drop(static_cast<DropReason>(r), result.dropped_by[r]);
   for (const auto& congested : result.congested) link.wait_for_room(*congested);
 }
 

@@ -31,6 +31,7 @@ void send_retained(ClientLink& link, const std::vector<RetainedWanted>& wanted) 
       Delivery d;
       d.qos = std::min(message->qos, w.qos);
       d.retain = true;  // [MQTT-3.3.1-8]
+      d.from_retained = true;
       if (w.subscription_id != 0) d.subscription_ids.push_back(w.subscription_id);
       d.message = std::move(message);
       const bool checked = d.qos != mqtt::QoS::k0;

@@ -68,12 +68,19 @@ void Connection::OutBuffer::note_bytes(size_t from) {
   total += n;
 }
 
-Connection::Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream, asio::io_context& worker)
+Connection::Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream, asio::io_context& worker,
+                       ListenerKind listener)
     : broker_(broker),
       stream_(std::move(stream)),
       decoder_(broker.limits.max_packet_size),
-      home_(&worker) {
+      home_(&worker),
+      listener_(listener) {
   count_on_home(1);  // and -1 in close(), which every connection's end goes through
+  broker_.stats.connections_alive.fetch_add(1, std::memory_order_relaxed);
+}
+
+TrafficCounters& Connection::traffic() {
+  return broker_.stats.traffic(broker_.workers ? broker_.workers->index_of(*home_.load(std::memory_order_relaxed)) : -1);
 }
 
 void Connection::count_on_home(int delta) {
@@ -85,6 +92,7 @@ void Connection::count_on_home(int delta) {
 Connection::~Connection() {
   // Normally close() detached already; never leave a session pointing here.
   if (state_.session) state_.session->detach(this);
+  broker_.stats.connections_alive.fetch_sub(1, std::memory_order_relaxed);
 }
 
 template <typename F>
@@ -106,6 +114,8 @@ DeadlineWheel& Connection::wheel() {
 
 void Connection::start() {
   broker_.stats.connections.fetch_add(1, std::memory_order_relaxed);
+  broker_.stats.connections_open[static_cast<size_t>(listener_)].fetch_add(1, std::memory_order_relaxed);
+  broker_.stats.connections_accepted[static_cast<size_t>(listener_)].fetch_add(1, std::memory_order_relaxed);
   last_read_ = Clock::now();
   arm_timer();
   read();
@@ -170,7 +180,7 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
     if (!closing_) close(std::nullopt, false);  // the network connection is gone: not a normal disconnect
     return;
   }
-  broker_.stats.bytes_received.fetch_add(n, std::memory_order_relaxed);
+  traffic().bytes_received.fetch_add(n, std::memory_order_relaxed);
   decoder_.commit(n);
   last_read_ = Clock::now();
   in_read_batch_ = true;
@@ -179,10 +189,12 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
     auto next = decoder_.next();
     if (!next) {
       const auto& err = next.error();
-      broker_.log.debug("{} {}: {} ({})", stream_->remote_address(), state_.client_id(), err.detail,
-                        mqtt::reason_name(err.code));
+      if (!state_.connected) {
+        broker_.stats.connect_results[static_cast<uint8_t>(err.code)].fetch_add(1, std::memory_order_relaxed);
+      }
       if (!state_.connected && err.code == ReasonCode::kUnsupportedProtocolVersion) {
         // Answered in the 3.1.1 form, which every client version reads [MQTT-3.1.2-2].
+        broker_.log.debug("{}: CONNECT with an unsupported protocol version", stream_->remote_address());
         state_.version = ProtocolVersion::kV311;
         mqtt::Connack ack;
         ack.reason_code = err.code;
@@ -375,7 +387,8 @@ void Connection::on_committed(bool ok) {
   if (held.empty()) held_replies_.reset();
 }
 
-void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) {
+void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup, Clock::time_point now,
+                               TrafficCounters& counted) {
   const Message& m = *d.message;
   mqtt::Publish p;
   p.topic = m.topic;
@@ -388,7 +401,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
   bool new_alias = false;
   if (v5) {
     if (m.properties) p.properties = *m.properties;
-    if (auto left = m.remaining_expiry(Clock::now())) p.properties.message_expiry_interval = *left;  // [MQTT-3.3.2-6]
+    if (auto left = m.remaining_expiry(now)) p.properties.message_expiry_interval = *left;  // [MQTT-3.3.2-6]
     p.properties.subscription_identifiers = d.subscription_ids;
     if (state_.client_topic_alias_maximum > 0) {
       auto& aliases = state_.topic_aliases().outbound;
@@ -416,7 +429,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
       const uint64_t sequence = state_.session->discard(packet_id).sequence;
       forget_stored(*this, {&sequence, 1});
     }
-    broker_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
+    broker_.stats.count_drop(DropReason::kTooLarge);
     return;
   }
   pending.note_bytes(from);
@@ -424,7 +437,10 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup) 
     pending.pieces.push_back({0, m.payload.size(), m.payload, m.backing});
     pending.total += m.payload.size();
   }
-  broker_.stats.messages_sent.fetch_add(1, std::memory_order_relaxed);
+  const size_t qos = Stats::qos_index(d.qos);
+  counted.messages_sent[qos].fetch_add(1, std::memory_order_relaxed);
+  counted.payload_bytes_sent[qos].fetch_add(m.payload.size(), std::memory_order_relaxed);
+  if (!d.from_retained) counted.delivery_latency.observe(now - m.received_at);
 }
 
 void Connection::flush_session(bool resend_inflight) {
@@ -446,10 +462,12 @@ void Connection::flush_session(bool resend_inflight) {
     const size_t room = kMaxBufferedOutput - buffered();
     auto& ready = out().ready;
     ready.clear();
-    session.take_ready(this, window, Clock::now(), ready, expired, forget, room);
-    broker_.stats.messages_dropped.fetch_add(expired, std::memory_order_relaxed);
+    const auto now = Clock::now();
+    session.take_ready(this, window, now, ready, expired, forget, room);
+    broker_.stats.count_drop(DropReason::kExpired, expired);
     forget_stored(*this, forget);  // the expired ones that were stored
-    for (const auto& r : ready) send_delivery(r.packet_id, r.delivery, r.dup);
+    TrafficCounters& counted = traffic();
+    for (const auto& r : ready) send_delivery(r.packet_id, r.delivery, r.dup, now, counted);
     ready.clear();
   }
   if (!in_read_batch_) start_write();
@@ -461,6 +479,22 @@ void Connection::wake() {
   post_home([from](Connection& c) {
     c.wake_posted_.store(false);
     if (!c.follow_waker(from)) c.flush_session(false);
+  });
+}
+
+void Connection::describe(std::function<void(const ConnectionInfo&)> reply) {
+  post_home([reply = std::move(reply)](Connection& c) {
+    ConnectionInfo info;
+    info.peer = c.stream_->remote_address();
+    info.listener = to_string(c.listener_);
+    switch (c.state_.version) {
+      case ProtocolVersion::kV31: info.protocol = "3.1"; break;
+      case ProtocolVersion::kV311: info.protocol = "3.1.1"; break;
+      case ProtocolVersion::kV5: info.protocol = "5.0"; break;
+      default: break;
+    }
+    info.keep_alive = c.state_.keep_alive;
+    reply(info);
   });
 }
 
@@ -560,7 +594,7 @@ void Connection::start_write() {
 void Connection::on_write(boost::system::error_code ec) {
   write_in_flight_ = false;
   OutBuffer& writing = out_->writing;
-  broker_.stats.bytes_sent.fetch_add(writing.total, std::memory_order_relaxed);
+  traffic().bytes_sent.fetch_add(writing.total, std::memory_order_relaxed);
   writing.clear();
   // A burst must not leave a large buffer behind while the connection stays
   // busy; small ones are kept for reuse.
@@ -588,15 +622,37 @@ void Connection::on_write(boost::system::error_code ec) {
 void Connection::close(std::optional<ReasonCode> reason, bool normal, std::string_view why) {
   if (closing_) return;
   closing_ = true;
+  // A client that broke the rules hears why and the log says so: once, here,
+  // as the connection ends (never once per packet). The server's own reasons
+  // (shutting down, taken over, administrative action, keep alive) are not
+  // misbehaviour.
+  if (reason && static_cast<uint8_t>(*reason) >= 0x80 && *reason != ReasonCode::kServerShuttingDown &&
+      *reason != ReasonCode::kSessionTakenOver && *reason != ReasonCode::kAdministrativeAction &&
+      *reason != ReasonCode::kKeepAliveTimeout) {
+    broker_.log.info("{} {}: closed: {}{}{}", stream_->remote_address(),
+                     state_.connected ? state_.client_id() : std::string_view{"(before CONNECT)"},
+                     mqtt::reason_name(*reason), why.empty() ? "" : ": ", why);
+  }
   const auto now = Clock::now();
   if (reason && state_.connected && state_.version == ProtocolVersion::kV5) {
     mqtt::Disconnect d;
     d.reason_code = *reason;
-    if (!why.empty()) d.properties.reason_string = why;
+    // Always a Reason String: besides saying why in words, it makes the
+    // packet longer than a bare reason code, which some clients (paho-mqtt
+    // 1.6, eclipse-paho/paho.mqtt.python#860) need to see the code at all.
+    d.properties.reason_string = why.empty() ? mqtt::reason_name(*reason) : why;
     send(d);
   }
   if (state_.connected && state_.session) {
     broker_.stats.clients_connected.fetch_sub(1, std::memory_order_relaxed);
+    if (reason) {
+      broker_.stats.disconnects[static_cast<uint8_t>(*reason)].fetch_add(1, std::memory_order_relaxed);
+    } else if (normal) {
+      broker_.stats.disconnects[static_cast<uint8_t>(ReasonCode::kSuccess)].fetch_add(
+          1, std::memory_order_relaxed);
+    } else {
+      broker_.stats.disconnects_lost.fetch_add(1, std::memory_order_relaxed);
+    }
     std::optional<WillMessage> will;
     if (!normal && state_.will) {
       will = WillMessage{state_.will_message(now), now + std::chrono::seconds(state_.will_delay), now};
@@ -611,6 +667,7 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
     }
   }
   broker_.stats.connections.fetch_sub(1, std::memory_order_relaxed);
+  broker_.stats.connections_open[static_cast<size_t>(listener_)].fetch_sub(1, std::memory_order_relaxed);
   count_on_home(-1);
   // Bounded wait for the last bytes (a DISCONNECT) to go out.
   wheel().schedule(*this, now + kCloseGrace);

@@ -20,6 +20,7 @@
 #include "broker/mqtt/decoder.h"
 #include "broker/net/byte_stream.h"
 #include "broker/net/deadline_wheel.h"
+#include "broker/stats.h"
 
 namespace starling::broker {
 
@@ -29,8 +30,9 @@ class Connection final : public ClientLink,
                          private DeadlineWheel::Entry,
                          public std::enable_shared_from_this<Connection> {
  public:
-  // `worker` runs the stream's operations.
-  Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream, boost::asio::io_context& worker);
+  // `worker` runs the stream's operations; `listener` is what it came through.
+  Connection(BrokerContext& broker, std::unique_ptr<ByteStream> stream, boost::asio::io_context& worker,
+             ListenerKind listener = ListenerKind::kMqtt);
   ~Connection() override;
 
   // Starts reading; a client that sends no CONNECT in time is dropped.
@@ -40,6 +42,7 @@ class Connection final : public ClientLink,
   void wake() override;
   void kick(mqtt::ReasonCode reason) override;
   void room() override;
+  void describe(std::function<void(const ConnectionInfo&)> reply) override;
 
   // ClientLink (the worker).
   ClientState& state() override { return state_; }
@@ -51,6 +54,7 @@ class Connection final : public ClientLink,
   void close(std::optional<mqtt::ReasonCode> reason, bool normal, std::string_view why = {}) override;
   std::weak_ptr<SessionListener> listener() override { return weak_from_this(); }
   void set_keep_alive(uint16_t seconds) override;
+  TrafficCounters& traffic() override;  // the home worker's
   void wait_for_room(Session& congested) override;
 
  private:
@@ -88,7 +92,8 @@ class Connection final : public ClientLink,
   void end_room_wait();
   void start_write();
   void on_write(boost::system::error_code ec);
-  void send_delivery(uint16_t packet_id, const Delivery& d, bool dup);
+  void send_delivery(uint16_t packet_id, const Delivery& d, bool dup, Clock::time_point now,
+                     TrafficCounters& counted);
   // Schedules the next deadline: CONNECT in time, or the keep alive.
   void arm_timer();
   DeadlineWheel& wheel();
@@ -168,6 +173,7 @@ class Connection final : public ClientLink,
   int8_t waker_ = -1;  // the other worker that woke us last, and how often in a row
   uint8_t wakes_from_waker_ = 0;
   bool connack_held_ = false;  // the CONNACK waits for the session's record
+  const ListenerKind listener_;
 };
 
 }  // namespace starling::broker

@@ -152,17 +152,23 @@ Router::Published Router::deliver(Route& route, const MessagePtr& message, Clock
   if (route.quota_exceeded) {
     result.quota_exceeded = true;
     result.dropped = route.deliveries.size();
+    result.dropped_by[static_cast<size_t>(DropReason::kQueueFull)] = result.dropped;
     return result;
   }
   for (auto& [session, d] : route.deliveries) {
     // Room was checked for every QoS 1/2 delivery of a client's PUBLISH, and
     // for every stored one (put_queued's caller).
     const bool checked = (policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0) || d.sequence != 0;
+    const auto drop = [&result](DropReason reason) {
+      ++result.dropped;
+      ++result.dropped_by[static_cast<size_t>(reason)];
+    };
     switch (session->enqueue(std::move(d), now, checked)) {
       case Session::Enqueued::kQueued: ++result.deliveries; break;
-      case Session::Enqueued::kQueueFull:  // best effort only
-      case Session::Enqueued::kDroppedQos0:
-      case Session::Enqueued::kExpired: ++result.dropped; break;
+      case Session::Enqueued::kQueueFull: drop(DropReason::kQueueFull); break;  // best effort only
+      case Session::Enqueued::kOfflineQos0: drop(DropReason::kOffline); break;
+      case Session::Enqueued::kDroppedQos0: drop(DropReason::kSlowConsumer); break;
+      case Session::Enqueued::kExpired: drop(DropReason::kExpired); break;
     }
     if (session->congested()) result.congested.push_back(session);
   }
@@ -173,6 +179,30 @@ Router::Published Router::deliver(Route& route, const MessagePtr& message, Clock
 size_t Router::subscription_count() const {
   std::shared_lock lock(mu_);
   return tree_.size();
+}
+
+size_t Router::shared_group_count() const {
+  std::shared_lock lock(mu_);
+  return tree_.group_count();
+}
+
+std::vector<std::shared_ptr<Session>> Router::sessions_matching(std::string_view topic) const {
+  struct Ids {
+    std::vector<SessionId> ids;
+    void on_subscriber(SubscriberId id, const SubscriptionEntry&) { ids.push_back(static_cast<SessionId>(id)); }
+    void on_shared_group(const SharedGroup& group) {
+      for (const Subscriber& m : group.members) ids.push_back(static_cast<SessionId>(m.id));
+    }
+  } found;
+  std::vector<std::shared_ptr<Session>> sessions;
+  std::shared_lock lock(mu_);
+  tree_.match(topic, found);
+  std::sort(found.ids.begin(), found.ids.end());
+  found.ids.erase(std::unique(found.ids.begin(), found.ids.end()), found.ids.end());
+  for (SessionId id : found.ids) {
+    if (auto it = sessions_.find(id); it != sessions_.end()) sessions.push_back(it->second);
+  }
+  return sessions;
 }
 
 }  // namespace starling::broker

@@ -6,6 +6,10 @@
 // tree update. Shared-group cursors have their own small mutex.
 #pragma once
 
+#include <array>
+
+#include "broker/stats.h"
+
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -37,7 +41,8 @@ class Router {
   struct Published {
     size_t deliveries = 0;   // sessions the message was queued for
     bool quota_exceeded = false;  // a QoS 1/2 subscriber's queue was full: delivered to none
-    size_t dropped = 0;      // QoS 0 deliveries dropped (offline or full)
+    size_t dropped = 0;      // deliveries dropped, all reasons; by reason below
+    std::array<size_t, kDropReasons> dropped_by{};
     // Subscribers queued past their slow-down mark: the publisher should wait
     // for them (Session::wait_for_room) before sending more.
     std::vector<std::shared_ptr<Session>> congested;
@@ -63,6 +68,11 @@ class Router {
                     Policy policy = Policy::kAllOrNone);
 
   size_t subscription_count() const;
+  size_t shared_group_count() const;
+  // Every session with a subscription that matches `topic` (a valid topic
+  // name), each once, shared group members included; for the admin API, not
+  // the publish path.
+  std::vector<std::shared_ptr<Session>> sessions_matching(std::string_view topic) const;
 
  private:
   struct Target {

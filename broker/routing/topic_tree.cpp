@@ -190,6 +190,7 @@ bool TopicTree::subscribe(const mqtt::SharedFilter& shared, SubscriberId id, con
                             [&](const SharedGroup& g) { return g.name == shared.group; });
   if (group == groups.end()) {
     groups.push_back(SharedGroup{SharedGroupId{next_group_id_++}, std::string(shared.group), {}});
+    ++groups_;
     group = groups.end() - 1;
   }
   // Groups are expected to be small (workers of one service): a linear search.
@@ -242,7 +243,10 @@ bool TopicTree::unsubscribe(const mqtt::SharedFilter& shared, SubscriberId id) {
   if (member == members.end()) return false;
   members.erase(member);  // keeps join order, which a router's rotation follows
   --subscriptions_;
-  if (members.empty()) groups.erase(group);
+  if (members.empty()) {
+    groups.erase(group);
+    --groups_;
+  }
   drop_extra_if_unused(node);
   prune(node);
   return true;

@@ -103,6 +103,8 @@ class TopicTree {
 
   // Subscriptions held: plain ones plus members of shared groups.
   size_t size() const noexcept { return subscriptions_; }
+  // Shared groups (one share name on one filter) with at least one member.
+  size_t group_count() const noexcept { return groups_; }
   // Nodes, the root included: 1 for an empty tree.
   size_t node_count() const noexcept { return nodes_.size() + 1; }
 
@@ -156,6 +158,7 @@ class TopicTree {
   // kept beside the nodes so the common node stays small.
   std::unordered_map<const Node*, std::unique_ptr<NodeExtra>> extras_;
   size_t subscriptions_ = 0;
+  size_t groups_ = 0;
   uint64_t next_group_id_ = 1;
 };
 

@@ -43,7 +43,7 @@ Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now, bool check
   {
     std::lock_guard lock(mu_);
     listener = listener_.lock();
-    if (d.qos == mqtt::QoS::k0 && !listener) return Enqueued::kDroppedQos0;
+    if (d.qos == mqtt::QoS::k0 && !listener) return Enqueued::kOfflineQos0;
     const Flow& current = flow_locked();
     if (!checked && (current.queue.size() >= limits_.messages || current.queued_bytes + cost(d) > limits_.bytes))
       return d.qos == mqtt::QoS::k0 ? Enqueued::kDroppedQos0 : Enqueued::kQueueFull;
@@ -130,6 +130,11 @@ void Session::tell_room(std::vector<std::weak_ptr<SessionListener>> waiters) {
 bool Session::online() const {
   std::lock_guard lock(mu_);
   return listener_raw_ != nullptr;
+}
+
+std::shared_ptr<SessionListener> Session::listener() const {
+  std::lock_guard lock(mu_);
+  return listener_raw_ != nullptr ? listener_.lock() : nullptr;
 }
 
 size_t Session::find_inflight_locked(uint16_t packet_id) const {

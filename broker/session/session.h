@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,10 +25,21 @@
 
 namespace starling::broker {
 
+// What an operator is told about a client's network connection.
+struct ConnectionInfo {
+  std::string peer;      // "address:port"
+  std::string listener;  // "mqtt", "ws"
+  std::string protocol;  // "3.1", "3.1.1", "5.0"
+  uint16_t keep_alive = 0;
+};
+
 // What the session tells the connection attached to it. Implemented by
 // Connection; calls may come from any thread and must only post work.
 class SessionListener {
  public:
+  // Calls `reply` with the connection's details, on the connection's own
+  // thread (or never, if it goes away first).
+  virtual void describe(std::function<void(const ConnectionInfo&)> reply) { reply(ConnectionInfo{}); }
   virtual ~SessionListener() = default;
   // Messages were queued: flush when convenient (coalesced by the callee).
   virtual void wake() = 0;
@@ -54,6 +66,9 @@ struct Delivery {
   // sent before a crash goes out again under the same id after it.
   uint64_t sequence = 0;
   bool dup = false;  // restored from disk: it may have been sent before
+  // A retained message sent because of a SUBSCRIBE: its age is not a delivery
+  // latency.
+  bool from_retained = false;
 };
 
 // A QoS 1/2 delivery sent and not yet completed.
@@ -123,7 +138,8 @@ class Session {
   static uint16_t packet_id_of(uint64_t sequence) { return static_cast<uint16_t>(1 + sequence % 65535); }
 
   // --- any thread ---
-  enum class Enqueued { kQueued, kDroppedQos0, kQueueFull, kExpired };
+  // kOfflineQos0: QoS 0 with no connection; kDroppedQos0: QoS 0 to a full queue.
+  enum class Enqueued { kQueued, kOfflineQos0, kDroppedQos0, kQueueFull, kExpired };
   // Queues a delivery and wakes the attached connection, if any. QoS 0 to a
   // session with no connection is dropped [MQTT-3.1.2-5 allows queuing it; we
   // do not, as Mosquitto by default].
@@ -152,6 +168,8 @@ class Session {
   // Detaches `listener` if it is still the attached one; returns whether it was.
   bool detach(const SessionListener* listener);
   bool online() const;
+  // The attached connection, if any.
+  std::shared_ptr<SessionListener> listener() const;
 
   // What `listener` (the attached connection; nothing for any other) may send
   // now, in order: first in-flight PUBLISHes not yet sent on this connection

@@ -1,5 +1,6 @@
 #include "broker/session/session_registry.h"
 
+#include <algorithm>
 #include <random>
 
 #include "broker/routing/retained_persistence.h"
@@ -216,6 +217,47 @@ std::string SessionRegistry::assign_client_id() {
 size_t SessionRegistry::size() const {
   std::lock_guard lock(mu_);
   return sessions_.size();
+}
+
+SessionRegistry::Census SessionRegistry::census() const {
+  Census c;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, session] : sessions_) {
+    (session->online() ? c.connected : c.offline) += 1;
+    c.queued += session->queued_count();
+    c.inflight += session->inflight_count();
+  }
+  return c;
+}
+
+std::shared_ptr<Session> SessionRegistry::find(const std::string& client_id) const {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(client_id);
+  return it != sessions_.end() ? it->second : nullptr;
+}
+
+std::vector<std::shared_ptr<Session>> SessionRegistry::with_prefix(std::string_view prefix) const {
+  std::vector<std::shared_ptr<Session>> found;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, session] : sessions_) {
+      if (std::string_view{id}.starts_with(prefix)) found.push_back(session);
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a->client_id() < b->client_id(); });
+  return found;
+}
+
+size_t SessionRegistry::kick_all(mqtt::ReasonCode reason) const {
+  std::vector<std::shared_ptr<SessionListener>> listeners;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, session] : sessions_) {
+      if (auto listener = session->listener()) listeners.push_back(std::move(listener));
+    }
+  }
+  for (const auto& listener : listeners) listener->kick(reason);  // never under mu_
+  return listeners.size();
 }
 
 }  // namespace starling::broker

@@ -76,6 +76,21 @@ class SessionRegistry {
 
   size_t size() const;
 
+  // For metrics and the admin API (they lock each session briefly).
+  struct Census {
+    size_t connected = 0;
+    size_t offline = 0;
+    size_t queued = 0;    // messages not yet sent
+    size_t inflight = 0;  // sent, awaiting acknowledgement
+  };
+  Census census() const;
+  std::shared_ptr<Session> find(const std::string& client_id) const;
+  // The sessions whose client id starts with `prefix`, ordered by client id.
+  std::vector<std::shared_ptr<Session>> with_prefix(std::string_view prefix) const;
+  // Asks every attached connection to close with `reason` (e.g. server
+  // shutting down); returns how many were asked.
+  size_t kick_all(mqtt::ReasonCode reason) const;
+
   // Publishes a message that no connection sent (a will, $SYS): to the
   // retained store when it is retained, then to subscribers.
   void publish_internal(const MessagePtr& message, Clock::time_point now);

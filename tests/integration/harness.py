@@ -10,6 +10,8 @@ Rules kept here so the tests can rely on them: every wait has a deadline, every
 process started is stopped by its own PID, every temporary directory is removed,
 even when a test fails.
 """
+import http.client
+import json
 import os
 import re
 import shutil
@@ -34,7 +36,7 @@ __all__ = ["STARLING", "Broker", "BrokerTest", "Collector", "MqttClient", "RawCl
            "connect_packet", "publish_packet", "subscribe_packet", "unsubscribe_packet",
            "ack_packet", "disconnect_packet", "pingreq_packet", "read_packet",
            "encode_varint", "publish_props", "connect_props", "wait_until",
-           "mosquitto_pub", "MosquittoSub", "starling_supports"]
+           "mosquitto_pub", "MosquittoSub", "starling_supports", "http_request", "http_json"]
 
 STARLING = "starling"          # replaced by main() from the command line
 START_TIMEOUT = 10.0           # seconds to wait for "listener ... bound to"
@@ -96,21 +98,26 @@ class Broker:
 
         with Broker("--max-keepalive", "10") as b:
             b.host, b.port, b.ws_port, b.pid
+        with Broker(http=True) as b:
+            http_json(b.http_port, "GET", "/healthz")
     """
 
-    def __init__(self, *extra_args, ws=False, node_id="t1", data_dir=None):
+    def __init__(self, *extra_args, ws=False, http=False, node_id="t1", data_dir=None):
         self.extra_args = [str(a) for a in extra_args]
         self.ws = ws
+        self.http = http
         self.node_id = node_id
         # None: one inside this broker's temporary directory, gone with it. A
         # test that restarts a node on the same data passes its own.
         self.data_dir = data_dir
         self.killed = False
+        self.signalled = False
         self.proc = None
         self.tmp = None
         self.host = "127.0.0.1"
         self.port = None
         self.ws_port = None
+        self.http_port = None
         self.log_text = ""
         self._log_path = None
         self._log_file = None
@@ -122,7 +129,8 @@ class Broker:
             self._log_path = os.path.join(self.tmp, "stderr.log")
             self._log_file = open(self._log_path, "wb")
             args = [STARLING, "--node-id", self.node_id, "--mqtt-listen", "127.0.0.1:0",
-                    "--http-listen", "off", "--data-dir", self.data_dir or os.path.join(self.tmp, "data"),
+                    "--http-listen", "127.0.0.1:0" if self.http else "off",
+                    "--data-dir", self.data_dir or os.path.join(self.tmp, "data"),
                     "--log-level", "info"]
             if self.ws:
                 args += ["--ws-listen", "127.0.0.1:0"]
@@ -141,9 +149,11 @@ class Broker:
                 text = self.read_log()
                 m = re.search(r"listener mqtt bound to 127\.0\.0\.1:(\d+)", text)
                 w = re.search(r"listener ws bound to 127\.0\.0\.1:(\d+)", text)
-                if m and (w or not self.ws):
+                h = re.search(r"listener http bound to 127\.0\.0\.1:(\d+)", text)
+                if m and (w or not self.ws) and (h or not self.http):
                     self.port = int(m.group(1))
                     self.ws_port = int(w.group(1)) if w else None
+                    self.http_port = int(h.group(1)) if h else None
                     return self
                 if self.proc.poll() is not None:
                     raise AssertionError(f"starling exited with {self.proc.returncode} "
@@ -176,6 +186,20 @@ class Broker:
         self.proc.wait(timeout=STOP_TIMEOUT)
         self.killed = True
 
+    def send_signal(self, sig):
+        """Signal the node on purpose (a test of its shutdown): once it has exited,
+        stop() only collects its log; its exit status is the test's to check."""
+        self.signalled = True
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        """Wait for the process to end; returns its exit status (AssertionError at
+        the deadline, the process left running for stop() to end)."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"starling still running {timeout}s later") from None
+
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
@@ -186,8 +210,8 @@ class Broker:
             self._cleanup()
             return problems
         died_early = self.proc.poll()
-        if self.killed:
-            pass  # on purpose (kill9)
+        if self.killed or (self.signalled and died_early is not None):
+            pass  # on purpose (kill9, or a signal the test sent and checked)
         elif died_early is not None:
             problems.append(f"starling died during the test with status {died_early}")
         else:
@@ -896,6 +920,37 @@ class RawClient:
             pass
 
 
+# --------------------------------------------------------------------------- http
+
+def http_request(port, method, path, token=None, timeout=5, headers=None, body=None):
+    """One HTTP/1.1 request to 127.0.0.1:port; returns (status, headers, body bytes)
+    for any status (4xx/5xx included). headers: names lowercased. token: sent as
+    "Authorization: Bearer TOKEN"."""
+    send = dict(headers or {})
+    if token is not None:
+        send["Authorization"] = f"Bearer {token}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=send)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def http_json(port, method, path, token=None, timeout=5, **kw):
+    """http_request whose body is parsed as JSON: (status, value). AssertionError
+    when the body is not JSON."""
+    status, headers, data = http_request(port, method, path, token=token, timeout=timeout,
+                                         **kw)
+    try:
+        return status, json.loads(data)
+    except ValueError:
+        raise AssertionError(f"{method} {path}: status {status}, body is not JSON: "
+                             f"{data[:500]!r}") from None
+
+
 # --------------------------------------------------------------------------- mosquitto
 
 def mosquitto_pub(broker, *args, timeout=10.0):
@@ -982,18 +1037,20 @@ class MosquittoSub:
 
 class BrokerTest(unittest.TestCase):
     """A fresh broker per test. Subclasses set broker_args (and ws = True for a
-    WebSocket listener); clients made with v3()/v5()/raw() are closed after the test,
-    before the broker is stopped and checked."""
+    WebSocket listener, http = True for the HTTP listener); clients made with
+    v3()/v5()/raw() are closed after the test, before the broker is stopped and
+    checked."""
     broker_args = ()
     ws = False
+    http = False
 
     def setUp(self):
-        self.broker = Broker(*self.broker_args, ws=self.ws).start()
+        self.broker = Broker(*self.broker_args, ws=self.ws, http=self.http).start()
         self.addCleanup(self._stop_broker)
 
-    def start_broker(self, *args, ws=False):
+    def start_broker(self, *args, ws=False, http=False, data_dir=None):
         """A second broker (or one with different flags) inside one test."""
-        b = Broker(*args, ws=ws).start()
+        b = Broker(*args, ws=ws, http=http, data_dir=data_dir).start()
         self.addCleanup(lambda: self._check_problems(b.stop()))
         return b
 

@@ -91,6 +91,28 @@ TEST(Config, DefaultsFollowTheDesignTable) {
   EXPECT_TRUE(c.password_file.empty());
   EXPECT_TRUE(c.anonymous_allowed());
   EXPECT_TRUE(c.config_file.empty());
+  EXPECT_EQ(c.log_format, LogFormat::text);
+  EXPECT_TRUE(c.http_token.empty());
+  EXPECT_EQ(c.shutdown_timeout, 30u);
+  EXPECT_EQ(c.drain_delay, 0u);
+}
+
+TEST(Config, OperationsFlags) {
+  TempDir dir;
+  const std::string token_file = dir.write("token", "s3cret-token\n");
+  const Config c = parse_ok({"--log-format", "json", "--http-token-file", token_file, "--shutdown-timeout", "5",
+                             "--drain-delay", "2"});
+  EXPECT_EQ(c.log_format, LogFormat::json);
+  EXPECT_EQ(c.http_token, "s3cret-token");
+  EXPECT_EQ(c.shutdown_timeout, 5u);
+  EXPECT_EQ(c.drain_delay, 2u);
+  EXPECT_EQ(parse_ok({"--http-token", "abc"}).http_token, "abc");
+
+  EXPECT_TRUE(rejected(parse({"--log-format", "xml"}), "--log-format"));
+  EXPECT_TRUE(rejected(parse({"--http-token", "abc", "--http-token-file", token_file}), "--http-token-file"));
+  EXPECT_TRUE(rejected(parse({"--http-token-file", dir.write("empty", "\n")}), "--http-token-file"));
+  EXPECT_TRUE(rejected(parse({"--drain-delay", "30"}), "--drain-delay"));
+  EXPECT_TRUE(rejected(parse({"--shutdown-timeout", "0"}), "--shutdown-timeout"));
 }
 
 TEST(Config, EveryFlagIsAccepted) {
@@ -338,9 +360,9 @@ TEST(Config, VersionAndHelpExitZero) {
 }
 
 TEST(Config, DescribeListsEverySettingAndHidesTheSecret) {
-  const Config c = parse_ok({"--cluster-secret", "s3cret"});
+  const Config c = parse_ok({"--cluster-secret", "s3cret", "--http-token", "s3cret"});
   const auto settings = describe(c);
-  EXPECT_EQ(settings.size(), 33u);
+  EXPECT_EQ(settings.size(), 38u);
   for (const auto& [name, value] : settings) {
     EXPECT_EQ(value.find("s3cret"), std::string::npos) << name;
   }

@@ -51,7 +51,7 @@ struct Fixture : ::testing::Test {
 using SessionTest = Fixture;
 
 TEST_F(SessionTest, Qos0ForAnOfflineSessionIsDropped) {
-  EXPECT_EQ(session.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kDroppedQos0);
+  EXPECT_EQ(session.enqueue(delivery(QoS::k0), Clock::now()), Session::Enqueued::kOfflineQos0);
   EXPECT_EQ(session.enqueue(delivery(QoS::k1), Clock::now()), Session::Enqueued::kQueued);
   EXPECT_EQ(session.queued_count(), 1u);
 }

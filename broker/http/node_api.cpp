@@ -1,0 +1,76 @@
+#include "broker/http/node_api.h"
+
+#include <nlohmann/json.hpp>
+
+namespace starling::broker {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse json_response(unsigned status, const json& body) { return HttpResponse{status, "application/json", body.dump() + "\n", {}}; }
+
+// Compares every byte, not stopping at the first difference, so the time a
+// refusal takes says little about how much of a guess was right.
+bool same_token(std::string_view given, std::string_view token) {
+  if (given.size() != token.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < token.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ token[i]);
+  return diff == 0;
+}
+
+HttpResponse only_get(std::string_view method) {
+  auto r = json_error(405, "method " + std::string{method} + " not allowed here; use GET");
+  r.headers.emplace_back("Allow", "GET");
+  return r;
+}
+
+}  // namespace
+
+HttpResponse json_error(unsigned status, std::string_view message) {
+  return json_response(status, json{{"error", message}});
+}
+
+HttpResponse NodeApi::handle(const HttpRequest& request) const {
+  const auto target = parse_request_target(request.target);
+  if (!target) return json_error(400, "cannot parse the request target");
+  const auto& s = target->segments;
+  const bool get = request.method == "GET";
+
+  if (s.size() == 1 && s[0] == "metrics") {
+    if (!get) return only_get(request.method);
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", view_.metrics.serialize(view_.gauges()), {}};
+  }
+  if (s.size() == 1 && s[0] == "healthz") {
+    if (!get) return only_get(request.method);
+    const auto stuck = view_.unresponsive_loops(std::chrono::seconds(2));
+    if (!stuck.empty()) return json_response(503, json{{"status", "unresponsive"}, {"loops", stuck}});
+    return json_response(200, json{{"status", "ok"}});
+  }
+  if (s.size() == 1 && s[0] == "readyz") {
+    if (!get) return only_get(request.method);
+    std::vector<std::string> reasons;
+    if (view_.draining.load()) reasons.emplace_back("draining: the node is shutting down");
+    else if (!view_.accepting.load()) reasons.emplace_back("the MQTT listeners are not accepting yet");
+    if (view_.stats.store_failing.load()) reasons.emplace_back("storage: the last write to the data directory failed");
+    if (!reasons.empty()) return json_response(503, json{{"ready", false}, {"reasons", reasons}});
+    return json_response(200, json{{"ready", true}});
+  }
+  if (s.size() >= 2 && s[0] == "api" && s[1] == "v1") {
+    const std::string& token = view_.config.http_token;
+    bool authorized = false;
+    if (!token.empty()) {
+      constexpr std::string_view kBearer = "Bearer ";
+      const std::string_view given = request.authorization;
+      authorized = given.starts_with(kBearer) && same_token(given.substr(kBearer.size()), token);
+      if (!authorized) {
+        auto r = json_error(401, "this API needs the node's token: Authorization: Bearer <token>");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"starling\"");
+        return r;
+      }
+    }
+    return handle_admin(view_, request.method, *target, authorized);
+  }
+  return json_error(404, "no such endpoint; try /metrics, /healthz, /readyz or /api/v1/node");
+}
+
+}  // namespace starling::broker
