@@ -91,8 +91,18 @@ Router::Route Router::route(const MessagePtr& message, Policy policy) const {
       // No Local does not apply to shared subscriptions [MQTT-3.8.3-4].
       SubscriptionEntry entry = member.entry;
       entry.options.no_local = false;
-      out.push_back({static_cast<SessionId>(member.id), entry});
+      out.push_back({static_cast<SessionId>(member.id), entry, /*shared=*/true});
     }
+  };
+  // The targets that make one delivery, from i (targets sorted by session,
+  // plain ones first): a session's plain subscriptions together
+  // [MQTT-3.3.4-2], each shared group's pick alone. A client with a shared and
+  // a plain subscription that both match gets a copy for each (MQTT 5 4.8.2).
+  const auto delivery_end = [](const Targets& targets, size_t i) {
+    if (targets[i].shared) return i + 1;
+    size_t end = i + 1;
+    while (end < targets.size() && targets[end].session == targets[i].session && !targets[end].shared) ++end;
+    return end;
   };
 
   // Most messages go to a few sessions: no allocation for those.
@@ -104,16 +114,17 @@ Router::Route Router::route(const MessagePtr& message, Policy policy) const {
     tree_.match(message->topic, collect);
     // A session with overlapping subscriptions gets the message once, at the
     // highest QoS, with every subscription identifier [MQTT-3.3.4-3..5].
-    std::sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) { return a.session < b.session; });
+    std::sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
+      return a.session != b.session ? a.session < b.session : a.shared < b.shared;
+    });
     sessions.reserve(targets.size());
-    for (size_t i = 0; i < targets.size(); ++i) {
-      if (i > 0 && targets[i].session == targets[i - 1].session) continue;
+    for (size_t i = 0; i < targets.size(); i = delivery_end(targets, i)) {
       auto it = sessions_.find(targets[i].session);
       sessions.push_back(it != sessions_.end() ? it->second : nullptr);
     }
   }
 
-  // Merge each session's matches into one delivery.
+  // Merge each session's matches into one delivery (a shared group's apart).
   Route route;
   auto& deliveries = route.deliveries;
   deliveries.reserve(sessions.size());
@@ -123,7 +134,7 @@ Router::Route Router::route(const MessagePtr& message, Policy policy) const {
     Delivery d;
     d.message = message;
     bool any = false;
-    for (; i < targets.size() && targets[i].session == id; ++i) {
+    for (const size_t end = delivery_end(targets, i); i < end; ++i) {
       const SubscriptionEntry& e = targets[i].entry;
       if (e.options.no_local && id == message->publisher) continue;  // [MQTT-3.8.3-3]
       any = true;

@@ -78,6 +78,7 @@ class Router {
   struct Target {
     SessionId session;
     SubscriptionEntry entry;
+    bool shared = false;  // through a shared group: a copy of its own [MQTT 5 4.8.2]
   };
   using Targets = boost::container::small_vector<Target, 4>;
   size_t pick_member(const SharedGroup& group) const;

@@ -59,6 +59,24 @@ TEST_F(RouterTest, QoS0IsNeverRefusedOnlyDroppedWhereFull) {
   EXPECT_EQ(large->queued_count(), 2u);
 }
 
+TEST_F(RouterTest, SharedAndPlainSubscriptionOfOneClientEachGiveACopy) {
+  // MQTT 5 4.8.2: a copy for the plain subscription, and one for the shared
+  // group, whose pick is this client. Two plain ones still make one copy.
+  auto s = session(1, 100, "a/#", QoS::k1);
+  SubscriptionEntry e;
+  e.options.qos = QoS::k1;
+  for (const std::string filter : {"$share/g/a/b", "a/+"}) {
+    s->add_subscription(filter, SubscriptionRecord{e.options, 0});
+    router.subscribe(s, filter, e);
+  }
+  auto r = router.publish(message(QoS::k1), Clock::now());
+  EXPECT_EQ(r.deliveries, 2u);
+  EXPECT_EQ(s->queued_count(), 2u);
+  EXPECT_EQ(router.shared_group_count(), 1u);
+  EXPECT_EQ(router.sessions_matching("a/b").size(), 1u);
+  EXPECT_TRUE(router.sessions_matching("b").empty());
+}
+
 TEST_F(RouterTest, BrokerMessagesGoWhereverThereIsRoom) {
   auto small = session(1, 1, "a/#", QoS::k1);
   auto large = session(2, 100, "a/b", QoS::k1);
