@@ -40,6 +40,19 @@ class BadInput(BrokerTest):
         self.assert_healthy()
         self.assertNotIn(b"evil", self.sub.msgs.payloads())
 
+    def test_misbehaviour_is_logged_once_per_connection_not_per_packet(self):
+        # Many broken packets in one write: the connection ends at the first,
+        # and the log has one line for it, naming the client and the reason.
+        r = self.raw(version=5)
+        r.connect("bad-logged-once")
+        r.send(publish_packet("bad/t", b"evil", flags=0x06, packet_id=1) * 50)
+        self.assertEqual([(p.type, p.reason) for p in r.read_until_closed(timeout=5)],
+                         [(DISCONNECT, 0x81)])
+        self.assert_healthy()
+        lines = [l for l in self.broker.read_log().splitlines() if "bad-logged-once" in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("closed: Malformed Packet", lines[0])
+
     def test_qos3_publish_v311_closes_only_that_connection(self):
         r = self.raw(version=4)
         r.connect("bad-qos3-v311")
