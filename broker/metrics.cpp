@@ -181,6 +181,10 @@ std::vector<MetricFamily> Metrics::collect(const NodeGauges& g) const {
   out.push_back(histogram("starling_storage_commit_duration_seconds",
                           "How long each commit to the node's store took (write and sync).",
                           s.commit_latency.snapshot()));
+  if (g.storage_free_bytes) {
+    gauge("starling_storage_free_bytes", "Bytes free for the node on the data directory's file system.",
+          *g.storage_free_bytes);
+  }
   auto failures = family("starling_storage_write_failures_total", "Store writes that failed.", MetricType::Counter);
   add(failures, value_of(s.store_write_failures));
   out.push_back(std::move(failures));

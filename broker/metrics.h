@@ -7,6 +7,7 @@
 // metrics are the standard process_* ones.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ struct NodeGauges {
   size_t subscriptions = 0;
   size_t shared_groups = 0;
   size_t retained = 0;
+  std::optional<uint64_t> storage_free_bytes;  // on the data directory's file system
 };
 
 class Metrics {

@@ -1,5 +1,7 @@
 #include "broker/http/node_api.h"
 
+#include <sys/statvfs.h>
+
 #include <nlohmann/json.hpp>
 
 namespace starling::broker {
@@ -25,6 +27,17 @@ HttpResponse only_get(std::string_view method) {
 }
 
 }  // namespace
+
+// Below this the node reports not ready: RocksDB preallocates its log, so
+// small writes go on succeeding on a full disk and no write failure would say
+// so in time.
+constexpr uint64_t kMinFreeBytes = 1024 * 1024;
+
+std::optional<uint64_t> NodeView::storage_free_bytes() const {
+  struct statvfs fs {};
+  if (::statvfs(config.data_dir.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
 
 HttpResponse json_error(unsigned status, std::string_view message) {
   return json_response(status, json{{"error", message}});
@@ -52,6 +65,9 @@ HttpResponse NodeApi::handle(const HttpRequest& request) const {
     if (view_.draining.load()) reasons.emplace_back("draining: the node is shutting down");
     else if (!view_.accepting.load()) reasons.emplace_back("the MQTT listeners are not accepting yet");
     if (view_.stats.store_failing.load()) reasons.emplace_back("storage: the last write to the data directory failed");
+    if (auto free = view_.storage_free_bytes(); free && *free < kMinFreeBytes) {
+      reasons.emplace_back("storage: " + std::to_string(*free) + " bytes free in the data directory");
+    }
     if (!reasons.empty()) return json_response(503, json{{"ready", false}, {"reasons", reasons}});
     return json_response(200, json{{"ready", true}});
   }

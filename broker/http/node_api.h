@@ -44,8 +44,11 @@ struct NodeView {
   std::function<std::vector<std::string>(std::chrono::milliseconds)> unresponsive_loops;
 
   NodeGauges gauges() const {
-    return NodeGauges{sessions.census(), router.subscription_count(), router.shared_group_count(), retained.size()};
+    return NodeGauges{sessions.census(), router.subscription_count(), router.shared_group_count(), retained.size(),
+                      storage_free_bytes()};
   }
+  // Free space on the data directory's file system, if it can be read.
+  std::optional<uint64_t> storage_free_bytes() const;
 };
 
 class NodeApi {

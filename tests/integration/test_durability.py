@@ -6,6 +6,7 @@ subscriptions, queued messages, in-flight state, inbound QoS 2 ids and wills.
 Usage: test_durability.py PATH_TO_STARLING
 """
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -464,6 +465,36 @@ class Durability(unittest.TestCase):
         wait_until(lambda: self.data_bytes() < 8 * 1024 * 1024, timeout=30,
                    message=f"the data directory to shrink (it held {full} bytes; now {self.data_bytes()})")
 
+    def test_a_full_disk_makes_an_idle_node_not_ready(self):
+        # RocksDB preallocates its log, so small writes still succeed on a full
+        # disk: /readyz looks at the free space itself.
+        mount = os.path.join(os.path.dirname(self.data), "small")
+        os.mkdir(mount)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mount],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        self.addCleanup(subprocess.run, ["umount", "-l", mount], capture_output=True)
+        node = Broker(data_dir=os.path.join(mount, "data"), http=True).start()
+        self.addCleanup(node.stop)
+        self.assertEqual(http_json(node.http_port, "GET", "/readyz"), (200, {"ready": True}))
+        filler = os.path.join(mount, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        code, ready = http_json(node.http_port, "GET", "/readyz")
+        self.assertEqual(code, 503, ready)
+        self.assertTrue(any(r.startswith("storage") and "free" in r for r in ready["reasons"]), ready)
+        _, _, metrics = http_request(node.http_port, "GET", "/metrics")
+        free = re.search(rb"^starling_storage_free_bytes (\S+)", metrics, re.M)
+        self.assertLess(float(free.group(1)), 1024 * 1024)
+        os.remove(filler)
+        self.assertEqual(http_json(node.http_port, "GET", "/readyz"), (200, {"ready": True}))
+
     def test_a_store_that_fails_at_run_time_refuses_what_needs_it_and_serves_the_rest(self):
         # A full file system under a running node: a small tmpfs (mounting
         # needs root).
@@ -475,8 +506,15 @@ class Durability(unittest.TestCase):
             self.skipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
         self.addCleanup(subprocess.run, ["umount", "-l", mount], capture_output=True)
         self.data = os.path.join(mount, "data")
-        node = Broker(data_dir=self.data).start()
-        self.addCleanup(node.stop)  # RocksDB's own error lines are expected here: not checked
+        node = Broker(data_dir=self.data, http=True).start()
+
+        def stop():
+            # RocksDB's own error lines are expected here: not checked; but
+            # the node must drain and exit 0 even with its store in error.
+            problems = [p for p in node.stop() if not p.startswith("starling logged errors")]
+            self.assertEqual(problems, [])
+        self.addCleanup(stop)
+        self.assertEqual(http_json(node.http_port, "GET", "/readyz"), (200, {"ready": True}))
         plain = self.client(node, "plain-sub")  # a clean session: nothing of it is stored
         plain.subscribe("live/#", 1)
 
@@ -506,6 +544,14 @@ class Durability(unittest.TestCase):
         log = node.read_log()
         self.assertEqual(log.count("store write failed"), 1, log[-3000:])
         self.assertTrue(node.alive())
+        # Operators see it: not ready, saying why, and counted.
+        code, ready = http_json(node.http_port, "GET", "/readyz")
+        self.assertEqual((code, ready["ready"]), (503, False))
+        self.assertTrue(any(r.startswith("storage") for r in ready["reasons"]), ready)
+        self.assertEqual(http_json(node.http_port, "GET", "/healthz")[0], 200)  # alive, though
+        status, _, metrics = http_request(node.http_port, "GET", "/metrics")
+        failures = re.search(rb"^starling_storage_write_failures_total (\d+)", metrics, re.M)
+        self.assertGreaterEqual(int(failures.group(1)), 2, metrics[-2000:])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ TEST(Metrics, CountersFromStatsAppearByLabel) {
   stats.disconnects[static_cast<uint8_t>(mqtt::ReasonCode::kKeepAliveTimeout)].fetch_add(1);
   stats.disconnects_lost.fetch_add(5);
   stats.connect_results[static_cast<uint8_t>(mqtt::ReasonCode::kNotAuthorized)].fetch_add(1);
-  const std::string text = metrics.serialize(NodeGauges{{1, 2, 7, 3}, 11, 1, 4});
+  const std::string text = metrics.serialize(NodeGauges{{1, 2, 7, 3}, 11, 1, 4, 12345});
 
   EXPECT_NE(text.find("# TYPE starling_messages_received_total counter"), std::string::npos) << text;
   EXPECT_TRUE(has(text, "starling_messages_received_total{qos=\"1\"} 3")) << text;
@@ -39,6 +39,7 @@ TEST(Metrics, CountersFromStatsAppearByLabel) {
   EXPECT_TRUE(has(text, "starling_subscriptions 11")) << text;
   EXPECT_TRUE(has(text, "starling_shared_subscription_groups 1")) << text;
   EXPECT_TRUE(has(text, "starling_retained_messages 4")) << text;
+  EXPECT_TRUE(has(text, "starling_storage_free_bytes 12345")) << text;
   EXPECT_TRUE(has(text, "starling_build_info{node_id=\"n1\",version=\"9.9.9\"} 1")) << text;
   EXPECT_NE(text.find("\nprocess_resident_memory_bytes "), std::string::npos) << text;
   EXPECT_NE(text.find("\nprocess_open_fds "), std::string::npos) << text;
