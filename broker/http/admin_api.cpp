@@ -151,11 +151,15 @@ HttpResponse client(const NodeView& n, const std::string& client_id) {
     auto answer = promise->get_future();
     listener->describe([promise](const ConnectionInfo& info) { promise->set_value(info); });
     if (answer.wait_for(std::chrono::seconds(2)) == std::future_status::ready) {
-      const ConnectionInfo info = answer.get();
-      j["connection"] = json{{"peer", info.peer},
-                             {"listener", info.listener},
-                             {"protocol", info.protocol},
-                             {"keep_alive", info.keep_alive}};
+      try {
+        const ConnectionInfo info = answer.get();
+        j["connection"] = json{{"peer", info.peer},
+                               {"listener", info.listener},
+                               {"protocol", info.protocol},
+                               {"keep_alive", info.keep_alive}};
+      } catch (const std::future_error&) {
+        // Its worker stopped before asking it (shutting down): no connection to show.
+      }
     }
   }
   return ok(j);

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -99,14 +100,28 @@ struct HttpServer::Impl {
   void accept() {
     bound.acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !bound.acceptor->is_open()) return;
-      if (!ec) std::make_shared<HttpSession>(std::move(socket), handler, log)->read();
-      accept();
+      if (!ec) {
+        std::make_shared<HttpSession>(std::move(socket), handler, log)->read();
+        return accept();
+      }
+      // Out of file descriptors, say: retrying at once would spin; wait a
+      // little, and say so at most every 10 s.
+      if (const auto now = std::chrono::steady_clock::now(); now - last_warning >= std::chrono::seconds(10)) {
+        last_warning = now;
+        log.warn("http listener: accept failed: {}; retrying every 100 ms", ec.message());
+      }
+      retry.expires_after(std::chrono::milliseconds(100));
+      retry.async_wait([this](beast::error_code wait) {
+        if (!wait) accept();
+      });
     });
   }
 
   HttpHandler handler;
   spdlog::logger& log;
   asio::io_context io{1};
+  asio::steady_timer retry{io};
+  std::chrono::steady_clock::time_point last_warning{};
   ListenResult bound;
   std::thread thread;
 };
