@@ -16,10 +16,11 @@
 namespace starling::cluster {
 
 // Callback API: Ping is answered inline on gRPC's completion threads, with no
-// thread pool of our own and no blocking.
+// thread pool of our own and no blocking. A call without the cluster secret
+// (when one is set) is refused with UNAUTHENTICATED.
 class MembershipService final : public v1::Membership::CallbackService {
  public:
-  MembershipService(std::string node_id, std::uint64_t incarnation);
+  MembershipService(std::string node_id, std::uint64_t incarnation, std::string secret = {});
 
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
                                  const v1::PingRequest* request,
@@ -29,9 +30,13 @@ class MembershipService final : public v1::Membership::CallbackService {
   void set_incarnation(std::uint64_t incarnation) noexcept;
   std::uint64_t incarnation() const noexcept;
   const std::string& node_id() const noexcept { return node_id_; }
+  // Calls refused for a missing or wrong secret (for a metric and the log).
+  std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
  private:
   const std::string node_id_;
+  const std::string secret_;  // never logged
+  std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> incarnation_;  // read on gRPC threads, written by the detector
 };
 
@@ -53,6 +58,7 @@ struct PingResult {
 // most `deadline`. Opens a fresh channel each time: meant for tools, tests and
 // joining; the failure detector keeps one channel per peer instead.
 PingResult ping_peer(const std::string& address, std::chrono::milliseconds deadline,
-                     const std::string& from_node = {}, std::uint64_t incarnation = 0);
+                     const std::string& from_node = {}, std::uint64_t incarnation = 0,
+                     const std::string& secret = {});
 
 }  // namespace starling::cluster

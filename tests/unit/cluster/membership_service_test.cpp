@@ -20,8 +20,8 @@ using std::chrono::steady_clock;
 // A Membership server on a free loopback port, shut down when the test ends.
 class TestServer {
  public:
-  TestServer(std::string node_id, std::uint64_t incarnation)
-      : service_{std::move(node_id), incarnation} {
+  TestServer(std::string node_id, std::uint64_t incarnation, std::string secret = {})
+      : service_{std::move(node_id), incarnation, std::move(secret)} {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&service_);
@@ -87,6 +87,22 @@ TEST(MembershipService, AnswersPingWithNodeIdAndIncarnation) {
   const PingResult second = ping_peer(server.address(), milliseconds{5000});
   ASSERT_TRUE(second.ok()) << second.error;
   EXPECT_EQ(second.peer->incarnation, 4u);
+}
+
+TEST(MembershipService, RefusesACallWithoutTheClusterSecret) {
+  TestServer server{"node-a", 1, "s3cret"};
+  ASSERT_TRUE(server.started());
+  for (const std::string wrong : {"", "s3creT", "s3cret-and-more"}) {
+    const PingResult refused = ping_peer(server.address(), milliseconds{5000}, "intruder", 0, wrong);
+    EXPECT_FALSE(refused.ok()) << "secret '" << wrong << "'";
+    EXPECT_EQ(refused.code, grpc::StatusCode::UNAUTHENTICATED) << refused.error;
+    EXPECT_NE(refused.error.find("cluster secret"), std::string::npos) << refused.error;
+  }
+  EXPECT_EQ(server.service().refused(), 3u);
+  const PingResult right = ping_peer(server.address(), milliseconds{5000}, "node-b", 0, "s3cret");
+  ASSERT_TRUE(right.ok()) << right.error;
+  EXPECT_EQ(right.peer->node_id, "node-a");
+  EXPECT_EQ(server.service().refused(), 3u);
 }
 
 TEST(MembershipService, PingToClosedPortFailsWithinDeadline) {

@@ -1,0 +1,23 @@
+// The shared cluster secret (--cluster-secret) that every node-to-node call
+// carries in its metadata; a call without it, or with another, is refused
+// with UNAUTHENTICATED before it does anything.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/server_context.h>
+
+namespace starling::cluster {
+
+inline constexpr std::string_view kSecretMetadataKey = "x-starling-secret";
+
+// Adds the secret to an outgoing call (nothing when the secret is empty).
+void attach_secret(grpc::ClientContext& context, const std::string& secret);
+
+// Whether an incoming call carries `secret` (any call, when it is empty).
+// Compares every byte, so the time taken says little about a guess.
+bool carries_secret(const grpc::ServerContextBase& context, std::string_view secret);
+
+}  // namespace starling::cluster
