@@ -83,7 +83,7 @@ struct Server::Parts {
   Clock::time_point started = Clock::now();
   std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();
   uint64_t sweeps = 0;
-  Clock::time_point last_accept_warning{};  // main thread only
+  AcceptRetry accept_retry;  // main thread only
   Metrics metrics;
   std::vector<BoundListener> bound;
   std::atomic<bool> accepting{false};  // MQTT listeners open, not draining
@@ -164,15 +164,8 @@ struct Server::Parts {
         start_connection(std::move(s), websocket);
         return accept(acceptor, websocket);
       }
-      // Out of file descriptors, say: retrying at once would spin on the
-      // main thread; wait a little, and say so at most every 10 s.
-      if (const auto now = Clock::now(); now - last_accept_warning >= std::chrono::seconds(10)) {
-        last_accept_warning = now;
-        log.warn("listener: accept failed: {}; retrying every 100 ms", ec.message());
-      }
-      auto retry = std::make_shared<asio::steady_timer>(main, std::chrono::milliseconds(100));
-      retry->async_wait([this, &acceptor, websocket, retry](boost::system::error_code wait) {
-        if (!wait && acceptor.is_open()) accept(acceptor, websocket);
+      accept_retry.after_failure(main.get_executor(), log, websocket ? "ws" : "mqtt", ec, [this, &acceptor, websocket] {
+        if (acceptor.is_open()) accept(acceptor, websocket);
       });
     });
   }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "broker/mqtt/reason_code.h"
@@ -113,6 +114,14 @@ class Stats {
   // How long each commit to the store (write and sync) took.
   LatencyHistogram commit_latency;
 
+  void count_connect(mqtt::ReasonCode result) noexcept {
+    connect_results[static_cast<uint8_t>(result)].fetch_add(1, std::memory_order_relaxed);
+  }
+  // `reason`: what the server sent; kSuccess for a client's DISCONNECT;
+  // nullopt when the network connection ended without one.
+  void count_disconnect(std::optional<mqtt::ReasonCode> reason) noexcept {
+    (reason ? disconnects[static_cast<uint8_t>(*reason)] : disconnects_lost).fetch_add(1, std::memory_order_relaxed);
+  }
   void count_drop(DropReason reason, uint64_t n = 1) noexcept {
     if (n != 0) dropped[static_cast<size_t>(reason)].fetch_add(n, std::memory_order_relaxed);
   }

@@ -12,7 +12,7 @@ using mqtt::ReasonCode;
 void refuse(ClientLink& link, ReasonCode code) {
   mqtt::Connack ack;
   ack.reason_code = code;  // mapped to a 3.1.1 return code for older clients
-  link.broker().stats.connect_results[static_cast<uint8_t>(code)].fetch_add(1, std::memory_order_relaxed);
+  link.broker().stats.count_connect(code);
   link.send(ack);
   link.close(std::nullopt, false);  // [MQTT-3.2.2-7]
 }
@@ -74,7 +74,7 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   st.session = opened.session;
   st.connected = true;
   broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);
-  broker.stats.connect_results[static_cast<uint8_t>(ReasonCode::kSuccess)].fetch_add(1, std::memory_order_relaxed);
+  broker.stats.count_connect(ReasonCode::kSuccess);
 
   mqtt::Connack ack;
   ack.session_present = opened.present;  // [MQTT-3.2.2-2,3]

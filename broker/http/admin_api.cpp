@@ -22,7 +22,7 @@ using nlohmann::json;
 constexpr size_t kDefaultLimit = 100;
 constexpr size_t kMaxLimit = 1000;
 
-HttpResponse ok(const json& body) { return HttpResponse{200, "application/json", body.dump() + "\n", {}}; }
+HttpResponse ok(const json& body) { return json_response(200, body); }
 
 std::string base64(std::string_view bytes) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -237,12 +237,6 @@ HttpResponse members(const NodeView& n) {
   json self{{"node_id", n.config.node_id}, {"state", "alive"}, {"self", true}};
   self["address"] = n.config.cluster_advertise ? json(n.config.cluster_advertise->to_string()) : json(nullptr);
   return ok(json{{"data", json::array({self})}, {"total", 1}, {"next", nullptr}});
-}
-
-HttpResponse method_not_allowed(std::string_view method, std::string allow) {
-  auto r = json_error(405, "method " + std::string{method} + " not allowed here; use " + allow);
-  r.headers.emplace_back("Allow", std::move(allow));
-  return r;
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -104,15 +103,8 @@ struct HttpServer::Impl {
         std::make_shared<HttpSession>(std::move(socket), handler, log)->read();
         return accept();
       }
-      // Out of file descriptors, say: retrying at once would spin; wait a
-      // little, and say so at most every 10 s.
-      if (const auto now = std::chrono::steady_clock::now(); now - last_warning >= std::chrono::seconds(10)) {
-        last_warning = now;
-        log.warn("http listener: accept failed: {}; retrying every 100 ms", ec.message());
-      }
-      retry.expires_after(std::chrono::milliseconds(100));
-      retry.async_wait([this](beast::error_code wait) {
-        if (!wait) accept();
+      retry.after_failure(io.get_executor(), log, "http", ec, [this] {
+        if (bound.acceptor->is_open()) accept();
       });
     });
   }
@@ -120,8 +112,7 @@ struct HttpServer::Impl {
   HttpHandler handler;
   spdlog::logger& log;
   asio::io_context io{1};
-  asio::steady_timer retry{io};
-  std::chrono::steady_clock::time_point last_warning{};
+  AcceptRetry retry;
   ListenResult bound;
   std::thread thread;
 };

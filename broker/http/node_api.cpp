@@ -9,8 +9,6 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse json_response(unsigned status, const json& body) { return HttpResponse{status, "application/json", body.dump() + "\n", {}}; }
-
 // Compares every byte, not stopping at the first difference, so the time a
 // refusal takes says little about how much of a guess was right.
 bool same_token(std::string_view given, std::string_view token) {
@@ -18,12 +16,6 @@ bool same_token(std::string_view given, std::string_view token) {
   unsigned char diff = 0;
   for (size_t i = 0; i < token.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ token[i]);
   return diff == 0;
-}
-
-HttpResponse only_get(std::string_view method) {
-  auto r = json_error(405, "method " + std::string{method} + " not allowed here; use GET");
-  r.headers.emplace_back("Allow", "GET");
-  return r;
 }
 
 }  // namespace
@@ -39,6 +31,16 @@ std::optional<uint64_t> NodeView::storage_free_bytes() const {
   return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
+HttpResponse json_response(unsigned status, const nlohmann::json& body) {
+  return HttpResponse{status, "application/json", body.dump() + "\n", {}};
+}
+
+HttpResponse method_not_allowed(std::string_view method, std::string allow) {
+  auto r = json_error(405, "method " + std::string{method} + " not allowed here; use " + allow);
+  r.headers.emplace_back("Allow", std::move(allow));
+  return r;
+}
+
 HttpResponse json_error(unsigned status, std::string_view message) {
   return json_response(status, json{{"error", message}});
 }
@@ -50,17 +52,17 @@ HttpResponse NodeApi::handle(const HttpRequest& request) const {
   const bool get = request.method == "GET";
 
   if (s.size() == 1 && s[0] == "metrics") {
-    if (!get) return only_get(request.method);
+    if (!get) return method_not_allowed(request.method, "GET");
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", view_.metrics.serialize(view_.gauges()), {}};
   }
   if (s.size() == 1 && s[0] == "healthz") {
-    if (!get) return only_get(request.method);
+    if (!get) return method_not_allowed(request.method, "GET");
     const auto stuck = view_.unresponsive_loops(std::chrono::seconds(2));
     if (!stuck.empty()) return json_response(503, json{{"status", "unresponsive"}, {"loops", stuck}});
     return json_response(200, json{{"status", "ok"}});
   }
   if (s.size() == 1 && s[0] == "readyz") {
-    if (!get) return only_get(request.method);
+    if (!get) return method_not_allowed(request.method, "GET");
     std::vector<std::string> reasons;
     if (view_.draining.load()) reasons.emplace_back("draining: the node is shutting down");
     else if (!view_.accepting.load()) reasons.emplace_back("the MQTT listeners are not accepting yet");

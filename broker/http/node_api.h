@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "broker/config.h"
 #include "broker/http/http_server.h"
 #include "broker/http/request_target.h"
@@ -64,7 +66,11 @@ class NodeApi {
 // the configured token.
 HttpResponse handle_admin(const NodeView& node, std::string_view method, const RequestTarget& target, bool may_change);
 
+// `body` as JSON with `status`.
+HttpResponse json_response(unsigned status, const nlohmann::json& body);
 // {"error": message} with `status`.
 HttpResponse json_error(unsigned status, std::string_view message);
+// 405 naming the methods `allow`ed, also in an Allow header.
+HttpResponse method_not_allowed(std::string_view method, std::string allow);
 
 }  // namespace starling::broker

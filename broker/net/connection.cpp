@@ -189,9 +189,7 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
     auto next = decoder_.next();
     if (!next) {
       const auto& err = next.error();
-      if (!state_.connected) {
-        broker_.stats.connect_results[static_cast<uint8_t>(err.code)].fetch_add(1, std::memory_order_relaxed);
-      }
+      if (!state_.connected) broker_.stats.count_connect(err.code);
       if (!state_.connected && err.code == ReasonCode::kUnsupportedProtocolVersion) {
         // Answered in the 3.1.1 form, which every client version reads [MQTT-3.1.2-2].
         broker_.log.debug("{}: CONNECT with an unsupported protocol version", stream_->remote_address());
@@ -645,14 +643,7 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
   }
   if (state_.connected && state_.session) {
     broker_.stats.clients_connected.fetch_sub(1, std::memory_order_relaxed);
-    if (reason) {
-      broker_.stats.disconnects[static_cast<uint8_t>(*reason)].fetch_add(1, std::memory_order_relaxed);
-    } else if (normal) {
-      broker_.stats.disconnects[static_cast<uint8_t>(ReasonCode::kSuccess)].fetch_add(
-          1, std::memory_order_relaxed);
-    } else {
-      broker_.stats.disconnects_lost.fetch_add(1, std::memory_order_relaxed);
-    }
+    broker_.stats.count_disconnect(reason ? reason : normal ? std::optional{ReasonCode::kSuccess} : std::nullopt);
     std::optional<WillMessage> will;
     if (!normal && state_.will) {
       will = WillMessage{state_.will_message(now), now + std::chrono::seconds(state_.will_delay), now};

@@ -2,7 +2,9 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <memory>
 #include <vector>
 
 namespace starling::broker {
@@ -59,6 +61,19 @@ ListenResult listen_on(const asio::any_io_executor& executor, const HostPort& ad
   }
   result.error = where + (candidates.empty() ? std::string{"no address"} : error.message());
   return result;
+}
+
+void AcceptRetry::after_failure(const boost::asio::any_io_executor& executor, spdlog::logger& log,
+                                std::string_view listener, const boost::system::error_code& error,
+                                std::function<void()> again) {
+  if (const auto now = std::chrono::steady_clock::now(); now - last_warning_ >= std::chrono::seconds(10)) {
+    last_warning_ = now;
+    log.warn("{} listener: accept failed: {}; retrying every 100 ms", listener, error.message());
+  }
+  auto timer = std::make_shared<boost::asio::steady_timer>(executor, std::chrono::milliseconds(100));
+  timer->async_wait([timer, again = std::move(again)](boost::system::error_code wait) {
+    if (!wait) again();
+  });
 }
 
 }  // namespace starling::broker

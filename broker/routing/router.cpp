@@ -162,18 +162,14 @@ Router::Published Router::deliver(Route& route, const MessagePtr& message, Clock
   Published result;
   if (route.quota_exceeded) {
     result.quota_exceeded = true;
-    result.dropped = route.deliveries.size();
-    result.dropped_by[static_cast<size_t>(DropReason::kQueueFull)] = result.dropped;
+    result.dropped_by[static_cast<size_t>(DropReason::kQueueFull)] = route.deliveries.size();
     return result;
   }
+  const auto drop = [&result](DropReason reason) { ++result.dropped_by[static_cast<size_t>(reason)]; };
   for (auto& [session, d] : route.deliveries) {
     // Room was checked for every QoS 1/2 delivery of a client's PUBLISH, and
     // for every stored one (put_queued's caller).
     const bool checked = (policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0) || d.sequence != 0;
-    const auto drop = [&result](DropReason reason) {
-      ++result.dropped;
-      ++result.dropped_by[static_cast<size_t>(reason)];
-    };
     switch (session->enqueue(std::move(d), now, checked)) {
       case Session::Enqueued::kQueued: ++result.deliveries; break;
       case Session::Enqueued::kQueueFull: drop(DropReason::kQueueFull); break;  // best effort only

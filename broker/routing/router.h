@@ -7,9 +7,6 @@
 #pragma once
 
 #include <array>
-
-#include "broker/stats.h"
-
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -21,6 +18,7 @@
 #include "broker/routing/forwarder.h"
 #include "broker/routing/topic_tree.h"
 #include "broker/session/session.h"
+#include "broker/stats.h"
 
 namespace starling::broker {
 
@@ -41,8 +39,8 @@ class Router {
   struct Published {
     size_t deliveries = 0;   // sessions the message was queued for
     bool quota_exceeded = false;  // a QoS 1/2 subscriber's queue was full: delivered to none
-    size_t dropped = 0;      // deliveries dropped, all reasons; by reason below
-    std::array<size_t, kDropReasons> dropped_by{};
+    std::array<size_t, kDropReasons> dropped_by{};  // deliveries dropped, by reason
+    size_t dropped() const noexcept { return Stats::sum(dropped_by); }
     // Subscribers queued past their slow-down mark: the publisher should wait
     // for them (Session::wait_for_room) before sending more.
     std::vector<std::shared_ptr<Session>> congested;

@@ -55,7 +55,7 @@ TEST_F(RouterTest, QoS0IsNeverRefusedOnlyDroppedWhereFull) {
   auto r = router.publish(message(QoS::k0), Clock::now());
   EXPECT_FALSE(r.quota_exceeded);
   EXPECT_EQ(r.deliveries, 1u);
-  EXPECT_EQ(r.dropped, 1u);
+  EXPECT_EQ(r.dropped(), 1u);
   EXPECT_EQ(large->queued_count(), 2u);
 }
 
