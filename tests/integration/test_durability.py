@@ -465,9 +465,9 @@ class Durability(unittest.TestCase):
         wait_until(lambda: self.data_bytes() < 8 * 1024 * 1024, timeout=30,
                    message=f"the data directory to shrink (it held {full} bytes; now {self.data_bytes()})")
 
-    def test_a_full_disk_makes_an_idle_node_not_ready(self):
-        # RocksDB preallocates its log, so small writes still succeed on a full
-        # disk: /readyz looks at the free space itself.
+    def small_file_system(self):
+        """A 6 MB tmpfs beside the test's data directory, unmounted at the end;
+        the test is skipped where mounting is not allowed (it needs root)."""
         mount = os.path.join(os.path.dirname(self.data), "small")
         os.mkdir(mount)
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mount],
@@ -475,6 +475,12 @@ class Durability(unittest.TestCase):
         if mounted.returncode != 0:
             self.skipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
         self.addCleanup(subprocess.run, ["umount", "-l", mount], capture_output=True)
+        return mount
+
+    def test_a_full_disk_makes_an_idle_node_not_ready(self):
+        # RocksDB preallocates its log, so small writes still succeed on a full
+        # disk: /readyz looks at the free space itself.
+        mount = self.small_file_system()
         node = Broker(data_dir=os.path.join(mount, "data"), http=True).start()
         self.addCleanup(node.stop)
         self.assertEqual(http_json(node.http_port, "GET", "/readyz"), (200, {"ready": True}))
@@ -496,15 +502,8 @@ class Durability(unittest.TestCase):
         self.assertEqual(http_json(node.http_port, "GET", "/readyz"), (200, {"ready": True}))
 
     def test_a_store_that_fails_at_run_time_refuses_what_needs_it_and_serves_the_rest(self):
-        # A full file system under a running node: a small tmpfs (mounting
-        # needs root).
-        mount = os.path.join(os.path.dirname(self.data), "small")
-        os.mkdir(mount)
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mount],
-                                 capture_output=True, text=True)
-        if mounted.returncode != 0:
-            self.skipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-        self.addCleanup(subprocess.run, ["umount", "-l", mount], capture_output=True)
+        # A full file system under a running node.
+        mount = self.small_file_system()
         self.data = os.path.join(mount, "data")
         node = Broker(data_dir=self.data, http=True).start()
 
