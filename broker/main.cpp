@@ -13,6 +13,7 @@
 #include "broker/config.h"
 #include "broker/log_format.h"
 #include "broker/server.h"
+#include "cluster/cluster_node.h"
 
 int main(int argc, char** argv) {
   namespace broker = starling::broker;
@@ -41,7 +42,19 @@ int main(int argc, char** argv) {
     if (setrlimit(RLIMIT_NOFILE, &files) == 0) log.info("open file limit raised to {}", files.rlim_cur);
   }
 
-  broker::Server server(config, log);
+  // The cluster listener first: peers may call as soon as the node is known,
+  // and /readyz says "joining" until the seeds answered.
+  std::unique_ptr<starling::cluster::ClusterNode> cluster;
+  if (config.cluster_listen) {
+    auto started = starling::cluster::ClusterNode::start(config, log);
+    if (!started.node) {
+      std::cerr << "starling: " << started.error << '\n';
+      return 1;
+    }
+    cluster = std::move(started.node);
+  }
+
+  broker::Server server(config, log, cluster.get());
   if (auto error = server.start()) {
     std::cerr << "starling: " << error->message << '\n';
     return error->exit_code;

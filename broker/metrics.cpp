@@ -1,5 +1,6 @@
 #include "broker/metrics.h"
 
+#include <algorithm>
 #include <limits>
 
 #include <prometheus/text_serializer.h>
@@ -16,18 +17,11 @@ double value_of(const std::atomic<uint64_t>& counter) {
 }
 
 MetricFamily family(std::string name, std::string help, MetricType type) {
-  return MetricFamily{std::move(name), std::move(help), type, {}};
+  return metric_family(std::move(name), std::move(help), type);
 }
 
 void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (f.type == MetricType::Counter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-  f.metric.push_back(std::move(m));
+  add_sample(f, value, std::move(labels));
 }
 
 MetricFamily by_qos(std::string name, std::string help, const std::array<uint64_t, 3>& counters) {
@@ -81,13 +75,24 @@ MetricFamily histogram(std::string name, std::string help, const LatencyHistogra
 
 }  // namespace
 
+MetricFamily metric_family(std::string name, std::string help, MetricType type) {
+  return MetricFamily{std::move(name), std::move(help), type, {}};
+}
+
+void add_sample(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
+
 Metrics::Metrics(const Stats& stats, const std::string& node_id, std::string_view version)
     : stats_(stats),
-      registry_(std::make_shared<prometheus::Registry>()),
-      members_(prometheus::BuildGauge()
-                   .Name("starling_cluster_members")
-                   .Help("Members of the cluster this node knows, by state (this node included).")
-                   .Register(*registry_)) {
+      registry_(std::make_shared<prometheus::Registry>()) {
   prometheus::BuildGauge()
       .Name("starling_build_info")
       .Help("Always 1; the labels say which version runs on which node.")
@@ -95,8 +100,6 @@ Metrics::Metrics(const Stats& stats, const std::string& node_id, std::string_vie
       .Add({{"version", std::string{version}}, {"node_id", node_id}})
       .Set(1);
 }
-
-prometheus::Gauge& Metrics::members(std::string_view state) { return members_.Add({{"state", std::string{state}}}); }
 
 std::vector<MetricFamily> Metrics::collect(const NodeGauges& g) const {
   std::vector<MetricFamily> out;
@@ -188,6 +191,15 @@ std::vector<MetricFamily> Metrics::collect(const NodeGauges& g) const {
   auto failures = family("starling_storage_write_failures_total", "Store writes that failed.", MetricType::Counter);
   add(failures, value_of(s.store_write_failures));
   out.push_back(std::move(failures));
+
+  auto members = family("starling_cluster_members", "Members of the cluster this node knows, by state (this node "
+                        "included).", MetricType::Gauge);
+  for (std::string_view state : {"alive", "suspect", "dead", "left"}) {
+    const auto n = std::count_if(g.members.begin(), g.members.end(), [state](const auto& m) { return m.state == state; });
+    add(members, static_cast<double>(n), {{"state", std::string{state}}});
+  }
+  out.push_back(std::move(members));
+  for (const auto& f : g.cluster) out.push_back(f);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
+#include "broker/cluster_link.h"
 #include "broker/session/session_registry.h"
 #include "broker/stats.h"
 
@@ -27,7 +28,15 @@ struct NodeGauges {
   size_t shared_groups = 0;
   size_t retained = 0;
   std::optional<uint64_t> storage_free_bytes;  // on the data directory's file system
+  std::vector<ClusterMember> members;        // this node included
+  std::vector<prometheus::MetricFamily> cluster;  // the cluster's own families
 };
+
+// A family with no samples yet, and one sample added to it (a counter's or a
+// gauge's value, by the family's type): for families built at scrape time.
+prometheus::MetricFamily metric_family(std::string name, std::string help, prometheus::MetricType type);
+void add_sample(prometheus::MetricFamily& family, double value,
+                std::vector<prometheus::ClientMetric::Label> labels = {});
 
 class Metrics {
  public:
@@ -35,10 +44,8 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // Metrics that change rarely live in the registry (the cluster adds its own).
+  // Metrics that change rarely live in the registry.
   prometheus::Registry& registry() noexcept { return *registry_; }
-  // Cluster members by state; a single node is one alive member.
-  prometheus::Gauge& members(std::string_view state);
 
   // Every metric in the Prometheus text exposition format (version 0.0.4).
   std::string serialize(const NodeGauges& gauges) const;
@@ -48,7 +55,6 @@ class Metrics {
 
   const Stats& stats_;
   std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Family<prometheus::Gauge>& members_;
 };
 
 // process_cpu_seconds_total, process_resident_memory_bytes, ... read from

@@ -31,9 +31,11 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 struct Server::Parts {
-  Parts(const Config& c, spdlog::logger& l)
+  Parts(const Config& c, spdlog::logger& l, ClusterLink* cl)
       : config(c),
         log(l),
+        single_node(c.node_id),
+        cluster(cl ? *cl : single_node),
         stats(c.threads),
         router(forwarder),
         sessions(router, retained, QueueLimits::with_hard_limits(c.max_queued, c.max_queued_bytes)),
@@ -60,6 +62,8 @@ struct Server::Parts {
 
   const Config& config;
   spdlog::logger& log;
+  SingleNode single_node;  // used when no cluster is given
+  ClusterLink& cluster;
   // The node's RocksDB and its committer, made by start(); closed after
   // everything else, the committer first.
   std::unique_ptr<storage::RocksDbStore> store;
@@ -224,7 +228,8 @@ struct Server::Parts {
   }
 };
 
-Server::Server(const Config& config, spdlog::logger& log) : parts_(std::make_unique<Parts>(config, log)) {}
+Server::Server(const Config& config, spdlog::logger& log, ClusterLink* cluster)
+    : parts_(std::make_unique<Parts>(config, log, cluster)) {}
 
 Server::~Server() {
   parts_->http.reset();
@@ -277,10 +282,9 @@ std::optional<Server::StartError> Server::start() {
   }
   if (p.config.mqtts_listen) p.log.warn("--mqtts-listen is not implemented yet; TLS listener not started");
   p.accepting = true;
-  p.metrics.members("alive").Set(1);  // this node; the cluster (issue 7) reports the others
   if (p.config.http_listen) {
     // The view is complete before the HTTP thread starts: nothing in it changes after.
-    NodeView view{p.config, p.metrics, p.stats, p.sessions, p.router, p.retained, p.started, p.started_wall,
+    NodeView view{p.config, p.metrics, p.stats, p.sessions, p.router, p.retained, p.cluster, p.started, p.started_wall,
                   p.bound, p.accepting, p.draining,
                   [&p](std::chrono::milliseconds timeout) { return p.unresponsive_loops(timeout); }};
     auto started = HttpServer::bind(*p.config.http_listen, p.log);
@@ -311,6 +315,8 @@ int Server::run() {
   p.sweep();
   p.publish_sys();
   p.main.run();
+  // Clients are gone: the others may forget this node's routes now.
+  p.cluster.leave();
   p.http.reset();  // no request reads the node from here on
   p.workers.stop();
   p.close_store();

@@ -9,13 +9,16 @@
 
 #include <spdlog/logger.h>
 
+#include "broker/cluster_link.h"
 #include "broker/config.h"
 
 namespace starling::broker {
 
 class Server {
  public:
-  Server(const Config& config, spdlog::logger& log);
+  // `cluster`: the rest of the cluster, owned by the caller; null for a
+  // single node.
+  Server(const Config& config, spdlog::logger& log, ClusterLink* cluster = nullptr);
   ~Server();
 
   struct StartError {

@@ -233,10 +233,16 @@ HttpResponse retained(const NodeView& n, const RequestTarget& t) {
 }
 
 HttpResponse members(const NodeView& n) {
-  // One member until the cluster exists (issue 7).
-  json self{{"node_id", n.config.node_id}, {"state", "alive"}, {"self", true}};
-  self["address"] = n.config.cluster_advertise ? json(n.config.cluster_advertise->to_string()) : json(nullptr);
-  return ok(json{{"data", json::array({self})}, {"total", 1}, {"next", nullptr}});
+  json data = json::array();
+  for (const auto& m : n.cluster.members()) {
+    data.push_back(json{{"node_id", m.node_id},
+                        {"address", m.address.empty() ? json(nullptr) : json(m.address)},
+                        {"state", m.state},
+                        {"incarnation", m.incarnation},
+                        {"self", m.self}});
+  }
+  const auto total = data.size();
+  return ok(json{{"data", std::move(data)}, {"total", total}, {"next", nullptr}});
 }
 
 }  // namespace

@@ -70,6 +70,7 @@ HttpResponse NodeApi::handle(const HttpRequest& request) const {
     if (auto free = view_.storage_free_bytes(); free && *free < kMinFreeBytes) {
       reasons.emplace_back("storage: " + std::to_string(*free) + " bytes free in the data directory");
     }
+    for (auto& reason : view_.cluster.not_ready()) reasons.push_back("cluster: " + std::move(reason));
     if (!reasons.empty()) return json_response(503, json{{"ready", false}, {"reasons", reasons}});
     return json_response(200, json{{"ready", true}});
   }

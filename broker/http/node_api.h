@@ -11,6 +11,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "broker/cluster_link.h"
 #include "broker/config.h"
 #include "broker/http/http_server.h"
 #include "broker/http/request_target.h"
@@ -35,6 +36,7 @@ struct NodeView {
   SessionRegistry& sessions;
   Router& router;
   RetainedStore& retained;
+  const ClusterLink& cluster;
   Clock::time_point started;
   std::chrono::system_clock::time_point started_wall;
   std::vector<BoundListener> listeners;
@@ -46,8 +48,10 @@ struct NodeView {
   std::function<std::vector<std::string>(std::chrono::milliseconds)> unresponsive_loops;
 
   NodeGauges gauges() const {
-    return NodeGauges{sessions.census(), router.subscription_count(), router.shared_group_count(), retained.size(),
-                      storage_free_bytes()};
+    NodeGauges g{sessions.census(),    router.subscription_count(), router.shared_group_count(), retained.size(),
+                 storage_free_bytes(), cluster.members(),           {}};
+    cluster.collect_metrics(g.cluster);
+    return g;
   }
   // Free space on the data directory's file system, if it can be read.
   std::optional<uint64_t> storage_free_bytes() const;

@@ -6,35 +6,58 @@
 
 namespace starling::cluster {
 
-MembershipService::MembershipService(std::string node_id, std::uint64_t incarnation, std::string secret)
-    : node_id_{std::move(node_id)}, secret_{std::move(secret)}, incarnation_{incarnation} {}
+MembershipService::MembershipService(std::string secret) : secret_{std::move(secret)} {}
+
+Membership* MembershipService::admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
+  Membership* membership = membership_.load();
+  if (!membership) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "starting"));
+    return nullptr;
+  }
+  if (carries_secret(*context, secret_)) return membership;
+  membership->count_refused(context->peer());
+  reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
+  return nullptr;
+}
 
 grpc::ServerUnaryReactor* MembershipService::Ping(grpc::CallbackServerContext* context,
-                                                  const v1::PingRequest* /*request*/,
-                                                  v1::PingReply* reply) {
+                                                  const v1::PingRequest* request, v1::PingReply* reply) {
   // The reactor belongs to the context; gRPC frees it after Finish.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!carries_secret(*context, secret_)) {
-    refused_.fetch_add(1, std::memory_order_relaxed);
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
-    return reactor;
-  }
-  reply->set_node_id(node_id_);
-  reply->set_incarnation(incarnation_.load(std::memory_order_relaxed));
+  Membership* membership = admit(context, reactor);
+  if (!membership) return reactor;
+  *reply = membership->on_ping(*request);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
-void MembershipService::set_incarnation(std::uint64_t incarnation) noexcept {
-  incarnation_.store(incarnation, std::memory_order_relaxed);
+grpc::ServerUnaryReactor* MembershipService::PingReq(grpc::CallbackServerContext* context,
+                                                     const v1::PingReqRequest* request, v1::PingReply* reply) {
+  // The reactor belongs to the context; gRPC frees it after Finish.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Membership* membership = admit(context, reactor);
+  if (!membership) return reactor;
+  // `reply` and `reactor` live until Finish, which the callback calls.
+  membership->on_ping_req(*request, [reactor, reply](grpc::Status status, v1::PingReply answer) {
+    if (status.ok()) *reply = std::move(answer);
+    reactor->Finish(status);
+  });
+  return reactor;
 }
 
-std::uint64_t MembershipService::incarnation() const noexcept {
-  return incarnation_.load(std::memory_order_relaxed);
+grpc::ServerUnaryReactor* MembershipService::Sync(grpc::CallbackServerContext* context,
+                                                  const v1::SyncRequest* request, v1::SyncReply* reply) {
+  // The reactor belongs to the context; gRPC frees it after Finish.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Membership* membership = admit(context, reactor);
+  if (!membership) return reactor;
+  *reply = membership->on_sync(*request);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
-PingResult ping_peer(const std::string& address, std::chrono::milliseconds deadline,
-                     const std::string& from_node, std::uint64_t incarnation, const std::string& secret) {
+PingResult ping_peer(const std::string& address, std::chrono::milliseconds deadline, const std::string& from_node,
+                     std::uint64_t incarnation, const std::string& secret) {
   // TODO(cluster): mutual TLS (DESIGN.md "Cluster").
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   auto stub = v1::Membership::NewStub(channel);

@@ -1,7 +1,8 @@
 #pragma once
 
-// The Membership gRPC service (proto/cluster.proto) and a one-shot client.
-// Today it only answers Ping; the SWIM failure detector builds on both.
+// The Membership gRPC service (proto/cluster.proto): checks the cluster
+// secret on every call, then hands it to the node's Membership. Also a
+// one-shot ping for tools and tests.
 
 #include <atomic>
 #include <chrono>
@@ -11,33 +12,36 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "cluster/membership/membership.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace starling::cluster {
 
-// Callback API: Ping is answered inline on gRPC's completion threads, with no
-// thread pool of our own and no blocking. A call without the cluster secret
-// (when one is set) is refused with UNAUTHENTICATED.
+// Callback API: calls are answered on gRPC's own threads, with no thread pool
+// of ours and no blocking (PingReq waits for the target asynchronously). A
+// call without the cluster secret (when one is set) is refused with
+// UNAUTHENTICATED, counted and logged.
 class MembershipService final : public v1::Membership::CallbackService {
  public:
-  MembershipService(std::string node_id, std::uint64_t incarnation, std::string secret = {});
+  explicit MembershipService(std::string secret);
+  // The membership that answers; until then calls get UNAVAILABLE (the
+  // listener is bound before the node knows its advertised port).
+  void attach(Membership& membership) { membership_.store(&membership); }
 
-  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
-                                 const v1::PingRequest* request,
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context, const v1::PingRequest* request,
                                  v1::PingReply* reply) override;
-
-  // Raised by the failure detector to refute a suspicion (SWIM section 4.2).
-  void set_incarnation(std::uint64_t incarnation) noexcept;
-  std::uint64_t incarnation() const noexcept;
-  const std::string& node_id() const noexcept { return node_id_; }
-  // Calls refused for a missing or wrong secret (for a metric and the log).
-  std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
+  grpc::ServerUnaryReactor* PingReq(grpc::CallbackServerContext* context, const v1::PingReqRequest* request,
+                                    v1::PingReply* reply) override;
+  grpc::ServerUnaryReactor* Sync(grpc::CallbackServerContext* context, const v1::SyncRequest* request,
+                                 v1::SyncReply* reply) override;
 
  private:
-  const std::string node_id_;
+  // The membership, or null (and the call finished) when the call lacks the
+  // secret or none is attached yet.
+  Membership* admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor);
+
+  std::atomic<Membership*> membership_{nullptr};
   const std::string secret_;  // never logged
-  std::atomic<std::uint64_t> refused_{0};
-  std::atomic<std::uint64_t> incarnation_;  // read on gRPC threads, written by the detector
 };
 
 struct PeerIdentity {
@@ -55,8 +59,8 @@ struct PingResult {
 };
 
 // Pings `address` ("host:port", "[v6]:port", or any gRPC target) and waits at
-// most `deadline`. Opens a fresh channel each time: meant for tools, tests and
-// joining; the failure detector keeps one channel per peer instead.
+// most `deadline`. Opens a fresh channel each time: meant for tools and
+// tests; Membership keeps one channel per peer instead.
 PingResult ping_peer(const std::string& address, std::chrono::milliseconds deadline,
                      const std::string& from_node = {}, std::uint64_t incarnation = 0,
                      const std::string& secret = {});

@@ -36,7 +36,8 @@ __all__ = ["STARLING", "Broker", "BrokerTest", "Collector", "MqttClient", "RawCl
            "connect_packet", "publish_packet", "subscribe_packet", "unsubscribe_packet",
            "ack_packet", "disconnect_packet", "pingreq_packet", "read_packet",
            "encode_varint", "publish_props", "connect_props", "wait_until",
-           "mosquitto_pub", "MosquittoSub", "starling_supports", "http_request", "http_json"]
+           "mosquitto_pub", "MosquittoSub", "starling_supports", "http_request", "http_json",
+           "parse_metrics", "scrape", "metric", "wait_metric"]
 
 STARLING = "starling"          # replaced by main() from the command line
 START_TIMEOUT = 10.0           # seconds to wait for "listener ... bound to"
@@ -102,10 +103,15 @@ class Broker:
             http_json(b.http_port, "GET", "/healthz")
     """
 
-    def __init__(self, *extra_args, ws=False, http=False, node_id="t1", data_dir=None):
+    def __init__(self, *extra_args, ws=False, http=False, node_id="t1", data_dir=None,
+                 cluster=False):
         self.extra_args = [str(a) for a in extra_args]
         self.ws = ws
         self.http = http
+        # cluster=True: --cluster-listen on a free port, read into cluster_port
+        # (pass --join and --cluster-secret in extra_args).
+        self.cluster = cluster
+        self.cluster_port = None
         self.node_id = node_id
         # None: one inside this broker's temporary directory, gone with it. A
         # test that restarts a node on the same data passes its own.
@@ -134,6 +140,8 @@ class Broker:
                     "--log-level", "info"]
             if self.ws:
                 args += ["--ws-listen", "127.0.0.1:0"]
+            if self.cluster:
+                args += ["--cluster-listen", "127.0.0.1:0"]
             args += self.extra_args
             # Only PATH (and sanitizer settings) from the caller: a STARLING_* variable
             # in the environment of whoever runs the tests must not change the broker.
@@ -150,8 +158,10 @@ class Broker:
                 m = re.search(r"listener mqtt bound to 127\.0\.0\.1:(\d+)", text)
                 w = re.search(r"listener ws bound to 127\.0\.0\.1:(\d+)", text)
                 h = re.search(r"listener http bound to 127\.0\.0\.1:(\d+)", text)
-                if m and (w or not self.ws) and (h or not self.http):
+                c = re.search(r"listener cluster bound to 127\.0\.0\.1:(\d+)", text)
+                if m and (w or not self.ws) and (h or not self.http) and (c or not self.cluster):
                     self.port = int(m.group(1))
+                    self.cluster_port = int(c.group(1)) if c else None
                     self.ws_port = int(w.group(1)) if w else None
                     self.http_port = int(h.group(1)) if h else None
                     return self
@@ -1085,3 +1095,54 @@ class BrokerTest(unittest.TestCase):
         r = RawClient(broker or self.broker, version)
         self.addCleanup(r.close)
         return r
+
+
+# --------------------------------------------------------------------------- metrics
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format -> {(name, frozenset of (label, value)): float}."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if m is None:
+            raise AssertionError(f"not a sample line: {line!r}")
+        labels = frozenset(_LABEL.findall(m.group(2) or ""))
+        key = (m.group(1), labels)
+        if key in samples:
+            raise AssertionError(f"sample repeated: {line!r}")
+        samples[key] = float(m.group(3))
+    return samples
+
+
+def scrape(port):
+    status, headers, body = http_request(port, "GET", "/metrics")
+    if status != 200:
+        raise AssertionError(f"GET /metrics: {status} {body[:300]!r}")
+    return parse_metrics(body.decode("utf-8"))
+
+
+def metric(samples, name, **labels):
+    """The value of one sample; None when the node does not report it."""
+    return samples.get((name, frozenset(labels.items())))
+
+
+def wait_metric(port, name, expected, timeout=5.0, **labels):
+    """Polls /metrics until name{labels} == expected; AssertionError with the last
+    value seen at the deadline."""
+    seen = []
+
+    def check():
+        v = metric(scrape(port), name, **labels)
+        seen[:] = [v]
+        return v == expected
+    try:
+        wait_until(check, timeout, interval=0.05, message=f"{name}{labels} == {expected}")
+    except AssertionError:
+        raise AssertionError(f"{name}{labels}: expected {expected}, last seen {seen[0]} "
+                             f"(within {timeout}s)") from None

@@ -28,55 +28,6 @@ PROMTOOL = "/usr/bin/promtool"
 
 # --------------------------------------------------------------------------- helpers
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """Prometheus text format -> {(name, frozenset of (label, value)): float}."""
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if m is None:
-            raise AssertionError(f"not a sample line: {line!r}")
-        labels = frozenset(_LABEL.findall(m.group(2) or ""))
-        key = (m.group(1), labels)
-        if key in samples:
-            raise AssertionError(f"sample repeated: {line!r}")
-        samples[key] = float(m.group(3))
-    return samples
-
-
-def scrape(port):
-    status, headers, body = http_request(port, "GET", "/metrics")
-    if status != 200:
-        raise AssertionError(f"GET /metrics: {status} {body[:300]!r}")
-    return parse_metrics(body.decode("utf-8"))
-
-
-def metric(samples, name, **labels):
-    """The value of one sample; None when the node does not report it."""
-    return samples.get((name, frozenset(labels.items())))
-
-
-def wait_metric(port, name, expected, timeout=5.0, **labels):
-    """Polls /metrics until name{labels} == expected; AssertionError with the last
-    value seen at the deadline."""
-    seen = []
-
-    def check():
-        v = metric(scrape(port), name, **labels)
-        seen[:] = [v]
-        return v == expected
-    try:
-        wait_until(check, timeout, interval=0.05, message=f"{name}{labels} == {expected}")
-    except AssertionError:
-        raise AssertionError(f"{name}{labels}: expected {expected}, last seen {seen[0]} "
-                             f"(within {timeout}s)") from None
-
-
 def raw_connected(test, client_id, version=5, keepalive=60, broker=None):
     r = test.raw(version=version, broker=broker)
     r.connect(client_id, keepalive=keepalive)
@@ -161,7 +112,7 @@ class HealthAndErrors(HttpBrokerTest):
     def test_cluster_members(self):
         body = self.api("/api/v1/cluster/members")
         self.assertEqual(body["data"], [{"node_id": "t1", "state": "alive", "self": True,
-                                         "address": None}])
+                                         "address": None, "incarnation": 0}])
         self.assertEqual(body["total"], 1)
         self.assertIsNone(body["next"])
 

@@ -19,7 +19,13 @@ TEST(Metrics, CountersFromStatsAppearByLabel) {
   stats.disconnects[static_cast<uint8_t>(mqtt::ReasonCode::kKeepAliveTimeout)].fetch_add(1);
   stats.disconnects_lost.fetch_add(5);
   stats.connect_results[static_cast<uint8_t>(mqtt::ReasonCode::kNotAuthorized)].fetch_add(1);
-  const std::string text = metrics.serialize(NodeGauges{{1, 2, 7, 3}, 11, 1, 4, 12345});
+  std::vector<prometheus::MetricFamily> cluster{metric_family("starling_cluster_x_total", "X.",
+                                                             prometheus::MetricType::Counter)};
+  add_sample(cluster.back(), 6);
+  const std::string text = metrics.serialize(NodeGauges{
+      {1, 2, 7, 3}, 11, 1, 4, 12345,
+      {{"n1", "", "alive", 0, true}, {"n2", "a:1", "alive", 2, false}, {"n3", "b:1", "dead", 0, false}},
+      std::move(cluster)});
 
   EXPECT_NE(text.find("# TYPE starling_messages_received_total counter"), std::string::npos) << text;
   EXPECT_TRUE(has(text, "starling_messages_received_total{qos=\"1\"} 3")) << text;
@@ -41,6 +47,10 @@ TEST(Metrics, CountersFromStatsAppearByLabel) {
   EXPECT_TRUE(has(text, "starling_retained_messages 4")) << text;
   EXPECT_TRUE(has(text, "starling_storage_free_bytes 12345")) << text;
   EXPECT_TRUE(has(text, "starling_build_info{node_id=\"n1\",version=\"9.9.9\"} 1")) << text;
+  EXPECT_TRUE(has(text, "starling_cluster_members{state=\"alive\"} 2")) << text;
+  EXPECT_TRUE(has(text, "starling_cluster_members{state=\"dead\"} 1")) << text;
+  EXPECT_TRUE(has(text, "starling_cluster_members{state=\"left\"} 0")) << text;
+  EXPECT_TRUE(has(text, "starling_cluster_x_total 6")) << text;
   EXPECT_NE(text.find("\nprocess_resident_memory_bytes "), std::string::npos) << text;
   EXPECT_NE(text.find("\nprocess_open_fds "), std::string::npos) << text;
 }

@@ -7,9 +7,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
+
+#include <spdlog/sinks/null_sink.h>
+
+#include "cluster/rpc/cluster_secret.h"
 
 namespace starling::cluster {
 namespace {
@@ -17,29 +23,80 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-// A Membership server on a free loopback port, shut down when the test ends.
-class TestServer {
+spdlog::logger& quiet_log() {
+  static spdlog::logger log{"test", std::make_shared<spdlog::sinks::null_sink_mt>()};
+  return log;
+}
+
+// Fast timings, so detection takes a fraction of a second.
+MembershipConfig fast_config(std::string node_id, std::string secret = {}) {
+  MembershipConfig c;
+  c.node_id = std::move(node_id);
+  c.secret = std::move(secret);
+  c.swim.probe_interval = milliseconds{100};
+  c.swim.suspicion_timeout = milliseconds{500};
+  c.ping_timeout = milliseconds{40};
+  c.seed_interval = milliseconds{300};
+  c.join_timeout = milliseconds{1000};
+  return c;
+}
+
+// One node's membership served on a free loopback port; not probing until
+// start(). Shut down when the test ends.
+class TestNode {
  public:
-  TestServer(std::string node_id, std::uint64_t incarnation, std::string secret = {})
-      : service_{std::move(node_id), incarnation, std::move(secret)} {
+  explicit TestNode(std::string node_id, std::string secret = {}, std::vector<std::string> seeds = {})
+      : service_{secret} {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
+    auto config = fast_config(std::move(node_id), std::move(secret));
+    config.address = address();
+    membership_ = std::make_unique<Membership>(
+        std::move(config), [seeds = std::move(seeds)] { return seeds; }, quiet_log());
+    service_.attach(*membership_);
   }
-  ~TestServer() {
+  ~TestNode() {
+    membership_->stop();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + milliseconds{500});
   }
 
   bool started() const { return server_ != nullptr && port_ != 0; }
+  // What a crash looks like to the others: no word, no answers.
+  void crash() {
+    membership_->stop();
+    server_->Shutdown(std::chrono::system_clock::now() + milliseconds{100});
+  }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  MembershipService& service() { return service_; }
+  Membership& membership() { return *membership_; }
+
+  std::optional<MemberState> state_of(const std::string& id) const {
+    for (const auto& m : membership_->members()) {
+      if (m.node_id == id) return m.state;
+    }
+    return std::nullopt;
+  }
 
  private:
   MembershipService service_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Membership> membership_;
 };
+
+bool eventually(const std::function<bool()>& condition, milliseconds timeout) {
+  const auto deadline = steady_clock::now() + timeout;
+  while (steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds{10});
+  }
+  return condition();
+}
+
+std::unique_ptr<v1::Membership::Stub> stub_to(const std::string& address) {
+  return v1::Membership::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
 
 // A loopback TCP socket bound to a free port; listening or not. Holding the
 // port keeps any other process from taking it during the test.
@@ -71,38 +128,158 @@ class ReservedPort {
   int port_ = 0;
 };
 
-TEST(MembershipService, AnswersPingWithNodeIdAndIncarnation) {
-  TestServer server{"node-a", 3};
-  ASSERT_TRUE(server.started());
+TEST(MembershipService, AnswersPingAndRefutesSuspicionOfItself) {
+  TestNode node{"node-a"};
+  ASSERT_TRUE(node.started());
 
-  const PingResult first = ping_peer(server.address(), milliseconds{5000}, "node-b", 9);
+  const PingResult first = ping_peer(node.address(), milliseconds{5000}, "node-b", 9);
   ASSERT_TRUE(first.ok()) << first.error;
   EXPECT_EQ(first.peer->node_id, "node-a");
-  EXPECT_EQ(first.peer->incarnation, 3u);
+  EXPECT_EQ(first.peer->incarnation, 0u);
   EXPECT_EQ(first.code, grpc::StatusCode::OK);
   EXPECT_TRUE(first.error.empty());
 
-  // A refuted suspicion raises the incarnation; the next ping reports it.
-  server.service().set_incarnation(4);
-  const PingResult second = ping_peer(server.address(), milliseconds{5000});
+  // Gossip that node-a is suspect: it refutes with a higher incarnation,
+  // in its reply's gossip too.
+  auto stub = stub_to(node.address());
+  grpc::ClientContext context;
+  v1::PingRequest request;
+  request.set_from_node("node-b");
+  request.set_from_address("127.0.0.1:1");
+  *request.add_gossip() = to_proto(MemberUpdate{"node-a", node.address(), 0, MemberState::suspect});
+  v1::PingReply reply;
+  ASSERT_TRUE(stub->Ping(&context, request, &reply).ok());
+  EXPECT_EQ(reply.incarnation(), 1u);
+  const auto& gossip = reply.gossip();
+  EXPECT_TRUE(std::any_of(gossip.begin(), gossip.end(), [](const v1::MemberUpdate& u) {
+    return u.node_id() == "node-a" && u.incarnation() == 1 && u.state() == v1::MEMBER_STATE_ALIVE;
+  }));
+  // The caller, which gave its address, is now a member.
+  EXPECT_EQ(node.state_of("node-b"), MemberState::alive);
+
+  const PingResult second = ping_peer(node.address(), milliseconds{5000});
   ASSERT_TRUE(second.ok()) << second.error;
-  EXPECT_EQ(second.peer->incarnation, 4u);
+  EXPECT_EQ(second.peer->incarnation, 1u);
 }
 
-TEST(MembershipService, RefusesACallWithoutTheClusterSecret) {
-  TestServer server{"node-a", 1, "s3cret"};
-  ASSERT_TRUE(server.started());
+TEST(MembershipService, RefusesEveryCallWithoutTheClusterSecret) {
+  TestNode node{"node-a", "s3cret"};
+  ASSERT_TRUE(node.started());
   for (const std::string wrong : {"", "s3creT", "s3cret-and-more"}) {
-    const PingResult refused = ping_peer(server.address(), milliseconds{5000}, "intruder", 0, wrong);
+    const PingResult refused = ping_peer(node.address(), milliseconds{5000}, "intruder", 0, wrong);
     EXPECT_FALSE(refused.ok()) << "secret '" << wrong << "'";
     EXPECT_EQ(refused.code, grpc::StatusCode::UNAUTHENTICATED) << refused.error;
     EXPECT_NE(refused.error.find("cluster secret"), std::string::npos) << refused.error;
   }
-  EXPECT_EQ(server.service().refused(), 3u);
-  const PingResult right = ping_peer(server.address(), milliseconds{5000}, "node-b", 0, "s3cret");
+  // Sync too, and the intruder learns nothing and is not learned.
+  auto stub = stub_to(node.address());
+  grpc::ClientContext context;
+  attach_secret(context, "wrong");
+  v1::SyncRequest request;
+  *request.add_members() = to_proto(MemberUpdate{"intruder", "127.0.0.1:1", 0, MemberState::alive});
+  v1::SyncReply reply;
+  EXPECT_EQ(stub->Sync(&context, request, &reply).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(reply.members_size(), 0);
+  EXPECT_FALSE(node.state_of("intruder").has_value());
+  EXPECT_EQ(node.membership().refused_calls(), 4u);
+
+  const PingResult right = ping_peer(node.address(), milliseconds{5000}, "node-b", 0, "s3cret");
   ASSERT_TRUE(right.ok()) << right.error;
   EXPECT_EQ(right.peer->node_id, "node-a");
-  EXPECT_EQ(server.service().refused(), 3u);
+  EXPECT_EQ(node.membership().refused_calls(), 4u);
+}
+
+TEST(MembershipService, SyncExchangesEverythingKnown) {
+  TestNode node{"node-a"};
+  ASSERT_TRUE(node.started());
+  auto stub = stub_to(node.address());
+  grpc::ClientContext context;
+  v1::SyncRequest request;
+  request.set_from_node("node-b");
+  *request.add_members() = to_proto(MemberUpdate{"node-b", "127.0.0.1:2", 0, MemberState::alive});
+  *request.add_members() = to_proto(MemberUpdate{"node-c", "127.0.0.1:3", 4, MemberState::alive});
+  v1::SyncReply reply;
+  ASSERT_TRUE(stub->Sync(&context, request, &reply).ok());
+  EXPECT_EQ(reply.node_id(), "node-a");
+  EXPECT_EQ(reply.members_size(), 3);
+  EXPECT_EQ(node.state_of("node-b"), MemberState::alive);
+  EXPECT_EQ(node.state_of("node-c"), MemberState::alive);
+}
+
+TEST(MembershipService, PingReqAsksTheTargetOrFailsInTime) {
+  TestNode helper{"helper"};
+  TestNode target{"target"};
+  ASSERT_TRUE(helper.started() && target.started());
+  auto stub = stub_to(helper.address());
+  {
+    grpc::ClientContext context;
+    v1::PingReqRequest request;
+    request.set_target_node("target");
+    request.set_target_address(target.address());
+    request.set_timeout_ms(2000);
+    v1::PingReply reply;
+    ASSERT_TRUE(stub->PingReq(&context, request, &reply).ok());
+    EXPECT_EQ(reply.node_id(), "target");
+  }
+  {
+    ReservedPort closed{/*listen=*/false};
+    grpc::ClientContext context;
+    v1::PingReqRequest request;
+    request.set_target_node("gone");
+    request.set_target_address(closed.address());
+    request.set_timeout_ms(30);
+    v1::PingReply reply;
+    const auto start = steady_clock::now();
+    EXPECT_EQ(stub->PingReq(&context, request, &reply).error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_LT(steady_clock::now() - start, milliseconds{2000});
+  }
+  {
+    // Another node answers at the address: not the target.
+    grpc::ClientContext context;
+    v1::PingReqRequest request;
+    request.set_target_node("someone-else");
+    request.set_target_address(target.address());
+    request.set_timeout_ms(2000);
+    v1::PingReply reply;
+    EXPECT_EQ(stub->PingReq(&context, request, &reply).error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+}
+
+TEST(Membership, ThreeNodesJoinDetectADeadOneAndHearOfOneLeaving) {
+  TestNode a{"a"};
+  TestNode b{"b", {}, {a.address()}};
+  TestNode c{"c", {}, {a.address()}};
+  ASSERT_TRUE(a.started() && b.started() && c.started());
+  a.membership().start();
+  b.membership().start();
+  c.membership().start();
+  // b and c only know a; gossip tells them of each other.
+  ASSERT_TRUE(eventually([&] { return b.state_of("c") == MemberState::alive && c.state_of("b") == MemberState::alive; },
+                         milliseconds{5000}));
+  EXPECT_TRUE(a.membership().joined() && b.membership().joined() && c.membership().joined());
+
+  // c crashes: suspect, then dead.
+  c.crash();
+  TestNode* survivors[] = {&a, &b};
+  for (TestNode* n : survivors) {
+    EXPECT_TRUE(eventually([&] { return n->state_of("c") == MemberState::dead; }, milliseconds{5000}))
+        << n->membership().node_id();
+  }
+  // b leaves: a hears it at once, without waiting for detection.
+  const auto start = steady_clock::now();
+  b.membership().leave();
+  EXPECT_TRUE(eventually([&] { return a.state_of("b") == MemberState::left; }, milliseconds{1000}));
+  EXPECT_LT(steady_clock::now() - start, milliseconds{1000});
+}
+
+TEST(Membership, WithoutAnAnsweringSeedANodeServesAloneAfterTheJoinTimeout) {
+  ReservedPort closed{/*listen=*/false};
+  TestNode lonely{"lonely", {}, {closed.address()}};
+  ASSERT_TRUE(lonely.started());
+  lonely.membership().start();
+  std::this_thread::sleep_for(milliseconds{300});
+  EXPECT_FALSE(lonely.membership().joined());
+  EXPECT_TRUE(eventually([&] { return lonely.membership().joined(); }, milliseconds{3000}));
 }
 
 TEST(MembershipService, PingToClosedPortFailsWithinDeadline) {

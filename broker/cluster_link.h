@@ -1,0 +1,49 @@
+// How the broker core sees the rest of the cluster, besides forwarding
+// (routing/forwarder.h): who the members are, whether this node has joined,
+// and the leaving on shutdown. A single node uses SingleNode; cluster/
+// implements it over gRPC. The broker core never includes a cluster header.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+namespace starling::broker {
+
+struct ClusterMember {
+  std::string node_id;
+  std::string address;  // what peers dial; empty for a single node
+  std::string state;    // alive, suspect, dead or left
+  uint64_t incarnation = 0;
+  bool self = false;
+};
+
+class ClusterLink {
+ public:
+  virtual ~ClusterLink() = default;
+  // Every member this node knows, itself included, by node id.
+  virtual std::vector<ClusterMember> members() const = 0;
+  // Why this node is not a full member yet (joining, syncing); empty once it is.
+  virtual std::vector<std::string> not_ready() const = 0;
+  // The node shuts down: tell the others, so they need not detect it. Waits
+  // a bounded time (about a second).
+  virtual void leave() = 0;
+  // The cluster's own metric families, appended at scrape time.
+  virtual void collect_metrics(std::vector<prometheus::MetricFamily>& out) const = 0;
+};
+
+class SingleNode final : public ClusterLink {
+ public:
+  explicit SingleNode(std::string node_id) : node_id_(std::move(node_id)) {}
+  std::vector<ClusterMember> members() const override { return {ClusterMember{node_id_, {}, "alive", 0, true}}; }
+  std::vector<std::string> not_ready() const override { return {}; }
+  void leave() override {}
+  void collect_metrics(std::vector<prometheus::MetricFamily>&) const override {}
+
+ private:
+  std::string node_id_;
+};
+
+}  // namespace starling::broker

@@ -1,0 +1,101 @@
+#include "cluster/cluster_node.h"
+
+#include <unistd.h>
+
+#include "broker/metrics.h"
+#include "cluster/membership/seeds.h"
+
+namespace starling::cluster {
+namespace {
+
+// The largest message a peer may send; more is refused by gRPC before it
+// reaches us.
+constexpr int kMaxMessageBytes = 16 * 1024 * 1024;
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
+  return name;
+}
+
+}  // namespace
+
+ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::logger& log) {
+  auto node = std::make_unique<ClusterNode>();
+  const broker::HostPort& listen = *config.cluster_listen;
+
+  node->membership_service_ = std::make_unique<MembershipService>(config.cluster_secret);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.RegisterService(node->membership_service_.get());
+  node->server_ = builder.BuildAndStart();
+  if (!node->server_ || port == 0) {
+    return Started{nullptr, "--cluster-listen " + listen.to_string() + ": cannot listen there"};
+  }
+  // Tests and scripts read the port from this line.
+  log.info("listener cluster bound to {}", broker::HostPort{listen.host, static_cast<uint16_t>(port)}.to_string());
+
+  // What peers dial: --cluster-advertise, else the listen address with the
+  // port it got (a wildcard host becomes this host's name).
+  broker::HostPort advertised = config.cluster_advertise.value_or(listen);
+  if (!config.cluster_advertise) {
+    advertised.port = static_cast<uint16_t>(port);
+    if (advertised.is_wildcard()) advertised.host = host_name();
+  }
+  node->address_ = advertised.to_string();
+
+  MembershipConfig mc;
+  mc.node_id = config.node_id;
+  mc.address = node->address_;
+  mc.secret = config.cluster_secret;
+  node->membership_ = std::make_unique<Membership>(
+      std::move(mc), [seeds = config.join] { return resolve_seeds(seeds); }, log);
+  node->membership_service_->attach(*node->membership_);
+  node->membership_->start();
+  log.info("cluster: node {} advertises {}; joining through {}", config.node_id, node->address_,
+           config.join.empty() ? std::string{"no seeds"} : std::to_string(config.join.size()) + " seed(s)");
+  return Started{std::move(node), {}};
+}
+
+ClusterNode::~ClusterNode() {
+  if (membership_) membership_->stop();
+  // Calls in flight finish (or are cancelled) before the services go.
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+}
+
+std::vector<broker::ClusterMember> ClusterNode::members() const {
+  std::vector<broker::ClusterMember> out;
+  for (const auto& m : membership_->members()) {
+    out.push_back(broker::ClusterMember{m.node_id, m.address, std::string{to_string(m.state)}, m.incarnation, m.self});
+  }
+  return out;
+}
+
+std::vector<std::string> ClusterNode::not_ready() const {
+  if (!membership_->joined()) return {"joining: no seed has answered yet"};
+  return {};
+}
+
+void ClusterNode::leave() { membership_->leave(); }
+
+void ClusterNode::collect_metrics(std::vector<prometheus::MetricFamily>& out) const {
+  using prometheus::MetricType;
+  auto refused = broker::metric_family("starling_cluster_refused_calls_total",
+                                       "Node-to-node calls refused for a missing or wrong cluster secret.",
+                                       MetricType::Counter);
+  broker::add_sample(refused, static_cast<double>(membership_->refused_calls()));
+  out.push_back(std::move(refused));
+  const auto probes = membership_->probes();
+  auto probed = broker::metric_family("starling_cluster_probes_total",
+                                      "Failure-detector probes of other members, by result: direct (answered a "
+                                      "ping), indirect (answered only through another member), failed.",
+                                      MetricType::Counter);
+  broker::add_sample(probed, static_cast<double>(probes.direct), {{"result", "direct"}});
+  broker::add_sample(probed, static_cast<double>(probes.indirect), {{"result", "indirect"}});
+  broker::add_sample(probed, static_cast<double>(probes.failed), {{"result", "failed"}});
+  out.push_back(std::move(probed));
+}
+
+}  // namespace starling::cluster

@@ -1,0 +1,46 @@
+// This node's part in the cluster: the gRPC listener (--cluster-listen) with
+// the node-to-node services, and the membership driven over it. The broker
+// core sees it only as a broker::ClusterLink; main() wires the two.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/logger.h>
+
+#include "broker/cluster_link.h"
+#include "broker/config.h"
+#include "cluster/membership/membership.h"
+#include "cluster/rpc/membership_service.h"
+
+namespace starling::cluster {
+
+class ClusterNode final : public broker::ClusterLink {
+ public:
+  struct Started {
+    std::unique_ptr<ClusterNode> node;
+    std::string error;  // one line naming the listener, when node is null
+  };
+  // Binds --cluster-listen, logs "listener cluster bound to HOST:PORT", and
+  // starts joining through --join.
+  static Started start(const broker::Config& config, spdlog::logger& log);
+  ClusterNode() = default;  // empty; start() makes a working one
+  ~ClusterNode() override;
+
+  std::vector<broker::ClusterMember> members() const override;
+  std::vector<std::string> not_ready() const override;
+  void leave() override;
+  void collect_metrics(std::vector<prometheus::MetricFamily>& out) const override;
+
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string address_;  // advertised
+  std::unique_ptr<Membership> membership_;
+  std::unique_ptr<MembershipService> membership_service_;
+  std::unique_ptr<grpc::Server> server_;  // last: stopped first
+};
+
+}  // namespace starling::cluster
