@@ -1,7 +1,8 @@
-// How the broker core sees the rest of the cluster, besides forwarding
-// (routing/forwarder.h): who the members are, whether this node has joined,
-// and the leaving on shutdown. A single node uses SingleNode; cluster/
-// implements it over gRPC. The broker core never includes a cluster header.
+// How the broker core sees the rest of the cluster: the Forwarder its router
+// uses (routing/forwarder.h), where messages from other nodes are delivered,
+// who the members are, whether this node has joined, and the leaving on
+// shutdown. A single node uses SingleNode; cluster/ implements it over gRPC.
+// The broker core never includes a cluster header.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,11 @@
 
 #include <prometheus/metric_family.h>
 
+#include "broker/routing/forwarder.h"
+
 namespace starling::broker {
+
+class SessionRegistry;
 
 struct ClusterMember {
   std::string node_id;
@@ -23,6 +28,11 @@ struct ClusterMember {
 class ClusterLink {
  public:
   virtual ~ClusterLink() = default;
+  // What the router tells of subscriptions and hands published messages to.
+  virtual Forwarder& forwarder() = 0;
+  // Messages from other nodes go to `sessions` from now on (called once, when
+  // the node's parts exist, before it accepts clients).
+  virtual void serve(SessionRegistry& sessions) = 0;
   // Every member this node knows, itself included, by node id.
   virtual std::vector<ClusterMember> members() const = 0;
   // Why this node is not a full member yet (joining, syncing); empty once it is.
@@ -37,6 +47,8 @@ class ClusterLink {
 class SingleNode final : public ClusterLink {
  public:
   explicit SingleNode(std::string node_id) : node_id_(std::move(node_id)) {}
+  Forwarder& forwarder() override { return local_; }
+  void serve(SessionRegistry&) override {}
   std::vector<ClusterMember> members() const override { return {ClusterMember{node_id_, {}, "alive", 0, true}}; }
   std::vector<std::string> not_ready() const override { return {}; }
   void leave() override {}
@@ -44,6 +56,7 @@ class SingleNode final : public ClusterLink {
 
  private:
   std::string node_id_;
+  LocalOnly local_;
 };
 
 }  // namespace starling::broker

@@ -32,6 +32,7 @@ struct Message {
   std::optional<Clock::time_point> expires_at;
   Clock::time_point received_at;  // for the publish-to-delivery latency
   SessionId publisher = 0;  // 0: the broker itself ($SYS, wills keep the owner's)
+  bool from_peer = false;   // forwarded by another node: not forwarded again
   // The received packet's bytes: one copy in, shared by every delivery.
   mqtt::SharedBytes backing;
 

@@ -57,7 +57,9 @@ MetricFamily by_reason_code(std::string name, std::string help, std::string labe
   return f;
 }
 
-MetricFamily histogram(std::string name, std::string help, const LatencyHistogram::Snapshot& s) {
+}  // namespace
+
+MetricFamily histogram_family(std::string name, std::string help, const LatencyHistogram::Snapshot& s) {
   auto f = family(std::move(name), std::move(help), MetricType::Histogram);
   ClientMetric m;
   uint64_t cumulative = 0;
@@ -72,8 +74,6 @@ MetricFamily histogram(std::string name, std::string help, const LatencyHistogra
   f.metric.push_back(std::move(m));
   return f;
 }
-
-}  // namespace
 
 MetricFamily metric_family(std::string name, std::string help, MetricType type) {
   return MetricFamily{std::move(name), std::move(help), type, {}};
@@ -178,10 +178,10 @@ std::vector<MetricFamily> Metrics::collect(const NodeGauges& g) const {
   }
   out.push_back(std::move(dropped));
 
-  out.push_back(histogram("starling_delivery_latency_seconds",
+  out.push_back(histogram_family("starling_delivery_latency_seconds",
                           "From a PUBLISH's arrival to its delivery being written to a subscriber's connection.",
                           t.delivery_latency));
-  out.push_back(histogram("starling_storage_commit_duration_seconds",
+  out.push_back(histogram_family("starling_storage_commit_duration_seconds",
                           "How long each commit to the node's store took (write and sync).",
                           s.commit_latency.snapshot()));
   if (g.storage_free_bytes) {

@@ -37,6 +37,7 @@ struct NodeGauges {
 prometheus::MetricFamily metric_family(std::string name, std::string help, prometheus::MetricType type);
 void add_sample(prometheus::MetricFamily& family, double value,
                 std::vector<prometheus::ClientMetric::Label> labels = {});
+prometheus::MetricFamily histogram_family(std::string name, std::string help, const LatencyHistogram::Snapshot& s);
 
 class Metrics {
  public:

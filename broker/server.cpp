@@ -37,7 +37,7 @@ struct Server::Parts {
         single_node(c.node_id),
         cluster(cl ? *cl : single_node),
         stats(c.threads),
-        router(forwarder),
+        router(cluster.forwarder()),
         sessions(router, retained, QueueLimits::with_hard_limits(c.max_queued, c.max_queued_bytes)),
         context{limits_of(c), sessions, router, retained, stats, log, &workers},
         workers(c.threads),
@@ -70,7 +70,6 @@ struct Server::Parts {
   std::unique_ptr<storage::GroupCommit> commits;
   std::unique_ptr<storage::Compactor> compactor;
   Stats stats;
-  LocalOnly forwarder;
   Router router;
   RetainedStore retained;
   SessionRegistry sessions;
@@ -232,6 +231,8 @@ Server::Server(const Config& config, spdlog::logger& log, ClusterLink* cluster)
     : parts_(std::make_unique<Parts>(config, log, cluster)) {}
 
 Server::~Server() {
+  // No more calls from other nodes into the parts (a no-op after run()).
+  parts_->cluster.leave();
   parts_->http.reset();
   parts_->workers.stop();
   parts_->close_store();
@@ -264,6 +265,8 @@ std::optional<Server::StartError> Server::start() {
       "with {} queued messages, {} expired, {} stale or expired records dropped",
       p.config.data_dir.string(), retained->loaded, retained->expired, sessions->sessions, sessions->queued,
       sessions->expired, sessions->dropped);
+  // Messages from other nodes are delivered from now on.
+  p.cluster.serve(p.sessions);
   struct Wanted {
     const std::optional<HostPort>& address;
     std::string_view name;

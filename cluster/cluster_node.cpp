@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <random>
+
 #include "broker/metrics.h"
 #include "cluster/membership/seeds.h"
 
@@ -24,12 +26,26 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   auto node = std::make_unique<ClusterNode>();
   const broker::HostPort& listen = *config.cluster_listen;
 
+  // Versions of this node's routes count from 0 in a new epoch each start.
+  const uint64_t epoch = std::random_device{}() ^
+                         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  node->routes_ = std::make_unique<RouteTable>(epoch);
+  ForwardingConfig fc;
+  fc.node_id = config.node_id;
+  fc.secret = config.cluster_secret;
+  node->forwarder_ = std::make_unique<ClusterForwarder>(std::move(fc), *node->routes_, log);
   node->membership_service_ = std::make_unique<MembershipService>(config.cluster_secret);
+  node->routing_service_ = std::make_unique<RoutingService>(
+      config.cluster_secret, *node->routes_, *node->forwarder_,
+      [n = node.get()](const std::string& peer) {
+        if (n->membership_) n->membership_->count_refused(peer);
+      });
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(node->membership_service_.get());
+  builder.RegisterService(node->routing_service_.get());
   node->server_ = builder.BuildAndStart();
   if (!node->server_ || port == 0) {
     return Started{nullptr, "--cluster-listen " + listen.to_string() + ": cannot listen there"};
@@ -52,6 +68,8 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   mc.secret = config.cluster_secret;
   node->membership_ = std::make_unique<Membership>(
       std::move(mc), [seeds = config.join] { return resolve_seeds(seeds); }, log);
+  node->membership_->on_change(
+      [forwarder = node->forwarder_.get()](const Member& m, std::optional<MemberState>) { forwarder->member_changed(m); });
   node->membership_service_->attach(*node->membership_);
   node->membership_->start();
   log.info("cluster: node {} advertises {}; joining through {}", config.node_id, node->address_,
@@ -59,10 +77,19 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   return Started{std::move(node), {}};
 }
 
-ClusterNode::~ClusterNode() {
-  if (membership_) membership_->stop();
-  // Calls in flight finish (or are cancelled) before the services go.
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+ClusterNode::~ClusterNode() { leave(); }
+
+void ClusterNode::serve(broker::SessionRegistry& sessions) { routing_service_->attach(&sessions); }
+
+void ClusterNode::leave() {
+  std::call_once(left_, [this] {
+    if (membership_) membership_->leave();
+    // No more messages in or out; calls in flight finish (or are cancelled)
+    // before the node's parts go.
+    if (routing_service_) routing_service_->attach(nullptr);
+    if (forwarder_) forwarder_->stop();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+  });
 }
 
 std::vector<broker::ClusterMember> ClusterNode::members() const {
@@ -75,10 +102,16 @@ std::vector<broker::ClusterMember> ClusterNode::members() const {
 
 std::vector<std::string> ClusterNode::not_ready() const {
   if (!membership_->joined()) return {"joining: no seed has answered yet"};
-  return {};
+  // Synced: every live member's routes are here, so a message published on
+  // this node reaches subscribers anywhere.
+  std::vector<std::string> reasons;
+  for (const auto& m : membership_->members()) {
+    if (!m.self && m.state == MemberState::alive && !routes_->version_of(m.node_id)) {
+      reasons.push_back("syncing: no routes from " + m.node_id + " yet");
+    }
+  }
+  return reasons;
 }
-
-void ClusterNode::leave() { membership_->leave(); }
 
 void ClusterNode::collect_metrics(std::vector<prometheus::MetricFamily>& out) const {
   using prometheus::MetricType;
@@ -96,6 +129,7 @@ void ClusterNode::collect_metrics(std::vector<prometheus::MetricFamily>& out) co
   broker::add_sample(probed, static_cast<double>(probes.indirect), {{"result", "indirect"}});
   broker::add_sample(probed, static_cast<double>(probes.failed), {{"result", "failed"}});
   out.push_back(std::move(probed));
+  forwarder_->collect_metrics(out);
 }
 
 }  // namespace starling::cluster

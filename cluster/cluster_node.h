@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,10 @@
 #include "broker/cluster_link.h"
 #include "broker/config.h"
 #include "cluster/membership/membership.h"
+#include "cluster/routing/cluster_forwarder.h"
+#include "cluster/routing/route_table.h"
 #include "cluster/rpc/membership_service.h"
+#include "cluster/rpc/routing_service.h"
 
 namespace starling::cluster {
 
@@ -29,6 +33,8 @@ class ClusterNode final : public broker::ClusterLink {
   ClusterNode() = default;  // empty; start() makes a working one
   ~ClusterNode() override;
 
+  broker::Forwarder& forwarder() override { return *forwarder_; }
+  void serve(broker::SessionRegistry& sessions) override;
   std::vector<broker::ClusterMember> members() const override;
   std::vector<std::string> not_ready() const override;
   void leave() override;
@@ -38,9 +44,13 @@ class ClusterNode final : public broker::ClusterLink {
 
  private:
   std::string address_;  // advertised
+  std::unique_ptr<RouteTable> routes_;
+  std::unique_ptr<ClusterForwarder> forwarder_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<MembershipService> membership_service_;
+  std::unique_ptr<RoutingService> routing_service_;
   std::unique_ptr<grpc::Server> server_;  // last: stopped first
+  std::once_flag left_;
 };
 
 }  // namespace starling::cluster

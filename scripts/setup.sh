@@ -26,6 +26,8 @@ PACKAGES=(
   python3 python3-paho-mqtt mosquitto-clients
   # the Prometheus server and promtool, which scrape and check /metrics
   prometheus
+  # the load balancer the cluster tests put in front of the nodes
+  haproxy
 )
 if [[ $BENCH -eq 1 ]]; then
   PACKAGES+=(mosquitto gnuplot-nox)
@@ -56,7 +58,7 @@ else
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-# Packages such as prometheus ship a service; the tests start their own
+# Packages such as prometheus and haproxy ship a service; the tests start their own
 # processes, so keep the installation from starting any (policy-rc.d 101:
 # "action forbidden"), unless the machine already has its own policy.
 policy=/usr/sbin/policy-rc.d

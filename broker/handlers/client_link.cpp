@@ -15,6 +15,49 @@ std::optional<WillRecord> ClientState::will_record(Clock::time_point now) const 
   return WillRecord{will_message(now), will_delay};
 }
 
+ClientLink::Release ReplyGate::part() {
+  std::lock_guard lock(mu_);
+  ++pending_;
+  return [self = shared_from_this()](bool ok) { self->done_one(ok); };
+}
+
+void ReplyGate::submit(ClientLink& link, storage::WriteBatch write) {
+  storage::GroupCommit* commits = link.broker().commits;
+  if (write.empty() || commits == nullptr) return;
+  commits->submit(std::move(write), [done = part(), &broker = link.broker()](const storage::Status& status) {
+    broker.note_store_write(status);
+    done(status.ok());
+  });
+}
+
+void ReplyGate::hold(ClientLink& link, mqtt::Packet packet, ClientLink::After after) {
+  ClientLink::Release release;
+  bool ok = true;
+  {
+    std::lock_guard lock(mu_);
+    if (pending_ > 0) {
+      release_ = link.hold_reply_until(std::move(packet), std::move(after));
+      return;
+    }
+    ok = ok_;
+  }
+  if (ok) return link.reply(std::move(packet), std::move(after));
+  link.hold_reply_until(std::move(packet), std::move(after))(false);  // refused, in order
+}
+
+void ReplyGate::done_one(bool ok) {
+  ClientLink::Release release;
+  bool all_ok = true;
+  {
+    std::lock_guard lock(mu_);
+    ok_ = ok_ && ok;
+    if (--pending_ > 0 || !release_) return;
+    release = std::move(release_);
+    all_ok = ok_;
+  }
+  release(all_ok);
+}
+
 void reply_after(ClientLink& link, mqtt::Packet packet, storage::WriteBatch write, ClientLink::After after) {
   storage::GroupCommit* commits = link.broker().commits;
   if (write.empty() || commits == nullptr) return link.reply(std::move(packet), std::move(after));
@@ -35,11 +78,21 @@ void forget_stored(ClientLink& link, std::span<const uint64_t> sequences, bool r
 }
 
 void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after) {
+  auto gate = ReplyGate::make();
+  record_session(link, *gate);
+  gate->hold(link, std::move(reply), std::move(after));
+}
+
+void record_session(ClientLink& link, ReplyGate& gate) {
   ClientState& st = link.state();
-  if (!st.session->persistent() || link.broker().commits == nullptr) return link.reply(std::move(reply), std::move(after));
+  if (!st.session->persistent() || link.broker().commits == nullptr) return;
   const auto will = st.will_record(Clock::now());
-  link.broker().sessions.write_session(st.session, will ? &*will : nullptr, {},
-                                       link.hold_reply(std::move(reply), std::move(after)));
+  link.broker().sessions.write_session(
+      st.session, will ? &*will : nullptr, {},
+      [done = gate.part(), &broker = link.broker()](const storage::Status& status) {
+        broker.note_store_write(status);
+        done(status.ok());
+      });
 }
 
 }  // namespace starling::broker

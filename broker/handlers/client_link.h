@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -79,6 +80,11 @@ class ClientLink {
   // the connection closes unanswered.
   using StoreDone = std::function<void(const storage::Status&)>;
   virtual StoreDone hold_reply(mqtt::Packet packet, After after = {}) = 0;
+  // The same for a reply that waits on something else too (other nodes):
+  // the returned callback says whether all went well; callbacks may come in
+  // any order and from any thread, replies still go out in order.
+  using Release = std::function<void(bool ok)>;
+  virtual Release hold_reply_until(mqtt::Packet packet, After after = {}) = 0;
   // Sends what the session has ready (and, after CONNECT, what is in flight).
   virtual void flush_session(bool resend_inflight) = 0;
   // Closes the connection. With a reason and an MQTT 5 client, a DISCONNECT
@@ -106,6 +112,27 @@ mqtt::Packet pub_response(uint16_t packet_id, mqtt::ReasonCode code = mqtt::Reas
   return ack;
 }
 
+// A reply that waits for several things (its store write, other nodes'
+// acknowledgements), which may finish before the reply is made: each part()
+// is called once; the reply given to hold() is released when all were, ok
+// only when all were.
+class ReplyGate : public std::enable_shared_from_this<ReplyGate> {
+ public:
+  static std::shared_ptr<ReplyGate> make() { return std::make_shared<ReplyGate>(); }
+  ClientLink::Release part();
+  // The store write as one part (nothing to wait for when it is empty or the
+  // node stores nothing).
+  void submit(ClientLink& link, storage::WriteBatch write);
+  void hold(ClientLink& link, mqtt::Packet packet, ClientLink::After after = {});
+
+ private:
+  void done_one(bool ok);
+  std::mutex mu_;
+  size_t pending_ = 0;
+  bool ok_ = true;
+  ClientLink::Release release_;
+};
+
 // Replies once `write` is stored; at once when it is empty or the node
 // stores nothing.
 void reply_after(ClientLink& link, mqtt::Packet packet, storage::WriteBatch write, ClientLink::After after = {});
@@ -119,5 +146,7 @@ void forget_stored(ClientLink& link, std::span<const uint64_t> sequences, bool r
 // UNSUBSCRIBE): for a persistent session, once the record, with the
 // connection's will, is stored; else at once.
 void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after = {});
+// The same as one part of a gate, for a reply that waits for more.
+void record_session(ClientLink& link, ReplyGate& gate);
 
 }  // namespace starling::broker

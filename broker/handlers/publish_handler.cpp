@@ -98,15 +98,21 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     broker.retained.set(message);
     if (broker.commits) put_retained(write, *message, now);
   }
-  const ReasonCode code = route.deliveries.empty() ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
   // Submitted before any subscriber sees the message (deliver, below).
   if (p.qos == QoS::k0) {
     store(link, std::move(write));  // nobody waits for a QoS 0 message
+    broker.router.forwarder().forward(message, {});
   } else {
-    reply_after(link, ack(code), std::move(write));
+    // Acknowledged once stored here and acknowledged by every other node
+    // with a matching route.
+    auto gate = ReplyGate::make();
+    gate->submit(link, std::move(write));
+    const size_t peers = broker.router.forwarder().forward(message, gate->part());
+    const bool nobody = route.deliveries.empty() && peers == 0;
+    gate->hold(link, ack(nobody ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess));
   }
 
-  const auto result = broker.router.deliver(route, message, now.steady);
+  const auto result = broker.router.deliver(route, now.steady);
   if (route.deliveries.empty()) broker.stats.count_drop(DropReason::kNoSubscribers);
   for (size_t r = 0; r < kDropReasons; ++r) broker.stats.count_drop(static_cast<DropReason>(r), result.dropped_by[r]);
   for (const auto& congested : result.congested) link.wait_for_room(*congested);

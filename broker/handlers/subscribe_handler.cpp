@@ -64,6 +64,7 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
   mqtt::Suback ack;
   ack.packet_id = s.packet_id;
   std::vector<RetainedWanted> retained;
+  bool any_added = false;
   for (const mqtt::Subscription& sub : s.subscriptions) {
     const std::string filter(sub.filter);
     if (!topic_within_limits(filter, broker.limits)) {
@@ -74,6 +75,7 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
     // Recorded in the session first: Router::remove_session relies on it.
     st.session->add_subscription(filter, SubscriptionRecord{sub.options, sub_id});
     const bool added = broker.router.subscribe(st.session, filter, entry);
+    any_added = any_added || added;
     ack.reason_codes.push_back(static_cast<mqtt::ReasonCode>(sub.options.qos));  // granted as asked [MQTT-3.9.3-1]
 
     // Retained messages: not for shared subscriptions; per
@@ -89,7 +91,12 @@ void handle_subscribe(ClientLink& link, const mqtt::Subscribe& s) {
   if (!retained.empty()) {
     after = [retained = std::move(retained)](ClientLink& l) { send_retained(l, retained); };
   }
-  reply_when_recorded(link, std::move(ack), std::move(after));
+  // Once recorded, and once every other node has the new routes: a message
+  // published anywhere after the SUBACK reaches this subscriber.
+  auto gate = ReplyGate::make();
+  record_session(link, *gate);
+  if (any_added) broker.router.forwarder().when_routes_known(gate->part());
+  gate->hold(link, std::move(ack), std::move(after));
 }
 
 void handle_unsubscribe(ClientLink& link, const mqtt::Unsubscribe& u) {

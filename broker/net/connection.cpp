@@ -318,17 +318,23 @@ void Connection::reply(mqtt::Packet packet, After after) {
 }
 
 ClientLink::StoreDone Connection::hold_reply(mqtt::Packet packet, After after) {
+  return [release = hold_reply_until(std::move(packet), std::move(after)), weak = weak_from_this()](
+             const storage::Status& status) {
+    if (auto self = weak.lock()) self->broker_.note_store_write(status);
+    release(status.ok());
+  };
+}
+
+ClientLink::Release Connection::hold_reply_until(mqtt::Packet packet, After after) {
   if (!held_replies_) held_replies_ = std::make_unique<std::deque<HeldReply>>();
   // Nothing goes to the client before its CONNACK (flush_session waits).
   if (std::holds_alternative<mqtt::Connack>(packet)) connack_held_ = true;
-  held_replies_->push_back({std::move(packet), std::move(after), true});
-  // The committer calls back on its own thread, in submission order; posted
-  // home, the answers keep that order.
-  return [weak = weak_from_this()](const storage::Status& status) {
-    if (auto self = weak.lock()) {
-      self->broker_.note_store_write(status);
-      self->post_home([ok = status.ok()](Connection& c) { c.on_committed(ok); });
-    }
+  const uint64_t token = next_hold_token_++;
+  held_replies_->push_back({std::move(packet), std::move(after), true, token});
+  // Called back on another thread (the committer's, gRPC's): the answer is
+  // posted home, and marks its own reply, whatever the order.
+  return [weak = weak_from_this(), token](bool ok) {
+    if (auto self = weak.lock()) self->post_home([token, ok](Connection& c) { c.on_released(token, ok); });
   };
 }
 
@@ -363,11 +369,11 @@ bool Connection::refuse_reply(mqtt::Packet& packet) {
   return false;  // PUBREL, PUBCOMP: the state they confirm was not stored
 }
 
-void Connection::on_committed(bool ok) {
+void Connection::on_released(uint64_t token, bool ok) {
   if (!held_replies_ || closing_) return;
   auto& held = *held_replies_;
   for (HeldReply& r : held) {
-    if (!r.waiting) continue;
+    if (r.token != token || !r.waiting) continue;
     r.waiting = false;
     if (!ok) {
       if (!refuse_reply(r.packet)) return close(std::nullopt, false);

@@ -50,6 +50,7 @@ class Connection final : public ClientLink,
   void send(const mqtt::Packet& packet) override;
   void reply(mqtt::Packet packet, After after) override;
   StoreDone hold_reply(mqtt::Packet packet, After after) override;
+  Release hold_reply_until(mqtt::Packet packet, After after) override;
   void flush_session(bool resend_inflight) override;
   void close(std::optional<mqtt::ReasonCode> reason, bool normal, std::string_view why = {}) override;
   std::weak_ptr<SessionListener> listener() override { return weak_from_this(); }
@@ -111,7 +112,7 @@ class Connection final : public ClientLink,
   // The pool's count of connections on the home worker.
   void count_on_home(int delta);
   // The oldest write a reply waits for is committed (or failed).
-  void on_committed(bool ok);
+  void on_released(uint64_t token, bool ok);
   // A held reply whose write failed: turned into the failure the client can
   // be told; false when the packet has no way to say it.
   bool refuse_reply(mqtt::Packet& packet);
@@ -163,8 +164,10 @@ class Connection final : public ClientLink,
   struct HeldReply {
     mqtt::Packet packet;
     After after;
-    bool waiting;  // for its own write's commit
+    bool waiting;        // for its own write's commit, or other nodes
+    uint64_t token = 0;  // names it to the callback that releases it
   };
+  uint64_t next_hold_token_ = 1;
   std::unique_ptr<std::deque<HeldReply>> held_replies_;
   bool holding() const { return room_ && !room_->held.empty(); }
   std::unique_ptr<RoomWait> room_;

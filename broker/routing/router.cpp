@@ -21,6 +21,7 @@ bool Router::subscribe(const std::shared_ptr<Session>& session, std::string_view
   if (added) {
     sessions_.try_emplace(session->id(), session);
     ++subscription_counts_[session->id()];
+    forwarder_.subscribed(filter);
   }
   return added;
 }
@@ -34,6 +35,7 @@ bool Router::unsubscribe_locked(SessionId session, std::string_view filter) {
   const SubscriberId id{session};
   const auto shared = mqtt::parse_shared_filter(filter);
   const bool removed = shared ? tree_.unsubscribe(*shared, id) : tree_.unsubscribe(filter, id);
+  if (removed) forwarder_.unsubscribed(filter);
   if (removed && --subscription_counts_[session] == 0) {
     subscription_counts_.erase(session);
     sessions_.erase(session);
@@ -76,7 +78,9 @@ size_t Router::pick_member(const SharedGroup& group) const {
 
 Router::Published Router::publish(const MessagePtr& message, Clock::time_point now, Policy policy) {
   Route r = route(message, policy);
-  return deliver(r, message, now, policy);
+  auto result = deliver(r, now, policy);
+  if (!message->from_peer) forwarder_.forward(message, {});
+  return result;
 }
 
 Router::Route Router::route(const MessagePtr& message, Policy policy) const {
@@ -158,7 +162,7 @@ Router::Route Router::route(const MessagePtr& message, Policy policy) const {
   return route;
 }
 
-Router::Published Router::deliver(Route& route, const MessagePtr& message, Clock::time_point now, Policy policy) {
+Router::Published Router::deliver(Route& route, Clock::time_point now, Policy policy) {
   Published result;
   if (route.quota_exceeded) {
     result.quota_exceeded = true;
@@ -179,7 +183,6 @@ Router::Published Router::deliver(Route& route, const MessagePtr& message, Clock
     }
     if (session->congested()) result.congested.push_back(session);
   }
-  forwarder_.forward(message);
   return result;
 }
 

@@ -1,5 +1,6 @@
 // Routes published messages to the sessions whose subscriptions match, on this
-// node, and hands each message to the Forwarder for the rest of the cluster.
+// node, and tells the Forwarder of every subscription that comes and goes;
+// publish() also hands the message to it for the rest of the cluster.
 //
 // Threads: publish() runs on any worker and takes mu_ shared, so publishers
 // never wait on each other; subscribe/unsubscribe take it exclusively for one
@@ -61,10 +62,10 @@ class Router {
     bool quota_exceeded = false;
   };
   Route route(const MessagePtr& message, Policy policy = Policy::kAllOrNone) const;
-  // Queues the route's deliveries and hands the message to the forwarder.
-  Published deliver(Route& route, const MessagePtr& message, Clock::time_point now,
-                    Policy policy = Policy::kAllOrNone);
+  // Queues the route's deliveries (on this node only: the caller forwards).
+  Published deliver(Route& route, Clock::time_point now, Policy policy = Policy::kAllOrNone);
 
+  Forwarder& forwarder() const { return forwarder_; }
   size_t subscription_count() const;
   size_t shared_group_count() const;
   // Every session with a subscription that matches `topic` (a valid topic

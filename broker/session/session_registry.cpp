@@ -91,7 +91,23 @@ void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_po
     put_queued(batch, route, ClockPair{now, std::chrono::system_clock::now()}, /*check_room=*/true);
     submit(std::move(batch));
   }
-  router_.deliver(route, message, now, Router::Policy::kBestEffort);
+  router_.deliver(route, now, Router::Policy::kBestEffort);
+  if (!message->from_peer) router_.forwarder().forward(message, {});
+}
+
+void SessionRegistry::deliver_forwarded(const MessagePtr& message, std::function<void(bool ok)> done) {
+  const ClockPair now;
+  Router::Route route = router_.route(message, Router::Policy::kAllOrNone);
+  if (route.quota_exceeded) return done(false);
+  storage::WriteBatch batch;
+  if (commits_) put_queued(batch, route, now, /*check_room=*/false);
+  // Submitted before any subscriber sees the message, as for a client's PUBLISH.
+  if (commits_ && !batch.empty()) {
+    commits_->submit(std::move(batch), [done = std::move(done)](const storage::Status& s) { done(s.ok()); });
+  } else {
+    done(true);
+  }
+  router_.deliver(route, now.steady);
 }
 
 void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point now) {

@@ -94,6 +94,10 @@ class SessionRegistry {
   // Publishes a message that no connection sent (a will, $SYS): to the
   // retained store when it is retained, then to subscribers.
   void publish_internal(const MessagePtr& message, Clock::time_point now);
+  // A message another node forwarded: queued for the matching sessions here,
+  // all or none (kAllOrNone), stored for persistent ones first; `done(true)`
+  // once stored, false when a subscriber had no room or the store failed.
+  void deliver_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);
   // The same, and a retained will is written to the node's store too (no one
   // waits for it: its client is gone).
   void publish_will(const WillMessage& will, Clock::time_point now);

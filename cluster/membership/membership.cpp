@@ -4,6 +4,7 @@
 #include <set>
 
 #include "cluster/rpc/cluster_secret.h"
+#include "cluster/rpc/peer_channel.h"
 
 namespace starling::cluster {
 namespace {
@@ -117,14 +118,7 @@ std::shared_ptr<v1::Membership::Stub> Membership::stub_for(const std::string& ad
   std::lock_guard lock(mutex_);
   auto it = stubs_.find(address);
   if (it != stubs_.end()) return it->second;
-  grpc::ChannelArguments args;
-  // A peer that comes back must be reachable within a probe or two, not
-  // after gRPC's default reconnect backoff of up to two minutes.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  // TODO(cluster): mutual TLS (DESIGN.md "Cluster").
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  auto channel = peer_channel(address);
   std::shared_ptr<v1::Membership::Stub> stub = v1::Membership::NewStub(channel);
   stubs_.emplace(address, stub);
   return stub;

@@ -7,7 +7,11 @@ scrape, ...).
 """
 import contextlib
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -93,3 +97,75 @@ class Cluster:
         wait_until(lambda: all(self.state_of(o, member_id) == state for o in observers), timeout,
                    interval=0.05, message=f"{member_id} to be {state}")
         return time.monotonic() - start
+
+
+def free_port():
+    """A loopback port free at the time of asking (HAProxy cannot bind port 0
+    and say which it got)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HAProxy:
+    """Debian's HAProxy in front of the nodes' MQTT ports, TCP, round robin,
+    with health checks, as a user would put it:
+
+        with HAProxy(cluster.nodes) as lb:
+            client.connect(lb)   # lb.host, lb.port
+    """
+
+    BINARY = "/usr/sbin/haproxy"
+
+    def __init__(self, nodes):
+        self.nodes = list(nodes)
+        self.host = "127.0.0.1"
+        self.port = None
+        self.proc = None
+        self.tmp = None
+
+    def __enter__(self):
+        self.tmp = tempfile.mkdtemp(prefix="starling-lb-")
+        try:
+            self.port = free_port()
+            servers = "\n".join(f"  server {b.node_id} 127.0.0.1:{b.port} check inter 300ms fall 2 rise 1"
+                                for b in self.nodes)
+            config = os.path.join(self.tmp, "haproxy.cfg")
+            with open(config, "w") as f:
+                f.write(f"""global
+  maxconn 2000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+frontend mqtt
+  bind 127.0.0.1:{self.port}
+  default_backend nodes
+backend nodes
+  balance roundrobin
+{servers}
+""")
+            self._log = open(os.path.join(self.tmp, "haproxy.log"), "wb")
+            # -db: foreground, no daemon; only the process this object started is ended.
+            self.proc = subprocess.Popen([self.BINARY, "-db", "-f", config], stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=subprocess.STDOUT)
+        
+            def listening():
+                if self.proc.poll() is not None:
+                    raise AssertionError("haproxy exited: " + open(self._log.name).read()[-2000:])
+                with socket.socket() as s:
+                    return s.connect_ex((self.host, self.port)) == 0
+            wait_until(listening, 10.0, interval=0.05, message="haproxy to listen")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        end_process(self.proc)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return False

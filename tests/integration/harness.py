@@ -37,7 +37,7 @@ __all__ = ["STARLING", "Broker", "BrokerTest", "Collector", "MqttClient", "RawCl
            "ack_packet", "disconnect_packet", "pingreq_packet", "read_packet",
            "encode_varint", "publish_props", "connect_props", "wait_until",
            "mosquitto_pub", "MosquittoSub", "starling_supports", "http_request", "http_json",
-           "parse_metrics", "scrape", "metric", "wait_metric"]
+           "parse_metrics", "scrape", "metric", "wait_metric", "end_process"]
 
 STARLING = "starling"          # replaced by main() from the command line
 START_TIMEOUT = 10.0           # seconds to wait for "listener ... bound to"
@@ -56,6 +56,18 @@ def main():
     if len(argv) > 1 and not argv[1].startswith("-"):
         STARLING = argv.pop(1)
     unittest.main(module="__main__", argv=[argv[0], "-v", *argv[1:]])
+
+
+def end_process(proc, timeout=5):
+    """SIGTERM to a process this test started, SIGKILL if it does not go."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 def wait_until(predicate, timeout, interval=0.02, message="condition"):
@@ -1030,13 +1042,7 @@ class MosquittoSub:
         return self.output
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        end_process(self.proc)
         if self._reader is not None:
             self._reader.join(timeout=5)
         self.proc.stdout.close()

@@ -1,0 +1,234 @@
+#include "cluster/routing/cluster_forwarder.h"
+
+#include "broker/metrics.h"
+#include "cluster/routing/peer_link.h"
+
+namespace starling::cluster {
+namespace {
+
+// `done` once `parts` calls came, ok only when all were.
+broker::Forwarder::Done count_down(size_t parts, broker::Forwarder::Done done) {
+  struct State {
+    std::atomic<size_t> left;
+    std::atomic<bool> ok{true};
+    broker::Forwarder::Done done;
+  };
+  auto state = std::make_shared<State>();
+  state->left = parts;
+  state->done = std::move(done);
+  return [state](bool ok) {
+    if (!ok) state->ok = false;
+    if (state->left.fetch_sub(1) == 1) state->done(state->ok.load());
+  };
+}
+
+bool node_local(std::string_view topic) { return topic.starts_with("$SYS/"); }
+
+}  // namespace
+
+ClusterForwarder::ClusterForwarder(ForwardingConfig config, RouteTable& routes, spdlog::logger& log)
+    : config_(std::move(config)), routes_(routes), log_(log) {
+  ticker_ = std::thread([this] { tick(); });
+}
+
+ClusterForwarder::~ClusterForwarder() { stop(); }
+
+void ClusterForwarder::stop() {
+  {
+    std::lock_guard lock(tick_mu_);
+    stopping_ = true;
+  }
+  tick_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+  std::map<std::string, std::shared_ptr<PeerLink>, std::less<>> links;
+  {
+    std::unique_lock lock(links_mu_);
+    links.swap(links_);
+  }
+  for (auto& [id, link] : links) link->stop();
+  check_waiters(/*timeouts=*/false);  // with no links left, every waiter goes
+}
+
+void ClusterForwarder::subscribed(std::string_view filter) {
+  if (mqtt::parse_shared_filter(filter)) return;  // shared groups stay on their node (for now)
+  routes_.add_local(filter);
+  std::shared_lock lock(links_mu_);
+  for (auto& [id, link] : links_) link->wake();
+}
+
+void ClusterForwarder::unsubscribed(std::string_view filter) {
+  if (mqtt::parse_shared_filter(filter)) return;
+  routes_.remove_local(filter);
+  std::shared_lock lock(links_mu_);
+  for (auto& [id, link] : links_) link->wake();
+}
+
+void ClusterForwarder::when_routes_known(Done done) {
+  {
+    std::lock_guard lock(waiters_mu_);
+    waiters_.push_back(Waiter{routes_.local_version(), std::chrono::steady_clock::now() + config_.route_wait,
+                              std::move(done)});
+  }
+  check_waiters(false);
+}
+
+void ClusterForwarder::routes_acknowledged() { check_waiters(false); }
+
+void ClusterForwarder::check_waiters(bool timeouts) {
+  std::vector<std::optional<RouteVersion>> acked;
+  {
+    std::shared_lock lock(links_mu_);
+    for (const auto& [id, link] : links_) acked.push_back(link->acked());
+  }
+  // Trim what every live peer has.
+  uint64_t everyone_has = UINT64_MAX;
+  const auto current = routes_.local_version();
+  for (const auto& a : acked) everyone_has = std::min(everyone_has, a && a->epoch == current.epoch ? a->version : 0);
+  if (everyone_has != UINT64_MAX && everyone_has > 0) routes_.trim(everyone_has);
+
+  std::vector<Done> ready;
+  {
+    std::lock_guard lock(waiters_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(waiters_, [&](Waiter& w) {
+      const bool known = std::all_of(acked.begin(), acked.end(), [&](const auto& a) {
+        return a && a->epoch == w.version.epoch && a->version >= w.version.version;
+      });
+      const bool late = timeouts && now >= w.deadline;
+      if (!known && !late) return false;
+      if (!known) route_wait_timeouts_.fetch_add(1, std::memory_order_relaxed);
+      ready.push_back(std::move(w.done));
+      return true;
+    });
+  }
+  // Past the deadline the SUBACK goes anyway (counted): a peer that cannot
+  // be reached must not stop subscribing here.
+  for (auto& done : ready) done(true);
+}
+
+void ClusterForwarder::tick() {
+  std::unique_lock lock(tick_mu_);
+  while (!tick_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; })) {
+    lock.unlock();
+    check_waiters(/*timeouts=*/true);
+    lock.lock();
+  }
+}
+
+size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done) {
+  boost::container::small_vector<std::shared_ptr<PeerLink>, 4> targets;
+  if (!message->from_peer && !node_local(message->topic)) {
+    const auto nodes = routes_.nodes_matching(message->topic);
+    if (!nodes.empty()) {
+      std::shared_lock lock(links_mu_);
+      for (const auto& node : nodes) {
+        if (auto it = links_.find(node); it != links_.end()) targets.push_back(it->second);
+      }
+    }
+  }
+  if (targets.empty()) {
+    if (done) done(true);
+    return 0;
+  }
+  Done each = done ? count_down(targets.size(), std::move(done)) : Done{};
+  for (auto& link : targets) link->enqueue(message, each);
+  return targets.size();
+}
+
+void ClusterForwarder::member_changed(const Member& m) {
+  if (m.self) return;
+  std::shared_ptr<PeerLink> old;
+  std::shared_ptr<PeerLink> fresh;
+  const bool gone = m.state == MemberState::dead || m.state == MemberState::left;
+  {
+    std::unique_lock lock(links_mu_);
+    auto it = links_.find(m.node_id);
+    if (gone) {
+      if (it != links_.end()) {
+        old = std::move(it->second);
+        links_.erase(it);
+      }
+    } else if (it == links_.end() || it->second->address() != m.address) {
+      if (it != links_.end()) old = std::move(it->second);
+      PeerLinkConfig c;
+      c.self_id = config_.node_id;
+      c.peer_id = m.node_id;
+      c.address = m.address;
+      c.secret = config_.secret;
+      c.digest_interval = config_.digest_interval;
+      c.max_queued_qos0 = config_.max_queued_qos0;
+      fresh = std::make_shared<PeerLink>(std::move(c), routes_, *this, counters_for(m.node_id), forward_latency_,
+                                         log_);
+      links_[m.node_id] = fresh;
+    }
+  }
+  if (old) old->stop();  // its waiting QoS 1/2 forwards fail: their publishers are refused
+  if (fresh) fresh->start();
+  if (gone) {
+    routes_.drop(m.node_id);
+    log_.info("cluster: routes of {} dropped ({})", m.node_id, to_string(m.state));
+  }
+  check_waiters(false);  // a peer gone no longer holds up a SUBACK
+}
+
+PeerCounters& ClusterForwarder::counters_for(const std::string& node_id) {
+  std::lock_guard lock(counters_mu_);
+  auto& c = counters_[node_id];
+  if (!c) c = std::make_unique<PeerCounters>();
+  return *c;
+}
+
+void ClusterForwarder::collect_metrics(std::vector<prometheus::MetricFamily>& out) const {
+  using prometheus::MetricType;
+  auto sent = broker::metric_family("starling_cluster_forwards_sent_total",
+                                    "Messages forwarded to another node and acknowledged by it, by peer.",
+                                    MetricType::Counter);
+  auto received = broker::metric_family("starling_cluster_forwards_received_total",
+                                        "Messages another node forwarded here, by peer.", MetricType::Counter);
+  auto dropped = broker::metric_family(
+      "starling_cluster_forwards_dropped_total",
+      "Messages not forwarded to a peer: QoS 0 beyond the bound for a slow peer, or waiting when it left or died.",
+      MetricType::Counter);
+  auto refused = broker::metric_family("starling_cluster_forwards_refused_total",
+                                       "QoS 1/2 messages a peer could not take (its subscriber's queue was full).",
+                                       MetricType::Counter);
+  {
+    std::lock_guard lock(counters_mu_);
+    for (const auto& [id, c] : counters_) {
+      broker::add_sample(sent, static_cast<double>(c->sent.load()), {{"peer", id}});
+      broker::add_sample(received, static_cast<double>(c->received.load()), {{"peer", id}});
+      broker::add_sample(dropped, static_cast<double>(c->dropped.load()), {{"peer", id}});
+      broker::add_sample(refused, static_cast<double>(c->refused.load()), {{"peer", id}});
+    }
+  }
+  out.push_back(std::move(sent));
+  out.push_back(std::move(received));
+  out.push_back(std::move(dropped));
+  out.push_back(std::move(refused));
+  out.push_back(broker::histogram_family("starling_cluster_forward_duration_seconds",
+                                         "How long a peer took to acknowledge a batch of forwarded messages.",
+                                         forward_latency_.snapshot()));
+  uint64_t repairs = 0;
+  {
+    std::shared_lock lock(links_mu_);
+    for (const auto& [id, link] : links_) repairs += link->repairs();
+  }
+  auto repaired = broker::metric_family(
+      "starling_cluster_route_repairs_total",
+      "Full route sets sent because a peer's digest showed it lacked a change (anti-entropy), live peers.",
+      MetricType::Counter);
+  broker::add_sample(repaired, static_cast<double>(repairs));
+  out.push_back(std::move(repaired));
+  auto timeouts = broker::metric_family(
+      "starling_cluster_route_wait_timeouts_total",
+      "SUBACKs sent before every live peer acknowledged the new route, after the bounded wait.", MetricType::Counter);
+  broker::add_sample(timeouts, static_cast<double>(route_wait_timeouts_.load()));
+  out.push_back(std::move(timeouts));
+  auto table = broker::metric_family("starling_cluster_routes", "Routes in the cluster route table, by owner.",
+                                     MetricType::Gauge);
+  broker::add_sample(table, static_cast<double>(routes_.local_count()), {{"owner", "local"}});
+  broker::add_sample(table, static_cast<double>(routes_.remote_count()), {{"owner", "remote"}});
+  out.push_back(std::move(table));
+}
+
+}  // namespace starling::cluster

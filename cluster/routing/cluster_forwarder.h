@@ -1,0 +1,103 @@
+// The broker's Forwarder for a cluster: keeps this node's routes in the
+// RouteTable and pushes them to every live peer, and sends each published
+// message to the peers whose routes match. One PeerLink per live peer
+// (peer_link.h) carries both, in order, on a thread of its own, so a slow
+// or dead peer slows nobody else.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+#include <spdlog/logger.h>
+
+#include "broker/routing/forwarder.h"
+#include "broker/stats.h"
+#include "cluster/membership/swim.h"
+#include "cluster/routing/route_table.h"
+
+namespace starling::cluster {
+
+class PeerLink;
+
+struct ForwardingConfig {
+  std::string node_id;
+  std::string secret;
+  // How long a SUBACK waits for every live peer to have the new route.
+  std::chrono::milliseconds route_wait{2000};
+  // How often unchanged routes are sent as a digest (anti-entropy).
+  std::chrono::milliseconds digest_interval{2000};
+  // QoS 0 messages waiting for one peer beyond this are dropped.
+  size_t max_queued_qos0 = 10000;
+};
+
+// Counters shared by the peer links (per peer in the metrics).
+struct PeerCounters {
+  std::atomic<uint64_t> sent{0};      // messages acknowledged by the peer
+  std::atomic<uint64_t> received{0};  // messages the peer forwarded here
+  std::atomic<uint64_t> dropped{0};   // QoS 0 dropped for a slow peer, or lost with it
+  std::atomic<uint64_t> refused{0};   // QoS 1/2 the peer could not take
+};
+
+class ClusterForwarder final : public broker::Forwarder {
+ public:
+  ClusterForwarder(ForwardingConfig config, RouteTable& routes, spdlog::logger& log);
+  ~ClusterForwarder() override;
+
+  // broker::Forwarder
+  void subscribed(std::string_view filter) override;
+  void unsubscribed(std::string_view filter) override;
+  void when_routes_known(Done done) override;
+  size_t forward(const broker::MessagePtr& message, Done done) override;
+
+  // Membership changed: a live member gets a link, a dead or gone one loses
+  // it (failing what waited on it) and its routes.
+  void member_changed(const Member& member);
+  // A peer acknowledged routes or messages: waiting SUBACKs may go.
+  void routes_acknowledged();
+  // Stops every link; pending QoS 1/2 forwards fail.
+  void stop();
+
+  PeerCounters& counters_for(const std::string& node_id);
+  void collect_metrics(std::vector<prometheus::MetricFamily>& out) const;
+
+ private:
+  struct Waiter {
+    RouteVersion version;
+    std::chrono::steady_clock::time_point deadline;
+    Done done;
+  };
+  void check_waiters(bool timeouts);
+  void tick();
+
+  const ForwardingConfig config_;
+  RouteTable& routes_;
+  spdlog::logger& log_;
+
+  mutable std::shared_mutex links_mu_;
+  std::map<std::string, std::shared_ptr<PeerLink>, std::less<>> links_;  // live peers
+  mutable std::mutex counters_mu_;
+  std::map<std::string, std::unique_ptr<PeerCounters>, std::less<>> counters_;
+
+  std::mutex waiters_mu_;
+  std::vector<Waiter> waiters_;
+  std::atomic<uint64_t> route_wait_timeouts_{0};
+  broker::LatencyHistogram forward_latency_;
+
+  std::mutex tick_mu_;
+  std::condition_variable tick_cv_;
+  bool stopping_ = false;
+  std::thread ticker_;  // times out waiters
+};
+
+}  // namespace starling::cluster

@@ -1,0 +1,100 @@
+// What this node sends one live peer: its own routes (deltas, snapshots when
+// the peer lacks the start of a delta, and a digest every few seconds), and
+// the messages published here that match the peer's routes, batched, in
+// order, each QoS 1/2 one acknowledged before its publisher is.
+//
+// A thread of its own with one call at a time: a peer that stops reading
+// holds up only its own link. QoS 0 messages beyond a bound are dropped
+// (counted); QoS 1/2 ones wait (their publishers wait for the acknowledgement
+// anyway) and fail when the link stops, for a peer declared dead.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/logger.h>
+
+#include "broker/routing/forwarder.h"
+#include "broker/stats.h"
+#include "cluster/routing/route_table.h"
+#include "proto/cluster.grpc.pb.h"
+
+namespace starling::cluster {
+
+class ClusterForwarder;
+struct PeerCounters;
+
+struct PeerLinkConfig {
+  std::string self_id;
+  std::string peer_id;
+  std::string address;
+  std::string secret;
+  std::chrono::milliseconds digest_interval{2000};
+  size_t max_queued_qos0 = 10000;
+  size_t max_batch = 256;
+};
+
+class PeerLink {
+ public:
+  PeerLink(PeerLinkConfig config, RouteTable& routes, ClusterForwarder& owner, PeerCounters& counters,
+           broker::LatencyHistogram& latency, spdlog::logger& log);
+  ~PeerLink();
+  PeerLink(const PeerLink&) = delete;
+  PeerLink& operator=(const PeerLink&) = delete;
+
+  void start();
+  // Ends the thread (cancelling a call in flight); QoS 1/2 messages still
+  // waiting fail, QoS 0 ones are dropped.
+  void stop();
+  // This node's routes changed.
+  void wake();
+  // False when the message was dropped (QoS 0, too many waiting).
+  bool enqueue(const broker::MessagePtr& message, broker::Forwarder::Done done);
+  // The version of this node's routes the peer acknowledged.
+  std::optional<RouteVersion> acked() const;
+  uint64_t repairs() const;  // snapshots the peer asked for after a digest or delta
+  const std::string& address() const { return config_.address; }
+  const std::string& peer_id() const { return config_.peer_id; }
+
+ private:
+  struct Item {
+    broker::MessagePtr message;
+    broker::Forwarder::Done done;
+  };
+  void run();
+  bool send_routes(bool digest);
+  bool send_batch();
+  // Runs a call with `context` cancellable by stop(); false when stopping.
+  bool begin_call(grpc::ClientContext& context);
+  void end_call();
+  void wait_for(std::chrono::milliseconds pause);
+
+  const PeerLinkConfig config_;
+  RouteTable& routes_;
+  ClusterForwarder& owner_;
+  PeerCounters& counters_;
+  broker::LatencyHistogram& latency_;
+  spdlog::logger& log_;
+  std::unique_ptr<v1::Routing::Stub> stub_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  size_t queued_qos0_ = 0;
+  bool routes_dirty_ = true;  // the first contact sends everything
+  bool stopping_ = false;
+  std::optional<RouteVersion> acked_;
+  uint64_t repairs_ = 0;
+  grpc::ClientContext* in_call_ = nullptr;
+  bool failing_ = false;  // for logging the first failure and the recovery only
+  std::thread thread_;
+};
+
+}  // namespace starling::cluster

@@ -1,0 +1,160 @@
+#include "cluster/routing/route_table.h"
+
+#include <algorithm>
+
+#include "broker/mqtt/topic.h"
+
+namespace starling::cluster {
+
+void RouteTable::add_local(std::string_view filter) {
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = local_.try_emplace(std::string{filter}, 0);
+  if (it->second++ == 0) change_local(filter, true);
+}
+
+void RouteTable::remove_local(std::string_view filter) {
+  std::lock_guard lock(mu_);
+  auto it = local_.find(std::string{filter});
+  if (it == local_.end()) return;
+  if (--it->second == 0) {
+    local_.erase(it);
+    change_local(filter, false);
+  }
+}
+
+void RouteTable::change_local(std::string_view filter, bool added) {
+  log_.push_back(LogEntry{++version_, std::string{filter}, added});
+  // A log that nobody trims (a peer that never answers) stays bounded: such a
+  // peer gets a snapshot instead.
+  while (log_.size() > max_log_) {
+    log_base_ = log_.front().version;
+    log_.pop_front();
+  }
+}
+
+RouteVersion RouteTable::local_version() const {
+  std::lock_guard lock(mu_);
+  return {epoch_, version_};
+}
+
+RouteDelta RouteTable::delta_since(std::optional<RouteVersion> known) const {
+  std::lock_guard lock(mu_);
+  RouteDelta d;
+  d.epoch = epoch_;
+  d.to_version = version_;
+  if (!known || known->epoch != epoch_ || known->version < log_base_ || known->version > version_) {
+    d.snapshot = true;
+    d.added.reserve(local_.size());
+    for (const auto& [filter, count] : local_) d.added.push_back(filter);
+    return d;
+  }
+  d.from_version = known->version;
+  // The last change of each filter since then is its state now.
+  std::unordered_map<std::string_view, bool> last;
+  for (const auto& e : log_) {
+    if (e.version > known->version) last[e.filter] = e.added;
+  }
+  for (const auto& [filter, added] : last) (added ? d.added : d.removed).emplace_back(filter);
+  return d;
+}
+
+void RouteTable::trim(uint64_t version) {
+  std::lock_guard lock(mu_);
+  while (!log_.empty() && log_.front().version <= version) {
+    log_base_ = log_.front().version;
+    log_.pop_front();
+  }
+}
+
+size_t RouteTable::local_count() const {
+  std::lock_guard lock(mu_);
+  return local_.size();
+}
+
+RouteTable::Applied RouteTable::apply(const std::string& origin, const RouteDelta& d) {
+  std::unique_lock lock(remote_mu_);
+  auto it = origins_.find(origin);
+  if (!d.snapshot) {
+    // A delta needs what it starts from; a repeated one (its answer was lost)
+    // changes nothing that is newer, since it says each filter's last state.
+    if (it == origins_.end() || it->second.version.epoch != d.epoch || it->second.version.version < d.from_version) {
+      return Applied::kNeedSnapshot;
+    }
+    if (it->second.version.version >= d.to_version) return Applied::kApplied;
+  }
+  if (it == origins_.end()) {
+    it = origins_.emplace(origin, Origin{}).first;
+    it->second.index = next_index_++;
+    origin_names_.emplace(it->second.index, origin);
+  }
+  Origin& o = it->second;
+  if (d.snapshot) {
+    const std::unordered_set<std::string> wanted(d.added.begin(), d.added.end());
+    std::vector<std::string> gone;
+    for (const auto& f : o.filters) {
+      if (!wanted.contains(f)) gone.push_back(f);
+    }
+    for (const auto& f : gone) remove_remote(o, f);
+  } else {
+    for (const auto& f : d.removed) remove_remote(o, f);
+  }
+  for (const auto& f : d.added) add_remote(o, f);
+  o.version = RouteVersion{d.epoch, d.to_version};
+  return Applied::kApplied;
+}
+
+void RouteTable::add_remote(Origin& o, const std::string& filter) {
+  // A peer's filter is checked as a client's would be: garbage must not reach
+  // the tree. Shared filters are not replicated (yet): skipped.
+  if (!mqtt::validate_topic_filter(filter) || mqtt::parse_shared_filter(filter)) return;
+  if (!o.filters.insert(filter).second) return;
+  tree_.subscribe(filter, broker::SubscriberId{o.index}, broker::SubscriptionEntry{});
+  ++remote_routes_;
+}
+
+void RouteTable::remove_remote(Origin& o, const std::string& filter) {
+  if (o.filters.erase(filter) == 0) return;
+  tree_.unsubscribe(filter, broker::SubscriberId{o.index});
+  --remote_routes_;
+}
+
+void RouteTable::drop(const std::string& origin) {
+  std::unique_lock lock(remote_mu_);
+  auto it = origins_.find(origin);
+  if (it == origins_.end()) return;
+  for (const auto& f : it->second.filters) tree_.unsubscribe(f, broker::SubscriberId{it->second.index});
+  remote_routes_ -= it->second.filters.size();
+  origin_names_.erase(it->second.index);
+  origins_.erase(it);
+}
+
+std::optional<RouteVersion> RouteTable::version_of(const std::string& origin) const {
+  std::shared_lock lock(remote_mu_);
+  auto it = origins_.find(origin);
+  if (it == origins_.end()) return std::nullopt;
+  return it->second.version;
+}
+
+RouteTable::Nodes RouteTable::nodes_matching(std::string_view topic) const {
+  struct Collect {
+    boost::container::small_vector<uint64_t, 4> ids;
+    void on_subscriber(broker::SubscriberId id, const broker::SubscriptionEntry&) {
+      const auto i = static_cast<uint64_t>(id);
+      if (std::find(ids.begin(), ids.end(), i) == ids.end()) ids.push_back(i);
+    }
+    void on_shared_group(const broker::SharedGroup&) {}
+  } found;
+  Nodes nodes;
+  std::shared_lock lock(remote_mu_);
+  if (remote_routes_ == 0) return nodes;
+  tree_.match(topic, found);
+  for (uint64_t i : found.ids) nodes.push_back(origin_names_.at(i));
+  return nodes;
+}
+
+size_t RouteTable::remote_count() const {
+  std::shared_lock lock(remote_mu_);
+  return remote_routes_;
+}
+
+}  // namespace starling::cluster
