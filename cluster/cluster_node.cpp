@@ -30,13 +30,14 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   const uint64_t epoch = std::random_device{}() ^
                          static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   node->routes_ = std::make_unique<RouteTable>(epoch);
+  node->retained_ = std::make_unique<RetainedVersions>(config.node_id);
   ForwardingConfig fc;
   fc.node_id = config.node_id;
   fc.secret = config.cluster_secret;
-  node->forwarder_ = std::make_unique<ClusterForwarder>(std::move(fc), *node->routes_, log);
+  node->forwarder_ = std::make_unique<ClusterForwarder>(std::move(fc), *node->routes_, *node->retained_, log);
   node->membership_service_ = std::make_unique<MembershipService>(config.cluster_secret);
   node->routing_service_ = std::make_unique<RoutingService>(
-      config.cluster_secret, *node->routes_, *node->forwarder_,
+      config.cluster_secret, *node->routes_, *node->forwarder_, *node->retained_,
       [n = node.get()](const std::string& peer) {
         if (n->membership_) n->membership_->count_refused(peer);
       });
@@ -70,6 +71,8 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
       std::move(mc), [seeds = config.join] { return resolve_seeds(seeds); }, log);
   node->membership_->on_change(
       [forwarder = node->forwarder_.get()](const Member& m, std::optional<MemberState>) { forwarder->member_changed(m); });
+  node->retained_sync_ =
+      std::make_unique<RetainedSync>(*node->membership_, *node->retained_, config.cluster_secret, log);
   node->membership_service_->attach(*node->membership_);
   node->membership_->start();
   log.info("cluster: node {} advertises {}; joining through {}", config.node_id, node->address_,
@@ -79,10 +82,14 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
 
 ClusterNode::~ClusterNode() { leave(); }
 
-void ClusterNode::serve(broker::SessionRegistry& sessions) { routing_service_->attach(&sessions); }
+void ClusterNode::serve(broker::SessionRegistry& sessions) {
+  routing_service_->attach(&sessions);
+  retained_sync_->start(sessions);
+}
 
 void ClusterNode::leave() {
   std::call_once(left_, [this] {
+    if (retained_sync_) retained_sync_->stop();
     if (membership_) membership_->leave();
     // No more messages in or out; calls in flight finish (or are cancelled)
     // before the node's parts go.
@@ -105,6 +112,7 @@ std::vector<std::string> ClusterNode::not_ready() const {
   // Synced: every live member's routes are here, so a message published on
   // this node reaches subscribers anywhere.
   std::vector<std::string> reasons;
+  if (!retained_sync_->synced()) reasons.emplace_back("syncing: retained messages");
   for (const auto& m : membership_->members()) {
     if (!m.self && m.state == MemberState::alive && !routes_->version_of(m.node_id)) {
       reasons.push_back("syncing: no routes from " + m.node_id + " yet");

@@ -15,6 +15,8 @@
 #include "broker/config.h"
 #include "cluster/membership/membership.h"
 #include "cluster/routing/cluster_forwarder.h"
+#include "cluster/routing/retained_sync.h"
+#include "cluster/routing/retained_versions.h"
 #include "cluster/routing/route_table.h"
 #include "cluster/rpc/membership_service.h"
 #include "cluster/rpc/routing_service.h"
@@ -45,10 +47,12 @@ class ClusterNode final : public broker::ClusterLink {
  private:
   std::string address_;  // advertised
   std::unique_ptr<RouteTable> routes_;
+  std::unique_ptr<RetainedVersions> retained_;
   std::unique_ptr<ClusterForwarder> forwarder_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<MembershipService> membership_service_;
   std::unique_ptr<RoutingService> routing_service_;
+  std::unique_ptr<RetainedSync> retained_sync_;
   std::unique_ptr<grpc::Server> server_;  // last: stopped first
   std::once_flag left_;
 };

@@ -94,20 +94,22 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     put_queued(write, route, now, /*check_room=*/false);
     if (p.qos == QoS::k2 && st.session->persistent()) put_inbound_qos2(write, *st.session, p.packet_id);
   }
+  auto& forwarder = broker.router.forwarder();
+  uint64_t version = 0;
   if (p.retain) {
-    broker.retained.set(message);
+    version = forwarder.retain(message, broker.retained);
     if (broker.commits) put_retained(write, *message, now);
   }
   // Submitted before any subscriber sees the message (deliver, below).
   if (p.qos == QoS::k0) {
     store(link, std::move(write));  // nobody waits for a QoS 0 message
-    broker.router.forwarder().forward(message, {});
+    forwarder.forward(message, {}, version);
   } else {
     // Acknowledged once stored here and acknowledged by every other node
     // with a matching route.
     auto gate = ReplyGate::make();
     gate->submit(link, std::move(write));
-    const size_t peers = broker.router.forwarder().forward(message, gate->part());
+    const size_t peers = forwarder.forward(message, gate->part(), version);
     const bool nobody = route.deliveries.empty() && peers == 0;
     gate->hold(link, ack(nobody ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess));
   }

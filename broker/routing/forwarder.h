@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "broker/message.h"
+#include "broker/routing/retained_store.h"
 
 namespace starling::broker {
 
@@ -26,10 +27,17 @@ class Forwarder {
   // now (or a bounded wait passed): a SUBACK sent after it means a message
   // published anywhere reaches the subscriber.
   virtual void when_routes_known(Done done) = 0;
+  // Keeps a retained message published on this node (an empty payload
+  // clears the topic) in `store`, and returns its version for forward(): in
+  // a cluster the version and the store change together, so that of two
+  // writes to a topic every node keeps the same one.
+  virtual uint64_t retain(const MessagePtr& message, RetainedStore& store) = 0;
   // Sends a message published on this node (not one from a peer) to every
-  // other node with a matching route; returns how many. `done` (may be
-  // empty) is called once they all acknowledged it; at once with zero.
-  virtual size_t forward(const MessagePtr& message, Done done) = 0;
+  // other node with a matching route, and a retained one (with the version
+  // retain() gave it) to every node; returns to how many nodes it goes for
+  // delivery. `done` (may be empty) is called once they all acknowledged it;
+  // at once with none.
+  virtual size_t forward(const MessagePtr& message, Done done, uint64_t retained_version = 0) = 0;
 };
 
 class LocalOnly final : public Forwarder {
@@ -37,7 +45,11 @@ class LocalOnly final : public Forwarder {
   void subscribed(std::string_view) override {}
   void unsubscribed(std::string_view) override {}
   void when_routes_known(Done done) override { done(true); }
-  size_t forward(const MessagePtr&, Done done) override {
+  uint64_t retain(const MessagePtr& message, RetainedStore& store) override {
+    store.set(message);
+    return 0;
+  }
+  size_t forward(const MessagePtr&, Done done, uint64_t) override {
     if (done) done(true);
     return 0;
   }

@@ -79,7 +79,7 @@ size_t Router::pick_member(const SharedGroup& group) const {
 Router::Published Router::publish(const MessagePtr& message, Clock::time_point now, Policy policy) {
   Route r = route(message, policy);
   auto result = deliver(r, now, policy);
-  if (!message->from_peer) forwarder_.forward(message, {});
+  if (!message->from_peer) forwarder_.forward(message, {});  // not retained: the caller's concern
   return result;
 }
 

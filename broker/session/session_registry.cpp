@@ -82,7 +82,7 @@ void SessionRegistry::write_session(const std::shared_ptr<Session>& session, con
 }
 
 void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_point now) {
-  if (message->retain) retained_.set(message);
+  const uint64_t version = message->retain ? router_.forwarder().retain(message, retained_) : 0;
   Router::Route route = router_.route(message, Router::Policy::kBestEffort);
   if (commits_) {
     // A will or $SYS message queued for a persistent session is stored too
@@ -92,7 +92,7 @@ void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_po
     submit(std::move(batch));
   }
   router_.deliver(route, now, Router::Policy::kBestEffort);
-  if (!message->from_peer) router_.forwarder().forward(message, {});
+  if (!message->from_peer) router_.forwarder().forward(message, {}, version);
 }
 
 void SessionRegistry::deliver_forwarded(const MessagePtr& message, std::function<void(bool ok)> done) {
@@ -108,6 +108,14 @@ void SessionRegistry::deliver_forwarded(const MessagePtr& message, std::function
     done(true);
   }
   router_.deliver(route, now.steady);
+}
+
+void SessionRegistry::retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done) {
+  retained_.set(message);
+  if (!commits_) return done(true);
+  storage::WriteBatch batch;
+  put_retained(batch, *message, ClockPair{});
+  commits_->submit(std::move(batch), [done = std::move(done)](const storage::Status& s) { done(s.ok()); });
 }
 
 void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point now) {

@@ -98,6 +98,10 @@ class SessionRegistry {
   // all or none (kAllOrNone), stored for persistent ones first; `done(true)`
   // once stored, false when a subscriber had no room or the store failed.
   void deliver_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);
+  // A retained message (or a topic's clearing) another node sent: into the
+  // retained store and the node's store; `done(ok)` once stored.
+  void retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);
+  RetainedStore& retained() { return retained_; }
   // The same, and a retained will is written to the node's store too (no one
   // waits for it: its client is gone).
   void publish_will(const WillMessage& will, Clock::time_point now);

@@ -1,5 +1,7 @@
 #include "cluster/routing/cluster_forwarder.h"
 
+#include <algorithm>
+
 #include "broker/metrics.h"
 #include "cluster/routing/peer_link.h"
 
@@ -26,8 +28,9 @@ bool node_local(std::string_view topic) { return topic.starts_with("$SYS/"); }
 
 }  // namespace
 
-ClusterForwarder::ClusterForwarder(ForwardingConfig config, RouteTable& routes, spdlog::logger& log)
-    : config_(std::move(config)), routes_(routes), log_(log) {
+ClusterForwarder::ClusterForwarder(ForwardingConfig config, RouteTable& routes, RetainedVersions& retained,
+                                   spdlog::logger& log)
+    : config_(std::move(config)), routes_(routes), retained_(retained), log_(log) {
   ticker_ = std::thread([this] { tick(); });
 }
 
@@ -115,14 +118,33 @@ void ClusterForwarder::tick() {
   }
 }
 
-size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done) {
-  boost::container::small_vector<std::shared_ptr<PeerLink>, 4> targets;
+uint64_t ClusterForwarder::retain(const broker::MessagePtr& message, broker::RetainedStore& store) {
+  if (node_local(message->topic)) {
+    store.set(message);
+    return 0;
+  }
+  return retained_.stamp(message->topic, [&] { store.set(message); });
+}
+
+size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, uint64_t retained_version) {
+  struct Target {
+    std::shared_ptr<PeerLink> link;
+    bool deliver;
+  };
+  boost::container::small_vector<Target, 4> targets;
+  std::optional<RetainedVersion> version;
   if (!message->from_peer && !node_local(message->topic)) {
     const auto nodes = routes_.nodes_matching(message->topic);
-    if (!nodes.empty()) {
-      std::shared_lock lock(links_mu_);
+    const auto matches = [&nodes](const std::string& id) { return std::find(nodes.begin(), nodes.end(), id) != nodes.end(); };
+    if (message->retain && retained_version != 0) version = RetainedVersion{retained_version, retained_.self_id()};
+    std::shared_lock lock(links_mu_);
+    if (version) {
+      // Every node keeps every retained message; only those with a route
+      // deliver it.
+      for (const auto& [id, link] : links_) targets.push_back({link, matches(id)});
+    } else {
       for (const auto& node : nodes) {
-        if (auto it = links_.find(node); it != links_.end()) targets.push_back(it->second);
+        if (auto it = links_.find(node); it != links_.end()) targets.push_back({it->second, true});
       }
     }
   }
@@ -131,8 +153,12 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done) {
     return 0;
   }
   Done each = done ? count_down(targets.size(), std::move(done)) : Done{};
-  for (auto& link : targets) link->enqueue(message, each);
-  return targets.size();
+  size_t delivering = 0;
+  for (auto& t : targets) {
+    t.link->enqueue(message, each, ForwardMeta{t.deliver, version});
+    delivering += t.deliver ? 1 : 0;
+  }
+  return delivering;
 }
 
 void ClusterForwarder::member_changed(const Member& m) {

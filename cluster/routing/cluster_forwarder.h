@@ -1,6 +1,7 @@
 // The broker's Forwarder for a cluster: keeps this node's routes in the
 // RouteTable and pushes them to every live peer, and sends each published
-// message to the peers whose routes match. One PeerLink per live peer
+// message to the peers whose routes match, and a retained one to every live
+// peer (to be retained there, versioned by RetainedVersions). One PeerLink per live peer
 // (peer_link.h) carries both, in order, on a thread of its own, so a slow
 // or dead peer slows nobody else.
 #pragma once
@@ -24,6 +25,7 @@
 #include "broker/routing/forwarder.h"
 #include "broker/stats.h"
 #include "cluster/membership/swim.h"
+#include "cluster/routing/retained_versions.h"
 #include "cluster/routing/route_table.h"
 
 namespace starling::cluster {
@@ -51,14 +53,15 @@ struct PeerCounters {
 
 class ClusterForwarder final : public broker::Forwarder {
  public:
-  ClusterForwarder(ForwardingConfig config, RouteTable& routes, spdlog::logger& log);
+  ClusterForwarder(ForwardingConfig config, RouteTable& routes, RetainedVersions& retained, spdlog::logger& log);
   ~ClusterForwarder() override;
 
   // broker::Forwarder
   void subscribed(std::string_view filter) override;
   void unsubscribed(std::string_view filter) override;
   void when_routes_known(Done done) override;
-  size_t forward(const broker::MessagePtr& message, Done done) override;
+  uint64_t retain(const broker::MessagePtr& message, broker::RetainedStore& store) override;
+  size_t forward(const broker::MessagePtr& message, Done done, uint64_t retained_version) override;
 
   // Membership changed: a live member gets a link, a dead or gone one loses
   // it (failing what waited on it) and its routes.
@@ -82,6 +85,7 @@ class ClusterForwarder final : public broker::Forwarder {
 
   const ForwardingConfig config_;
   RouteTable& routes_;
+  RetainedVersions& retained_;
   spdlog::logger& log_;
 
   mutable std::shared_mutex links_mu_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "broker/mqtt/topic.h"
 #include "broker/stored_message.h"
 #include "cluster/routing/cluster_forwarder.h"
 #include "cluster/rpc/cluster_secret.h"
@@ -15,6 +16,27 @@ constexpr auto kForwardCallTimeout = std::chrono::milliseconds(5000);
 constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
 
 }  // namespace
+
+v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockPair& now) {
+  storage::StoredMessage s = broker::to_stored(m, now);
+  v1::ForwardedMessage f;
+  f.set_topic(std::move(s.topic));
+  f.set_payload(std::move(s.payload));
+  f.set_qos(s.qos);
+  f.set_retain(s.retain);
+  f.set_properties(std::move(s.properties));
+  f.set_expires_at_ms(s.expires_at_ms);
+  return f;
+}
+
+broker::MessagePtr from_forwarded(const v1::ForwardedMessage& f, const broker::ClockPair& now) {
+  // A peer's message is checked as a client's would be: garbage goes no
+  // further than the call that brought it.
+  if (f.qos() > 2 || !mqtt::validate_topic_name(f.topic())) return nullptr;
+  return broker::from_stored(storage::StoredMessage{f.topic(), f.payload(), static_cast<uint8_t>(f.qos()), f.retain(),
+                                                    f.properties(), f.expires_at_ms()},
+                             now, /*from_peer=*/true);
+}
 
 PeerLink::PeerLink(PeerLinkConfig config, RouteTable& routes, ClusterForwarder& owner, PeerCounters& counters,
                    broker::LatencyHistogram& latency, spdlog::logger& log)
@@ -62,7 +84,7 @@ void PeerLink::wake() {
   cv_.notify_all();
 }
 
-bool PeerLink::enqueue(const broker::MessagePtr& message, broker::Forwarder::Done done) {
+bool PeerLink::enqueue(const broker::MessagePtr& message, broker::Forwarder::Done done, ForwardMeta meta) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -78,7 +100,7 @@ bool PeerLink::enqueue(const broker::MessagePtr& message, broker::Forwarder::Don
       ++queued_qos0_;
     }
     if (!stopping_) {
-      queue_.push_back(Item{message, std::move(done)});
+      queue_.push_back(Item{message, std::move(done), std::move(meta)});
       done = nullptr;
     }
   }
@@ -187,7 +209,7 @@ bool PeerLink::send_routes(bool digest) {
 }
 
 bool PeerLink::send_batch() {
-  std::vector<broker::MessagePtr> batch;
+  std::vector<std::pair<broker::MessagePtr, ForwardMeta>> batch;
   {
     std::lock_guard lock(mu_);
     size_t bytes = 0;
@@ -196,21 +218,20 @@ bool PeerLink::send_batch() {
         break;
       }
       bytes += item.message->payload.size();
-      batch.push_back(item.message);
+      batch.emplace_back(item.message, item.meta);
     }
   }
   v1::ForwardBatch request;
   request.set_from_node(config_.self_id);
   const broker::ClockPair now;
-  for (const auto& m : batch) {
-    storage::StoredMessage s = broker::to_stored(*m, now);
+  for (const auto& [m, meta] : batch) {
     auto* f = request.add_messages();
-    f->set_topic(std::move(s.topic));
-    f->set_payload(std::move(s.payload));
-    f->set_qos(s.qos);
-    f->set_retain(s.retain);
-    f->set_properties(std::move(s.properties));
-    f->set_expires_at_ms(s.expires_at_ms);
+    *f = to_forwarded(*m, now);
+    f->set_replicate_only(!meta.deliver);
+    if (meta.retained) {
+      f->mutable_retained()->set_hlc(meta.retained->hlc);
+      f->mutable_retained()->set_origin(meta.retained->origin);
+    }
   }
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + kForwardCallTimeout);

@@ -23,6 +23,8 @@
 
 #include "broker/routing/forwarder.h"
 #include "broker/stats.h"
+#include "broker/stored_message.h"
+#include "cluster/routing/retained_versions.h"
 #include "cluster/routing/route_table.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -30,6 +32,12 @@ namespace starling::cluster {
 
 class ClusterForwarder;
 struct PeerCounters;
+
+// How a message goes to one peer.
+struct ForwardMeta {
+  bool deliver = true;  // false: only to be retained there (no matching route)
+  std::optional<RetainedVersion> retained;  // set for a retained message
+};
 
 struct PeerLinkConfig {
   std::string self_id;
@@ -40,6 +48,11 @@ struct PeerLinkConfig {
   size_t max_queued_qos0 = 10000;
   size_t max_batch = 256;
 };
+
+// A message as it travels between nodes, and back (null when a peer sent
+// something no client could have: a bad topic, QoS or properties).
+v1::ForwardedMessage to_forwarded(const broker::Message& message, const broker::ClockPair& now);
+broker::MessagePtr from_forwarded(const v1::ForwardedMessage& message, const broker::ClockPair& now);
 
 class PeerLink {
  public:
@@ -56,7 +69,7 @@ class PeerLink {
   // This node's routes changed.
   void wake();
   // False when the message was dropped (QoS 0, too many waiting).
-  bool enqueue(const broker::MessagePtr& message, broker::Forwarder::Done done);
+  bool enqueue(const broker::MessagePtr& message, broker::Forwarder::Done done, ForwardMeta meta = {});
   // The version of this node's routes the peer acknowledged.
   std::optional<RouteVersion> acked() const;
   uint64_t repairs() const;  // snapshots the peer asked for after a digest or delta
@@ -67,6 +80,7 @@ class PeerLink {
   struct Item {
     broker::MessagePtr message;
     broker::Forwarder::Done done;
+    ForwardMeta meta;
   };
   void run();
   bool send_routes(bool digest);

@@ -1,21 +1,36 @@
 #include "cluster/rpc/routing_service.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include "broker/mqtt/topic.h"
 #include "broker/stored_message.h"
+#include "cluster/routing/peer_link.h"
 #include "cluster/rpc/cluster_secret.h"
 
 namespace starling::cluster {
 
-RoutingService::RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder, Refused refused)
-    : secret_(std::move(secret)), routes_(routes), forwarder_(forwarder), refused_(std::move(refused)) {}
+RoutingService::RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder,
+                               RetainedVersions& retained, Refused refused)
+    : secret_(std::move(secret)),
+      routes_(routes),
+      forwarder_(forwarder),
+      retained_(retained),
+      refused_(std::move(refused)) {}
 
 bool RoutingService::admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
   if (carries_secret(*context, secret_)) return true;
   if (refused_) refused_(context->peer());
   reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
   return false;
+}
+
+broker::SessionRegistry* RoutingService::serving(grpc::CallbackServerContext* context,
+                                                 grpc::ServerUnaryReactor* reactor) {
+  if (!admit(context, reactor)) return nullptr;
+  broker::SessionRegistry* sessions = sessions_.load();
+  if (!sessions) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving yet"));
+  return sessions;
 }
 
 grpc::ServerUnaryReactor* RoutingService::UpdateRoutes(grpc::CallbackServerContext* context,
@@ -41,12 +56,8 @@ grpc::ServerUnaryReactor* RoutingService::UpdateRoutes(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* RoutingService::Forward(grpc::CallbackServerContext* context,
                                                   const v1::ForwardBatch* request, v1::ForwardAck* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!admit(context, reactor)) return reactor;
-  broker::SessionRegistry* sessions = sessions_.load();
-  if (!sessions) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving yet"));
-    return reactor;
-  }
+  broker::SessionRegistry* sessions = serving(context, reactor);
+  if (!sessions) return reactor;
   forwarder_.counters_for(request->from_node())
       .received.fetch_add(static_cast<uint64_t>(request->messages_size()), std::memory_order_relaxed);
 
@@ -66,33 +77,62 @@ grpc::ServerUnaryReactor* RoutingService::Forward(grpc::CallbackServerContext* c
     }
   };
   auto pending = std::make_shared<Pending>();
-  pending->left = static_cast<size_t>(request->messages_size()) + 1;
+  pending->left = 1;
   pending->reply = reply;
   pending->reactor = reactor;
   const broker::ClockPair now;
   for (int i = 0; i < request->messages_size(); ++i) {
     const auto& f = request->messages(i);
     const auto index = static_cast<uint32_t>(i);
-    const bool acked = f.qos() > 0;
-    // A peer's message is checked as a client's would be: garbage goes no
-    // further than this call.
-    broker::MessagePtr message;
-    if (f.qos() <= 2 && mqtt::validate_topic_name(f.topic())) {
-      message = broker::from_stored(storage::StoredMessage{f.topic(), f.payload(), static_cast<uint8_t>(f.qos()),
-                                                           f.retain(), f.properties(), f.expires_at_ms()},
-                                    now, /*from_peer=*/true);
-    }
+    const bool acked = f.qos() > 0 || f.has_retained();
+    const broker::MessagePtr message = from_forwarded(f, now);
     if (!message) {
       if (acked) pending->refuse(index);
-      pending->finish_one();
       continue;
     }
-    sessions->deliver_forwarded(message, [pending, index, acked](bool ok) {
+    const auto part = [pending, index, acked](bool ok) {
       if (!ok && acked) pending->refuse(index);
       pending->finish_one();
-    });
+    };
+    if (f.has_retained() && !f.retained().origin().empty()) {
+      // Kept (and stored) before the answer when newer than what this node has.
+      retained_.accept(f.topic(), RetainedVersion{f.retained().hlc(), f.retained().origin()}, [&] {
+        pending->left.fetch_add(1);
+        sessions->retain_forwarded(message, part);
+      });
+    }
+    if (!f.replicate_only()) {
+      pending->left.fetch_add(1);
+      sessions->deliver_forwarded(message, part);
+    }
   }
   pending->finish_one();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RoutingService::RetainedSnapshot(grpc::CallbackServerContext* context,
+                                                           const v1::RetainedPageRequest* request,
+                                                           v1::RetainedPage* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  broker::SessionRegistry* sessions = serving(context, reactor);
+  if (!sessions) return reactor;
+  const size_t limit = std::clamp<size_t>(request->limit(), 1, 1000);
+  const broker::ClockPair now;
+  // In topic order; a page starts after the last topic of the one before.
+  for (const auto& m : sessions->retained().matching("#", now.steady)) {
+    if (!request->after().empty() && m->topic <= request->after()) continue;
+    if (static_cast<size_t>(reply->messages_size()) == limit) {
+      reply->set_more(true);
+      break;
+    }
+    auto* f = reply->add_messages();
+    *f = to_forwarded(*m, now);
+    f->set_replicate_only(true);
+    const auto version = retained_.version_of(m->topic).value_or(RetainedVersion{});
+    f->mutable_retained()->set_hlc(version.hlc);
+    f->mutable_retained()->set_origin(version.origin);
+  }
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

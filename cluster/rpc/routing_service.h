@@ -1,7 +1,8 @@
 #pragma once
 
 // The Routing gRPC service (proto/cluster.proto): other nodes' route updates
-// into the RouteTable, and their forwarded messages to this node's sessions.
+// into the RouteTable, their forwarded messages to this node's sessions and
+// retained store, and this node's retained messages for a node catching up.
 // Checks the cluster secret on every call.
 
 #include <atomic>
@@ -20,7 +21,8 @@ namespace starling::cluster {
 class RoutingService final : public v1::Routing::CallbackService {
  public:
   using Refused = std::function<void(const std::string& peer)>;
-  RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder, Refused refused);
+  RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder, RetainedVersions& retained,
+                 Refused refused);
 
   // Forwarded messages go to `sessions` from now on; until then (and after
   // detach) Forward answers UNAVAILABLE and the sender retries.
@@ -30,13 +32,18 @@ class RoutingService final : public v1::Routing::CallbackService {
                                          v1::RouteAck* reply) override;
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context, const v1::ForwardBatch* request,
                                     v1::ForwardAck* reply) override;
+  grpc::ServerUnaryReactor* RetainedSnapshot(grpc::CallbackServerContext* context,
+                                             const v1::RetainedPageRequest* request, v1::RetainedPage* reply) override;
 
  private:
   bool admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor);
+  // The sessions, once admitted and attached; else null, the call finished.
+  broker::SessionRegistry* serving(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor);
 
   const std::string secret_;  // never logged
   RouteTable& routes_;
   ClusterForwarder& forwarder_;
+  RetainedVersions& retained_;
   Refused refused_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };

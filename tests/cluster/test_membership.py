@@ -33,7 +33,9 @@ class Membership(unittest.TestCase):
                 self.assertEqual(metric(samples, "starling_cluster_members", state="alive"), 3)
                 self.assertEqual(metric(samples, "starling_cluster_members", state="dead"), 0)
                 self.assertEqual(metric(samples, "starling_cluster_refused_calls_total"), 0)
-                self.assertGreater(metric(samples, "starling_cluster_probes_total", result="direct"), 0)
+                # Probing runs once a second; joining did not wait for it.
+                wait_until(lambda: metric(scrape(b.http_port), "starling_cluster_probes_total", result="direct") > 0,
+                           5.0, message=f"{b.node_id} to have probed a member")
 
     def test_a_killed_node_is_declared_dead_then_comes_back(self):
         with Cluster(3) as c:

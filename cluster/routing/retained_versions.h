@@ -1,0 +1,48 @@
+// The versions of retained messages in the cluster: last writer wins, by a
+// hybrid logical clock (physical milliseconds, a counter when they tie or
+// the clock goes back) and then the origin's node id. Every node keeps the
+// version of each retained topic it has seen set here or by a peer; a
+// message older than the one it has is ignored.
+#pragma once
+
+#include <compare>
+#include <functional>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace starling::cluster {
+
+struct RetainedVersion {
+  uint64_t hlc = 0;
+  std::string origin;
+  friend auto operator<=>(const RetainedVersion&, const RetainedVersion&) = default;
+};
+
+class RetainedVersions {
+ public:
+  explicit RetainedVersions(std::string self_id) : self_(std::move(self_id)) {}
+  const std::string& self_id() const { return self_; }
+  // A retained message (or its clearing) published on this node: its
+  // version, recorded, with `apply` (which keeps it) run under the same lock,
+  // so no write from a peer comes between.
+  uint64_t stamp(std::string_view topic, const std::function<void()>& apply);
+  // One from a peer: when it is newer than what this node has for the topic,
+  // recorded and `apply` run under the lock, and true. The clock moves past
+  // it either way.
+  bool accept(std::string_view topic, const RetainedVersion& version, const std::function<void()>& apply);
+  std::optional<RetainedVersion> version_of(std::string_view topic) const;
+
+ private:
+  uint64_t tick(uint64_t seen);  // mu_ held
+
+  const std::string self_;
+  mutable std::mutex mu_;
+  uint64_t last_ = 0;
+  std::map<std::string, RetainedVersion, std::less<>> versions_;
+};
+
+}  // namespace starling::cluster

@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Retained messages in a cluster: set on one node, seen from another at
+once (the publisher's PUBACK waits for every live node), cleared everywhere,
+kept across a node's restart, pulled by a node that was away or joins late,
+and the last writer wins when two nodes set one topic.
+
+Usage: test_retained.py PATH_TO_STARLING
+"""
+import itertools
+import shutil
+import socket
+import tempfile
+import unittest
+
+from cluster_harness import *  # noqa: F401,F403
+from cluster_harness import Cluster
+
+_ids = itertools.count(1)
+
+
+class Retained(unittest.TestCase):
+    def setUp(self):
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+
+    def client(self, where):
+        c = MqttClient(f"r{next(_ids)}")
+        c.connect(where)
+        c.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see test_routing.py
+        self.clients.append(c)
+        return c
+
+    def retained_on(self, node, topic_filter, timeout=3.0):
+        """The retained payloads a new subscriber on `node` gets for the filter."""
+        s = self.client(node)
+        s.subscribe(topic_filter, qos=1)
+        s.msgs.wait_quiet(0.2)
+        got = {m.topic: m.payload for m in s.msgs.messages if m.retain}
+        s.close()
+        self.clients.remove(s)
+        return got
+
+    def test_set_on_one_node_is_seen_from_another_at_once(self):
+        tries = 200
+        with Cluster(3) as c:
+            n1, _, n3 = c.nodes
+            pub = self.client(n1)
+            missed = []
+            for i in range(tries):
+                pub.publish(f"ret/{i}", f"v{i}".encode(), qos=1, retain=True)  # waits for the PUBACK
+                s = self.client(n3)
+                s.subscribe(f"ret/{i}", qos=1)
+                try:
+                    s.msgs.wait_for(1, timeout=3.0)
+                except AssertionError:
+                    missed.append(i)
+                s.close()
+                self.clients.remove(s)
+            print(f"\n  retained on n1, subscribe on n3 right after: {tries - len(missed)} of {tries}", flush=True)
+            self.assertEqual(missed, [])
+            # Cleared on n3: gone everywhere.
+            self.client(n3).publish("ret/0", b"", qos=1, retain=True)
+            for node in c.nodes:
+                self.assertNotIn("ret/0", self.retained_on(node, "ret/0"))
+
+    def test_survives_a_restart_and_a_node_away_catches_up(self):
+        kept = tempfile.mkdtemp(prefix="starling-kept-")
+        try:
+            with Cluster(2) as c:
+                n1, n2 = c.nodes
+                # n3 on a data directory that outlives its process.
+                n3 = c.start_node("n3", data_dir=kept)
+                c.wait_converged([n1, n2, n3])
+                pub = self.client(n1)
+                pub.publish("keep/a", b"a1", qos=1, retain=True)
+                pub.publish("keep/gone", b"x", qos=1, retain=True)
+                self.assertEqual(self.retained_on(n3, "keep/#"), {"keep/a": b"a1", "keep/gone": b"x"})
+                n3.kill9()
+                # While n3 is down: one changed, one cleared, one new.
+                pub.publish("keep/a", b"a2", qos=1, retain=True)
+                pub.publish("keep/gone", b"", qos=1, retain=True)
+                pub.publish("keep/new", b"n", qos=1, retain=True)
+                back = c.start_node("n3", data_dir=kept)
+                c.wait_converged([n1, n2, back], timeout=20.0)
+                self.assertIn("retained messages synced from", back.read_log())
+                self.assertEqual(self.retained_on(back, "keep/#"), {"keep/a": b"a2", "keep/new": b"n"})
+        finally:
+            shutil.rmtree(kept, ignore_errors=True)
+
+    def test_a_late_node_gets_the_retained_messages(self):
+        with Cluster(3) as c:
+            pub = self.client(c.nodes[1])
+            for i in range(50):
+                pub.publish(f"early/{i}", str(i).encode(), qos=1, retain=True)
+            late = c.start_node("n4")
+            c.wait_converged(c.nodes + [late])
+            got = self.retained_on(late, "early/#")
+            self.assertEqual(got, {f"early/{i}": str(i).encode() for i in range(50)})
+
+    def test_the_last_writer_wins(self):
+        with Cluster(3) as c:
+            clients = [self.client(b) for b in c.nodes]
+            for round_ in range(20):
+                for i, cl in enumerate(clients):
+                    cl.publish("lww", f"{round_}-{i}".encode(), qos=1, retain=True, wait=False)
+                for cl in clients:
+                    cl.publish("sync", b"", qos=1)   # the ones before are acknowledged too
+                seen = {b.node_id: self.retained_on(b, "lww").get("lww") for b in c.nodes}
+                self.assertEqual(len(set(seen.values())), 1, f"round {round_}: {seen}")
+
+
+if __name__ == "__main__":
+    main()
