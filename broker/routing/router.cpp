@@ -8,6 +8,17 @@
 #include "broker/mqtt/topic.h"
 
 namespace starling::broker {
+namespace {
+
+// Whether `full` is "$share/" + name + "/" + filter.
+bool shared_filter_is(std::string_view full, std::string_view name, std::string_view filter) {
+  constexpr std::string_view prefix = "$share/";
+  return full.size() == prefix.size() + name.size() + 1 + filter.size() && full.starts_with(prefix) &&
+         full.substr(prefix.size(), name.size()) == name && full[prefix.size() + name.size()] == '/' &&
+         full.substr(prefix.size() + name.size() + 1) == filter;
+}
+
+}  // namespace
 
 bool Router::subscribe(const std::shared_ptr<Session>& session, std::string_view filter,
                        const SubscriptionEntry& entry) {
@@ -83,14 +94,21 @@ Router::Published Router::publish(const MessagePtr& message, Clock::time_point n
   return result;
 }
 
-Router::Route Router::route(const MessagePtr& message, Policy policy) const {
+Router::Route Router::route(const MessagePtr& message, Policy policy,
+                            const std::vector<std::string>* only_groups) const {
   struct Collect {
     const Router& router;
     Targets& out;
+    const std::vector<std::string>* only;
     void on_subscriber(SubscriberId id, const SubscriptionEntry& entry) {
       out.push_back({static_cast<SessionId>(id), entry});
     }
     void on_shared_group(const SharedGroup& group) {
+      if (only && std::none_of(only->begin(), only->end(), [&](const std::string& g) {
+            return shared_filter_is(g, group.name, group.filter);
+          })) {
+        return;
+      }
       const Subscriber& member = group.members[router.pick_member(group)];
       // No Local does not apply to shared subscriptions [MQTT-3.8.3-4].
       SubscriptionEntry entry = member.entry;
@@ -114,7 +132,7 @@ Router::Route Router::route(const MessagePtr& message, Policy policy) const {
   boost::container::small_vector<std::shared_ptr<Session>, 4> sessions;
   {
     std::shared_lock lock(mu_);
-    Collect collect{*this, targets};
+    Collect collect{*this, targets, only_groups};
     tree_.match(message->topic, collect);
     // A session with overlapping subscriptions gets the message once, at the
     // highest QoS, with every subscription identifier [MQTT-3.3.4-3..5].

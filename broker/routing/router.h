@@ -61,7 +61,12 @@ class Router {
     // nothing.
     bool quota_exceeded = false;
   };
-  Route route(const MessagePtr& message, Policy policy = Policy::kAllOrNone) const;
+  // `only_groups`: for a message another node forwarded, the shared groups
+  // ("$share/NAME/FILTER") this node is to deliver it to; each group gets a
+  // message once in the cluster, and the publishing node chose. Null: every
+  // matching group (a message published here).
+  Route route(const MessagePtr& message, Policy policy = Policy::kAllOrNone,
+              const std::vector<std::string>* only_groups = nullptr) const;
   // Queues the route's deliveries (on this node only: the caller forwards).
   Published deliver(Route& route, Clock::time_point now, Policy policy = Policy::kAllOrNone);
 

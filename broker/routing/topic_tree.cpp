@@ -189,7 +189,8 @@ bool TopicTree::subscribe(const mqtt::SharedFilter& shared, SubscriberId id, con
   auto group = std::find_if(groups.begin(), groups.end(),
                             [&](const SharedGroup& g) { return g.name == shared.group; });
   if (group == groups.end()) {
-    groups.push_back(SharedGroup{SharedGroupId{next_group_id_++}, std::string(shared.group), {}});
+    groups.push_back(
+        SharedGroup{SharedGroupId{next_group_id_++}, std::string(shared.group), {}, std::string(shared.filter)});
     ++groups_;
     group = groups.end() - 1;
   }

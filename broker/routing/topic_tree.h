@@ -43,6 +43,7 @@ struct SharedGroup {
   SharedGroupId id;
   std::string name;
   std::vector<Subscriber> members;  // in the order they joined; never empty
+  std::string filter;  // what follows $share/NAME/: one group in the cluster is (name, filter)
 };
 
 // What match() reports to. Each matching plain subscription is reported once

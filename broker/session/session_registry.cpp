@@ -95,9 +95,10 @@ void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_po
   if (!message->from_peer) router_.forwarder().forward(message, {}, version);
 }
 
-void SessionRegistry::deliver_forwarded(const MessagePtr& message, std::function<void(bool ok)> done) {
+void SessionRegistry::deliver_forwarded(const MessagePtr& message, const std::vector<std::string>& shared_groups,
+                                        std::function<void(bool ok)> done) {
   const ClockPair now;
-  Router::Route route = router_.route(message, Router::Policy::kAllOrNone);
+  Router::Route route = router_.route(message, Router::Policy::kAllOrNone, &shared_groups);
   if (route.quota_exceeded) return done(false);
   storage::WriteBatch batch;
   if (commits_) put_queued(batch, route, now, /*check_room=*/false);

@@ -97,7 +97,9 @@ class SessionRegistry {
   // A message another node forwarded: queued for the matching sessions here,
   // all or none (kAllOrNone), stored for persistent ones first; `done(true)`
   // once stored, false when a subscriber had no room or the store failed.
-  void deliver_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);
+  // `shared_groups`: the groups this node delivers it to (Router::route).
+  void deliver_forwarded(const MessagePtr& message, const std::vector<std::string>& shared_groups,
+                         std::function<void(bool ok)> done);
   // A retained message (or a topic's clearing) another node sent: into the
   // retained store and the node's store; `done(ok)` once stored.
   void retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);

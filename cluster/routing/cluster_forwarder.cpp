@@ -53,14 +53,12 @@ void ClusterForwarder::stop() {
 }
 
 void ClusterForwarder::subscribed(std::string_view filter) {
-  if (mqtt::parse_shared_filter(filter)) return;  // shared groups stay on their node (for now)
   routes_.add_local(filter);
   std::shared_lock lock(links_mu_);
   for (auto& [id, link] : links_) link->wake();
 }
 
 void ClusterForwarder::unsubscribed(std::string_view filter) {
-  if (mqtt::parse_shared_filter(filter)) return;
   routes_.remove_local(filter);
   std::shared_lock lock(links_mu_);
   for (auto& [id, link] : links_) link->wake();
@@ -129,22 +127,44 @@ uint64_t ClusterForwarder::retain(const broker::MessagePtr& message, broker::Ret
 size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, uint64_t retained_version) {
   struct Target {
     std::shared_ptr<PeerLink> link;
-    bool deliver;
+    ForwardMeta meta;
   };
   boost::container::small_vector<Target, 4> targets;
-  std::optional<RetainedVersion> version;
   if (!message->from_peer && !node_local(message->topic)) {
     const auto nodes = routes_.nodes_matching(message->topic);
-    const auto matches = [&nodes](const std::string& id) { return std::find(nodes.begin(), nodes.end(), id) != nodes.end(); };
+    auto groups = routes_.groups_matching(message->topic);
+    // A group with a member here gets the message here (the router did
+    // that); another gets it from one of the nodes with members, in turn.
+    std::erase_if(groups, [this](const RouteTable::Group& g) { return routes_.has_local(g.filter); });
+    std::optional<RetainedVersion> version;
     if (message->retain && retained_version != 0) version = RetainedVersion{retained_version, retained_.self_id()};
     std::shared_lock lock(links_mu_);
+    const auto target_for = [&](const std::string& id) -> Target* {
+      for (auto& t : targets) {
+        if (t.link->peer_id() == id) return &t;
+      }
+      auto it = links_.find(id);
+      if (it == links_.end()) return nullptr;
+      targets.push_back(Target{it->second, ForwardMeta{false, version, {}}});
+      return &targets.back();
+    };
     if (version) {
-      // Every node keeps every retained message; only those with a route
-      // deliver it.
-      for (const auto& [id, link] : links_) targets.push_back({link, matches(id)});
-    } else {
-      for (const auto& node : nodes) {
-        if (auto it = links_.find(node); it != links_.end()) targets.push_back({it->second, true});
+      // Every node keeps every retained message.
+      for (const auto& [id, link] : links_) target_for(id);
+    }
+    for (const auto& node : nodes) {
+      if (Target* t = target_for(node)) t->meta.deliver = true;
+    }
+    for (auto& g : groups) {
+      // Members on nodes that are not live are skipped.
+      g.nodes.erase(std::remove_if(g.nodes.begin(), g.nodes.end(),
+                                   [&](const std::string& id) { return !links_.contains(id); }),
+                    g.nodes.end());
+      if (g.nodes.empty()) continue;
+      const auto pick = g.nodes[group_turn_.fetch_add(1, std::memory_order_relaxed) % g.nodes.size()];
+      if (Target* t = target_for(pick)) {
+        t->meta.deliver = true;
+        t->meta.shared_groups.push_back(std::move(g.filter));
       }
     }
   }
@@ -155,8 +175,8 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
   Done each = done ? count_down(targets.size(), std::move(done)) : Done{};
   size_t delivering = 0;
   for (auto& t : targets) {
-    t.link->enqueue(message, each, ForwardMeta{t.deliver, version});
-    delivering += t.deliver ? 1 : 0;
+    delivering += t.meta.deliver ? 1 : 0;
+    t.link->enqueue(message, each, std::move(t.meta));
   }
   return delivering;
 }

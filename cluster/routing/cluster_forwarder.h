@@ -96,6 +96,7 @@ class ClusterForwarder final : public broker::Forwarder {
   std::mutex waiters_mu_;
   std::vector<Waiter> waiters_;
   std::atomic<uint64_t> route_wait_timeouts_{0};
+  std::atomic<uint64_t> group_turn_{0};  // round robin over a shared group's nodes
   broker::LatencyHistogram forward_latency_;
 
   std::mutex tick_mu_;

@@ -228,6 +228,7 @@ bool PeerLink::send_batch() {
     auto* f = request.add_messages();
     *f = to_forwarded(*m, now);
     f->set_replicate_only(!meta.deliver);
+    for (const auto& g : meta.shared_groups) f->add_shared_groups(g);
     if (meta.retained) {
       f->mutable_retained()->set_hlc(meta.retained->hlc);
       f->mutable_retained()->set_origin(meta.retained->origin);

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/logger.h>
@@ -37,6 +38,7 @@ struct PeerCounters;
 struct ForwardMeta {
   bool deliver = true;  // false: only to be retained there (no matching route)
   std::optional<RetainedVersion> retained;  // set for a retained message
+  std::vector<std::string> shared_groups;   // the groups the peer delivers to
 };
 
 struct PeerLinkConfig {

@@ -66,6 +66,11 @@ void RouteTable::trim(uint64_t version) {
   }
 }
 
+bool RouteTable::has_local(std::string_view filter) const {
+  std::lock_guard lock(mu_);
+  return local_.contains(std::string{filter});
+}
+
 size_t RouteTable::local_count() const {
   std::lock_guard lock(mu_);
   return local_.size();
@@ -105,16 +110,33 @@ RouteTable::Applied RouteTable::apply(const std::string& origin, const RouteDelt
 
 void RouteTable::add_remote(Origin& o, const std::string& filter) {
   // A peer's filter is checked as a client's would be: garbage must not reach
-  // the tree. Shared filters are not replicated (yet): skipped.
-  if (!mqtt::validate_topic_filter(filter) || mqtt::parse_shared_filter(filter)) return;
-  if (!o.filters.insert(filter).second) return;
-  tree_.subscribe(filter, broker::SubscriberId{o.index}, broker::SubscriptionEntry{});
+  // the tree.
+  if (!mqtt::validate_topic_filter(filter)) return;
+  auto [it, inserted] = o.filters.insert(filter);
+  if (!inserted) return;
+  const broker::SubscriberId id{o.index};
+  if (auto shared = mqtt::parse_shared_filter(*it)) {
+    tree_.subscribe(*shared, id, broker::SubscriptionEntry{});
+  } else {
+    tree_.subscribe(*it, id, broker::SubscriptionEntry{});
+  }
   ++remote_routes_;
 }
 
+void RouteTable::untree(const std::string& filter, uint64_t index) {
+  const broker::SubscriberId id{index};
+  if (auto shared = mqtt::parse_shared_filter(filter)) {
+    tree_.unsubscribe(*shared, id);
+  } else {
+    tree_.unsubscribe(filter, id);
+  }
+}
+
 void RouteTable::remove_remote(Origin& o, const std::string& filter) {
-  if (o.filters.erase(filter) == 0) return;
-  tree_.unsubscribe(filter, broker::SubscriberId{o.index});
+  auto it = o.filters.find(filter);
+  if (it == o.filters.end()) return;
+  untree(*it, o.index);
+  o.filters.erase(it);
   --remote_routes_;
 }
 
@@ -122,7 +144,7 @@ void RouteTable::drop(const std::string& origin) {
   std::unique_lock lock(remote_mu_);
   auto it = origins_.find(origin);
   if (it == origins_.end()) return;
-  for (const auto& f : it->second.filters) tree_.unsubscribe(f, broker::SubscriberId{it->second.index});
+  for (const auto& f : it->second.filters) untree(f, it->second.index);
   remote_routes_ -= it->second.filters.size();
   origin_names_.erase(it->second.index);
   origins_.erase(it);
@@ -150,6 +172,23 @@ RouteTable::Nodes RouteTable::nodes_matching(std::string_view topic) const {
   tree_.match(topic, found);
   for (uint64_t i : found.ids) nodes.push_back(origin_names_.at(i));
   return nodes;
+}
+
+std::vector<RouteTable::Group> RouteTable::groups_matching(std::string_view topic) const {
+  struct Collect {
+    const RouteTable& table;
+    std::vector<Group> groups;
+    void on_subscriber(broker::SubscriberId, const broker::SubscriptionEntry&) {}
+    void on_shared_group(const broker::SharedGroup& g) {
+      Group group{"$share/" + g.name + "/" + g.filter, {}};
+      for (const auto& m : g.members) group.nodes.push_back(table.origin_names_.at(static_cast<uint64_t>(m.id)));
+      groups.push_back(std::move(group));
+    }
+  } found{*this, {}};
+  std::shared_lock lock(remote_mu_);
+  if (tree_.group_count() == 0) return {};
+  tree_.match(topic, found);
+  return std::move(found.groups);
 }
 
 size_t RouteTable::remote_count() const {

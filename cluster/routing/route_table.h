@@ -59,6 +59,8 @@ class RouteTable {
   // Every peer has `version`: older log entries can go.
   void trim(uint64_t version);
   size_t local_count() const;
+  // Whether a session here has `filter` (e.g. a member of "$share/g/f").
+  bool has_local(std::string_view filter) const;
 
   // --- other nodes' routes ---
   enum class Applied { kApplied, kNeedSnapshot };
@@ -67,8 +69,15 @@ class RouteTable {
   void drop(const std::string& origin);
   std::optional<RouteVersion> version_of(const std::string& origin) const;
   using Nodes = boost::container::small_vector<std::string, 4>;
-  // The nodes with a route matching `topic`, each once.
+  // The nodes with a plain route matching `topic`, each once.
   Nodes nodes_matching(std::string_view topic) const;
+  // The shared groups matching `topic` ("$share/NAME/FILTER"), each with the
+  // nodes that have members in it.
+  struct Group {
+    std::string filter;
+    Nodes nodes;
+  };
+  std::vector<Group> groups_matching(std::string_view topic) const;
   size_t remote_count() const;
 
  private:
@@ -85,6 +94,7 @@ class RouteTable {
   void change_local(std::string_view filter, bool added);  // mu_ held
   void add_remote(Origin& o, const std::string& filter);      // remote_mu_ held
   void remove_remote(Origin& o, const std::string& filter);   // remote_mu_ held
+  void untree(const std::string& filter, uint64_t index);    // remote_mu_ held
 
   const uint64_t epoch_;
   const size_t max_log_;

@@ -103,7 +103,8 @@ grpc::ServerUnaryReactor* RoutingService::Forward(grpc::CallbackServerContext* c
     }
     if (!f.replicate_only()) {
       pending->left.fetch_add(1);
-      sessions->deliver_forwarded(message, part);
+      const std::vector<std::string> groups(f.shared_groups().begin(), f.shared_groups().end());
+      sessions->deliver_forwarded(message, groups, part);
     }
   }
   pending->finish_one();

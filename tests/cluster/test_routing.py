@@ -100,6 +100,32 @@ class Routing(unittest.TestCase):
                     got = [p.decode() for p in s.msgs.payloads(f"lb/{i}")]
                     self.assertEqual(got, [f"{i}-{j}" for j in range(10)], s.client_id)
 
+    def test_a_shared_group_over_three_nodes_gets_each_message_once(self):
+        n = 300
+        with Cluster(3) as c:
+            members = []
+            for node in c.nodes:
+                for _ in range(2):
+                    m = self.client(node)
+                    m.subscribe("$share/g/sh/#", qos=1)
+                    members.append(m)
+            # A group whose only member is on n3: messages published on n1
+            # and n2 reach it through n3, once each.
+            lone = self.client(c.nodes[2])
+            lone.subscribe("$share/h/sh/+", qos=1)
+            pubs = [self.client(node) for node in c.nodes]
+            for i in range(n):
+                pubs[i % 3].publish(f"sh/{i}", str(i).encode(), qos=1)
+            wait_until(lambda: sum(len(m.msgs) for m in members) >= n, 10.0, message=f"{n} messages in group g")
+            lone.msgs.wait_for(n)
+            for m in members + [lone]:
+                m.msgs.wait_quiet(0.1)
+            got = sorted(int(p) for m in members for p in m.msgs.payloads())
+            self.assertEqual(got, list(range(n)), "group g: each message exactly once")
+            self.assertEqual(sorted(int(p) for p in lone.msgs.payloads()), list(range(n)), "group h")
+            # Spread: members on every node got some.
+            self.assertTrue(all(len(m.msgs) > 0 for m in members), [len(m.msgs) for m in members])
+
     def test_a_late_node_learns_the_routes(self):
         with Cluster(3) as c:
             s = self.client(c.nodes[0])

@@ -101,6 +101,27 @@ TEST(RouteTable, ADeltaNeedsWhatItStartsFromAndARepeatChangesNothing) {
   EXPECT_EQ(t.remote_count(), 1u);
 }
 
+TEST(RouteTable, SharedGroupsMatchWithTheNodesThatHaveMembers) {
+  RouteTable t{1};
+  t.add_local("$share/g/s/#");
+  EXPECT_TRUE(t.has_local("$share/g/s/#"));
+  EXPECT_FALSE(t.has_local("$share/h/s/#"));
+  ASSERT_EQ(t.apply("n2", RouteDelta{5, 0, 1, true, {"$share/g/s/#", "$share/h/s/+"}, {}}),
+            RouteTable::Applied::kApplied);
+  ASSERT_EQ(t.apply("n3", RouteDelta{6, 0, 1, true, {"$share/g/s/#"}, {}}), RouteTable::Applied::kApplied);
+  auto groups = t.groups_matching("s/x");
+  std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) { return a.filter < b.filter; });
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].filter, "$share/g/s/#");
+  EXPECT_EQ(sorted({groups[0].nodes.begin(), groups[0].nodes.end()}), (std::vector<std::string>{"n2", "n3"}));
+  EXPECT_EQ(groups[1].filter, "$share/h/s/+");
+  EXPECT_EQ(nodes(t, "s/x"), (std::vector<std::string>{}));  // no plain route
+  t.drop("n2");
+  groups = t.groups_matching("s/x");
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(sorted({groups[0].nodes.begin(), groups[0].nodes.end()}), (std::vector<std::string>{"n3"}));
+}
+
 TEST(RouteTable, APeersGarbageFilterIsIgnored) {
   RouteTable t{1};
   ASSERT_EQ(t.apply("n2", RouteDelta{5, 0, 1, true, {"a/#/b", "", "ok/+", "x+"}, {}}),
