@@ -60,6 +60,7 @@ uint64_t now_ns() {
 struct Options {
   std::string host = "127.0.0.1";
   uint16_t port = 1883;
+  uint16_t sub_port = 0;  // 0: --port (a cluster bench puts subscribers on another node)
   std::string scenario = "fanin";
   uint32_t publishers = 1;
   uint32_t subscribers = 1;
@@ -146,6 +147,7 @@ struct Bench {
   mq::ProtocolVersion version = mq::ProtocolVersion::kV311;
   asio::io_context io;
   tcp::resolver::results_type endpoints;
+  tcp::resolver::results_type sub_endpoints;  // subscribers' (--sub-port)
   std::string prefix;
 
   std::vector<std::unique_ptr<Client>> clients;  // subscribers first, then publishers
@@ -263,7 +265,8 @@ class Client {
       socket_.async_connect(target, [this](boost::system::error_code ec2) { on_tcp_connected(ec2); });
       return;
     }
-    asio::async_connect(socket_, b_.endpoints, [this](boost::system::error_code ec, const tcp::endpoint&) {
+    const auto& endpoints = role_ == Role::kSubscriber ? b_.sub_endpoints : b_.endpoints;
+    asio::async_connect(socket_, endpoints, [this](boost::system::error_code ec, const tcp::endpoint&) {
       on_tcp_connected(ec);
     });
   }
@@ -868,6 +871,9 @@ int parse(int argc, char** argv, Options& o) {
   CLI::App app{"starling-bench: an MQTT load generator", "starling-bench"};
   app.add_option("--host", o.host, "broker host")->capture_default_str();
   app.add_option("--port", o.port, "broker MQTT port")->capture_default_str();
+  app.add_option("--sub-port", o.sub_port,
+                 "subscribers connect to this port instead (another node of a cluster); 0 = --port")
+      ->capture_default_str();
   app.add_option("--scenario", o.scenario, "fanin | p2p | fanout | sharedsub | pingpong | conns")
       ->check(CLI::IsMember({"fanin", "p2p", "fanout", "sharedsub", "pingpong", "conns"}))
       ->capture_default_str();
@@ -1124,6 +1130,7 @@ int run(int argc, char** argv) {
   try {
     tcp::resolver resolver(b.io);
     b.endpoints = resolver.resolve(b.opt.host, std::to_string(b.opt.port));
+    b.sub_endpoints = b.opt.sub_port == 0 ? b.endpoints : resolver.resolve(b.opt.host, std::to_string(b.opt.sub_port));
   } catch (const std::exception& e) {
     std::cerr << "starling-bench: cannot resolve " << b.opt.host << ": " << e.what() << "\n";
     return 1;

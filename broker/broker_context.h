@@ -22,6 +22,7 @@ class GroupCommit;
 namespace starling::broker {
 
 class WorkerPool;
+class ClusterLink;
 
 struct Limits {
   uint32_t max_packet_size = 1024 * 1024;
@@ -59,6 +60,8 @@ struct BrokerContext {
   // Compacts what drained queues erased (storage/compactor.h). Null where
   // nothing is persisted.
   storage::Compactor* compactor = nullptr;
+  // The rest of the cluster (SingleNode when alone). Null in unit tests.
+  ClusterLink* cluster = nullptr;
 
   // The outcome of a write someone waited for: a failure is logged when the
   // store starts failing, and the recovery when it works again, not once

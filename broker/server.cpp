@@ -255,6 +255,7 @@ std::optional<Server::StartError> Server::start() {
   p.compactor = std::make_unique<storage::Compactor>(
       *p.store, [&log = p.log](const storage::Status& s) { log.warn("compaction failed: {}", s.message()); });
   p.context.compactor = p.compactor.get();
+  p.context.cluster = &p.cluster;
   // Before the sessions come back: the wills of those expired meanwhile are
   // published, and stored where they are retained or queued.
   p.sessions.set_store(p.commits.get());

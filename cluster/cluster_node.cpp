@@ -41,12 +41,19 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
       [n = node.get()](const std::string& peer) {
         if (n->membership_) n->membership_->count_refused(peer);
       });
+  node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, [n = node.get()](const std::string& peer) {
+    if (n->membership_) n->membership_->count_refused(peer);
+  });
+  node->node_id_ = config.node_id;
+  node->secret_ = config.cluster_secret;
+  node->log_ = &log;
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(node->membership_service_.get());
   builder.RegisterService(node->routing_service_.get());
+  builder.RegisterService(node->sessions_service_.get());
   node->server_ = builder.BuildAndStart();
   if (!node->server_ || port == 0) {
     return Started{nullptr, "--cluster-listen " + listen.to_string() + ": cannot listen there"};
@@ -84,6 +91,7 @@ ClusterNode::~ClusterNode() { leave(); }
 
 void ClusterNode::serve(broker::SessionRegistry& sessions) {
   routing_service_->attach(&sessions);
+  sessions_service_->attach(&sessions);
   retained_sync_->start(sessions);
 }
 
@@ -94,9 +102,19 @@ void ClusterNode::leave() {
     // No more messages in or out; calls in flight finish (or are cancelled)
     // before the node's parts go.
     if (routing_service_) routing_service_->attach(nullptr);
+    if (sessions_service_) sessions_service_->attach(nullptr);
     if (forwarder_) forwarder_->stop();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
   });
+}
+
+std::optional<broker::HandedSession> ClusterNode::take_session(const std::string& client_id, bool clean_start) {
+  std::vector<Member> peers;
+  for (auto& m : membership_->members()) {
+    if (!m.self && m.state == MemberState::alive) peers.push_back(std::move(m));
+  }
+  return take_from_peers(peers, node_id_, secret_, client_id, clean_start, std::chrono::milliseconds(2000),
+                         takeovers_, *log_);
 }
 
 std::vector<broker::ClusterMember> ClusterNode::members() const {
@@ -138,6 +156,14 @@ void ClusterNode::collect_metrics(std::vector<prometheus::MetricFamily>& out) co
   broker::add_sample(probed, static_cast<double>(probes.failed), {{"result", "failed"}});
   out.push_back(std::move(probed));
   forwarder_->collect_metrics(out);
+  auto takeovers = broker::metric_family(
+      "starling_cluster_takeovers_total",
+      "CONNECTs here whose client had a connection or session on another node, by result: taken (closed there, "
+      "the session handed over unless clean start), failed (a live node did not answer in time).",
+      MetricType::Counter);
+  broker::add_sample(takeovers, static_cast<double>(takeovers_.taken.load()), {{"result", "taken"}});
+  broker::add_sample(takeovers, static_cast<double>(takeovers_.failed.load()), {{"result", "failed"}});
+  out.push_back(std::move(takeovers));
 }
 
 }  // namespace starling::cluster

@@ -20,6 +20,8 @@
 #include "cluster/routing/route_table.h"
 #include "cluster/rpc/membership_service.h"
 #include "cluster/rpc/routing_service.h"
+#include "cluster/rpc/sessions_service.h"
+#include "cluster/sessions/session_transfer.h"
 
 namespace starling::cluster {
 
@@ -37,6 +39,7 @@ class ClusterNode final : public broker::ClusterLink {
 
   broker::Forwarder& forwarder() override { return *forwarder_; }
   void serve(broker::SessionRegistry& sessions) override;
+  std::optional<broker::HandedSession> take_session(const std::string& client_id, bool clean_start) override;
   std::vector<broker::ClusterMember> members() const override;
   std::vector<std::string> not_ready() const override;
   void leave() override;
@@ -53,6 +56,11 @@ class ClusterNode final : public broker::ClusterLink {
   std::unique_ptr<MembershipService> membership_service_;
   std::unique_ptr<RoutingService> routing_service_;
   std::unique_ptr<RetainedSync> retained_sync_;
+  std::unique_ptr<SessionsService> sessions_service_;
+  TakeoverStats takeovers_;
+  std::string node_id_;
+  std::string secret_;
+  spdlog::logger* log_ = nullptr;
   std::unique_ptr<grpc::Server> server_;  // last: stopped first
   std::once_flag left_;
 };

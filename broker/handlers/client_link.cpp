@@ -83,12 +83,12 @@ void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After
   gate->hold(link, std::move(reply), std::move(after));
 }
 
-void record_session(ClientLink& link, ReplyGate& gate) {
+void record_session(ClientLink& link, ReplyGate& gate, storage::WriteBatch batch) {
   ClientState& st = link.state();
   if (!st.session->persistent() || link.broker().commits == nullptr) return;
   const auto will = st.will_record(Clock::now());
   link.broker().sessions.write_session(
-      st.session, will ? &*will : nullptr, {},
+      st.session, will ? &*will : nullptr, std::move(batch),
       [done = gate.part(), &broker = link.broker()](const storage::Status& status) {
         broker.note_store_write(status);
         done(status.ok());

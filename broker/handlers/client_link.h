@@ -147,6 +147,7 @@ void forget_stored(ClientLink& link, std::span<const uint64_t> sequences, bool r
 // connection's will, is stored; else at once.
 void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after = {});
 // The same as one part of a gate, for a reply that waits for more.
-void record_session(ClientLink& link, ReplyGate& gate);
+// `batch`: more to store with the record (a handed-over session's queue).
+void record_session(ClientLink& link, ReplyGate& gate, storage::WriteBatch batch = {});
 
 }  // namespace starling::broker

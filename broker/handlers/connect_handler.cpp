@@ -1,6 +1,7 @@
 // CONNECT: identify the client, open or resume its session, answer CONNACK.
 #include <algorithm>
 
+#include "broker/cluster_link.h"
 #include "broker/handlers/handlers.h"
 
 namespace starling::broker {
@@ -70,8 +71,21 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   if (capped) keep_alive = broker.limits.max_keepalive;
   st.keep_alive = keep_alive;
 
+  // One live connection per client id in the cluster: another node's
+  // connection of this client closes, and its session comes here.
+  // TODO(cluster): without blocking this worker while the others answer.
+  std::optional<HandedSession> handed;
+  if (broker.cluster && !assigned) handed = broker.cluster->take_session(client_id, c.clean_start);
+
   auto opened = broker.sessions.open(client_id, c.clean_start, st.session_expiry, link.listener());
   st.session = opened.session;
+  storage::WriteBatch adopted;
+  bool routes_added = false;
+  if (handed && handed->resumed && !opened.present) {
+    routes_added = !handed->subscriptions.empty();
+    broker.sessions.adopt(opened.session, std::move(*handed), adopted);
+    opened.present = true;
+  }
   st.connected = true;
   broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);
   broker.stats.count_connect(ReasonCode::kSuccess);
@@ -93,7 +107,10 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   // A persistent session's CONNACK waits for its record, will included: once
   // the client has it, a crash leaves the session, and the will goes out
   // after the restart.
-  reply_when_recorded(link, std::move(ack), [](ClientLink& l) { l.flush_session(/*resend_inflight=*/true); });
+  auto gate = ReplyGate::make();
+  record_session(link, *gate, std::move(adopted));
+  if (routes_added) broker.router.forwarder().when_routes_known(gate->part());
+  gate->hold(link, std::move(ack), [](ClientLink& l) { l.flush_session(/*resend_inflight=*/true); });
 }
 
 }  // namespace starling::broker

@@ -252,6 +252,17 @@ std::vector<Inflight> Session::inflight_snapshot() const {
   return {inflight.begin(), inflight.end()};
 }
 
+std::vector<Delivery> Session::queued_snapshot() const {
+  std::lock_guard lock(mu_);
+  const auto& queue = flow_locked().queue;
+  return {queue.begin(), queue.end()};
+}
+
+std::vector<uint16_t> Session::inbound_qos2_snapshot() const {
+  std::lock_guard lock(mu_);
+  return inbound_qos2_;
+}
+
 Session::Found Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   std::lock_guard lock(mu_);
   const size_t i = find_inflight_locked(packet_id);

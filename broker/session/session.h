@@ -196,6 +196,9 @@ class Session {
   // sends again [MQTT-4.4.0-1].
   std::vector<uint16_t> released_ids() const;
   std::vector<Inflight> inflight_snapshot() const;
+  // The queue as it stands, in order (a session handed to another node).
+  std::vector<Delivery> queued_snapshot() const;
+  std::vector<uint16_t> inbound_qos2_snapshot() const;
   // What complete(), release() and discard() found: whether the packet id was
   // in flight (as expected), and the delivery's sequence number (0: not stored).
   struct Found {

@@ -111,6 +111,57 @@ void SessionRegistry::deliver_forwarded(const MessagePtr& message, const std::ve
   router_.deliver(route, now.steady);
 }
 
+std::optional<HandedSession> SessionRegistry::hand_over(const std::string& client_id, bool clean_start) {
+  std::shared_ptr<Session> session;
+  std::shared_ptr<SessionListener> connection;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return std::nullopt;
+    session = it->second;
+    sessions_.erase(it);
+    offline_.erase(session);
+    // Its connection no longer belongs to it: closing, it ends nothing here.
+    connection = session->attach({});
+    if (session->persistent()) erase_stored_locked(client_id);
+  }
+  if (connection) connection->kick(mqtt::ReasonCode::kSessionTakenOver);
+  router_.remove_session(*session);
+  // A will waiting for its delay: the session goes on elsewhere, so it is
+  // cancelled, unless the session ends with this (clean start).
+  if (auto will = session->take_pending_will(); will && clean_start) publish_will(*will, Clock::now());
+  HandedSession handed;
+  if (clean_start || session->expiry_interval() == 0) return handed;
+  handed.resumed = true;
+  for (auto& [filter, record] : session->subscriptions()) handed.subscriptions.emplace_back(filter, record);
+  for (auto& in : session->inflight_snapshot()) {
+    // Released QoS 2 ones: the client has the message already; sending it
+    // again would be a second copy.
+    if (in.released) continue;
+    in.delivery.dup = true;
+    handed.deliveries.push_back(std::move(in.delivery));
+  }
+  for (auto& d : session->queued_snapshot()) handed.deliveries.push_back(std::move(d));
+  handed.inbound_qos2 = session->inbound_qos2_snapshot();
+  return handed;
+}
+
+void SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSession handed,
+                            storage::WriteBatch& batch) {
+  const ClockPair now;
+  for (const auto& [filter, record] : handed.subscriptions) {
+    // Recorded in the session first: Router::remove_session relies on it.
+    session->add_subscription(filter, record);
+    router_.subscribe(session, filter, SubscriptionEntry{record.options, record.subscription_id});
+  }
+  for (auto& d : handed.deliveries) {
+    d.sequence = 0;
+    if (commits_ && session->assign_sequence(d)) put_queued(batch, *session, d, now);
+    session->restore_queued(std::move(d));
+  }
+  for (uint16_t id : handed.inbound_qos2) session->restore_inbound_qos2(id);
+}
+
 void SessionRegistry::retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done) {
   retained_.set(message);
   if (!commits_) return done(true);

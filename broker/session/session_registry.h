@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -27,6 +28,18 @@ class GroupCommit;
 }
 
 namespace starling::broker {
+
+// A session as it moves to another node with its client: what the new node
+// needs to resume it.
+struct HandedSession {
+  // False: the client had a session there, but it is not resumed (clean
+  // start, or expiry 0); the rest is empty.
+  bool resumed = false;
+  std::vector<std::pair<std::string, SubscriptionRecord>> subscriptions;
+  // In-flight deliveries first (sent before: again with DUP), then the queue.
+  std::vector<Delivery> deliveries;
+  std::vector<uint16_t> inbound_qos2;
+};
 
 class SessionRegistry {
  public:
@@ -100,6 +113,15 @@ class SessionRegistry {
   // `shared_groups`: the groups this node delivers it to (Router::route).
   void deliver_forwarded(const MessagePtr& message, const std::vector<std::string>& shared_groups,
                          std::function<void(bool ok)> done);
+  // Another node has a CONNECT for `client_id`: its connection here is told
+  // to go (0x8E) and its session ends here. nullopt: no session here;
+  // otherwise what the other node needs to resume it (empty with
+  // clean_start, or when the session would not have been resumed).
+  std::optional<HandedSession> hand_over(const std::string& client_id, bool clean_start);
+  // A session just opened here takes over what another node handed: its
+  // subscriptions (routes announced), and its deliveries, stored with
+  // `batch` for a persistent session.
+  void adopt(const std::shared_ptr<Session>& session, HandedSession handed, storage::WriteBatch& batch);
   // A retained message (or a topic's clearing) another node sent: into the
   // retained store and the node's store; `done(ok)` once stored.
   void retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);

@@ -6,6 +6,7 @@ scrape, ...).
         c.nodes[0].port, c.nodes[1].http_port, c.members(c.nodes[2])
 """
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
@@ -169,3 +171,37 @@ backend nodes
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
         return False
+
+
+class ClusterTest(unittest.TestCase):
+    """A test case whose paho clients are closed when each test ends."""
+
+    _ids = itertools.count(1)
+
+    def setUp(self):
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+
+    def client(self, where=None, client_id=None, version=5, connect=None, **kw):
+        """A client, connected to `where` (a node or HAProxy) unless None;
+        `connect`: keyword arguments for MqttClient.connect."""
+        c = MqttClient(client_id or f"c{next(self._ids)}", version=version, **kw)
+        self.clients.append(c)
+        if where is not None:
+            self.connect(c, where, **(connect or {}))
+        return c
+
+    def forget(self, c):
+        c.close()
+        self.clients.remove(c)
+
+    @staticmethod
+    def connect(c, where, **kw):
+        result = c.connect(where, **kw)
+        # paho leaves Nagle on: a packet sent right after another then waits
+        # for the broker's delayed ACK (40 ms), which only makes tests slow.
+        c.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return result

@@ -6,41 +6,23 @@ and the last writer wins when two nodes set one topic.
 
 Usage: test_retained.py PATH_TO_STARLING
 """
-import itertools
 import shutil
-import socket
 import tempfile
 import unittest
 
 from cluster_harness import *  # noqa: F401,F403
-from cluster_harness import Cluster
-
-_ids = itertools.count(1)
+from cluster_harness import Cluster, ClusterTest
 
 
-class Retained(unittest.TestCase):
-    def setUp(self):
-        self.clients = []
 
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def client(self, where):
-        c = MqttClient(f"r{next(_ids)}")
-        c.connect(where)
-        c.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see test_routing.py
-        self.clients.append(c)
-        return c
-
+class Retained(ClusterTest):
     def retained_on(self, node, topic_filter, timeout=3.0):
         """The retained payloads a new subscriber on `node` gets for the filter."""
         s = self.client(node)
         s.subscribe(topic_filter, qos=1)
         s.msgs.wait_quiet(0.2)
         got = {m.topic: m.payload for m in s.msgs.messages if m.retain}
-        s.close()
-        self.clients.remove(s)
+        self.forget(s)
         return got
 
     def test_set_on_one_node_is_seen_from_another_at_once(self):
@@ -57,8 +39,7 @@ class Retained(unittest.TestCase):
                     s.msgs.wait_for(1, timeout=3.0)
                 except AssertionError:
                     missed.append(i)
-                s.close()
-                self.clients.remove(s)
+                self.forget(s)
             print(f"\n  retained on n1, subscribe on n3 right after: {tries - len(missed)} of {tries}", flush=True)
             self.assertEqual(missed, [])
             # Cleared on n3: gone everywhere.

@@ -7,39 +7,15 @@ node's routes are dropped.
 
 Usage: test_routing.py PATH_TO_STARLING
 """
-import itertools
-import socket
 import unittest
 
 from cluster_harness import *  # noqa: F401,F403
-from cluster_harness import Cluster, HAProxy
+from cluster_harness import Cluster, ClusterTest, HAProxy
 
 DETECTION_LIMIT = 12.0  # see test_membership.py
-_ids = itertools.count(1)
 
 
-def client(node_or_lb, name=None, version=5):
-    c = MqttClient(name or f"c{next(_ids)}", version=version)
-    c.connect(node_or_lb)
-    # paho leaves Nagle on: a packet sent right after another then waits for
-    # the broker's delayed ACK (40 ms), which only makes the tests slow.
-    c.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return c
-
-
-class Routing(unittest.TestCase):
-    def setUp(self):
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def client(self, where, **kw):
-        c = client(where, **kw)
-        self.clients.append(c)
-        return c
-
+class Routing(ClusterTest):
     def test_publish_on_any_node_reaches_subscribers_on_every_node(self):
         with Cluster(3) as c:
             filters = {"w/+/x": {"w/a/x", "w/b/x"}, "w/#": {"w/a/x", "w/b/x", "w/a/y"}, "w/a/x": {"w/a/x"}}

@@ -1,0 +1,28 @@
+#include "cluster/rpc/sessions_service.h"
+
+#include "cluster/rpc/cluster_secret.h"
+#include "cluster/sessions/session_transfer.h"
+
+namespace starling::cluster {
+
+grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerContext* context,
+                                                       const v1::TakeSessionRequest* request,
+                                                       v1::TakeSessionReply* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!carries_secret(*context, secret_)) {
+    if (refused_) refused_(context->peer());
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
+    return reactor;
+  }
+  broker::SessionRegistry* sessions = sessions_.load();
+  if (!sessions) {
+    // Not serving: nothing of the client can be here yet.
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  *reply = to_proto(sessions->hand_over(request->client_id(), request->clean_start()));
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace starling::cluster

@@ -1,0 +1,32 @@
+#pragma once
+
+// The Sessions gRPC service (proto/cluster.proto): another node has a CONNECT
+// for a client whose connection or session is here.
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "broker/session/session_registry.h"
+#include "proto/cluster.grpc.pb.h"
+
+namespace starling::cluster {
+
+class SessionsService final : public v1::Sessions::CallbackService {
+ public:
+  using Refused = std::function<void(const std::string& peer)>;
+  SessionsService(std::string secret, Refused refused) : secret_(std::move(secret)), refused_(std::move(refused)) {}
+  void attach(broker::SessionRegistry* sessions) { sessions_.store(sessions); }
+
+  grpc::ServerUnaryReactor* TakeSession(grpc::CallbackServerContext* context, const v1::TakeSessionRequest* request,
+                                        v1::TakeSessionReply* reply) override;
+
+ private:
+  const std::string secret_;  // never logged
+  Refused refused_;
+  std::atomic<broker::SessionRegistry*> sessions_{nullptr};
+};
+
+}  // namespace starling::cluster

@@ -1,0 +1,130 @@
+#include "cluster/sessions/session_transfer.h"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+#include "broker/stored_message.h"
+#include "cluster/routing/peer_link.h"
+#include "cluster/rpc/cluster_secret.h"
+#include "cluster/rpc/peer_channel.h"
+
+namespace starling::cluster {
+
+v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed) {
+  v1::TakeSessionReply reply;
+  if (!handed) return reply;
+  reply.set_found(true);
+  reply.set_handed(handed->resumed);
+  for (const auto& [filter, record] : handed->subscriptions) {
+    auto* s = reply.add_subscriptions();
+    s->set_filter(filter);
+    s->set_options(mqtt::options_byte(record.options));
+    s->set_identifier(record.subscription_id);
+  }
+  const broker::ClockPair now;
+  for (const auto& d : handed->deliveries) {
+    auto* h = reply.add_deliveries();
+    *h->mutable_message() = to_forwarded(*d.message, now);
+    h->set_qos(static_cast<uint32_t>(d.qos));
+    h->set_retain(d.retain);
+    for (uint32_t id : d.subscription_ids) h->add_subscription_ids(id);
+    h->set_dup(d.dup);
+  }
+  for (uint16_t id : handed->inbound_qos2) reply.add_inbound_qos2(id);
+  return reply;
+}
+
+std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& reply) {
+  if (!reply.found()) return std::nullopt;
+  broker::HandedSession handed;
+  handed.resumed = reply.handed();
+  for (const auto& s : reply.subscriptions()) {
+    auto options = mqtt::parse_options_byte(static_cast<uint8_t>(s.options()));
+    if (!options || s.options() > 0xff || !mqtt::validate_topic_filter(s.filter())) continue;
+    handed.subscriptions.emplace_back(s.filter(), broker::SubscriptionRecord{*options, s.identifier()});
+  }
+  const broker::ClockPair now;
+  for (const auto& h : reply.deliveries()) {
+    auto message = from_forwarded(h.message(), now);
+    if (!message || h.qos() > 2) continue;
+    broker::Delivery d;
+    d.message = std::move(message);
+    d.qos = static_cast<mqtt::QoS>(h.qos());
+    d.retain = h.retain();
+    d.subscription_ids.assign(h.subscription_ids().begin(), h.subscription_ids().end());
+    d.dup = h.dup();
+    handed.deliveries.push_back(std::move(d));
+  }
+  for (uint32_t id : reply.inbound_qos2()) {
+    if (id != 0 && id <= 0xffff) handed.inbound_qos2.push_back(static_cast<uint16_t>(id));
+  }
+  return handed;
+}
+
+std::optional<broker::HandedSession> take_from_peers(const std::vector<Member>& peers, const std::string& self_id,
+                                                     const std::string& secret, const std::string& client_id,
+                                                     bool clean_start, std::chrono::milliseconds timeout,
+                                                     TakeoverStats& stats, spdlog::logger& log) {
+  if (peers.empty()) return std::nullopt;
+  struct Call {
+    grpc::ClientContext context;
+    v1::TakeSessionRequest request;
+    v1::TakeSessionReply reply;
+    std::unique_ptr<v1::Sessions::Stub> stub;
+    grpc::Status status;
+    bool done = false;
+  };
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->left = peers.size();
+  std::vector<std::shared_ptr<Call>> calls;
+  for (const auto& peer : peers) {
+    auto call = std::make_shared<Call>();
+    call->stub = v1::Sessions::NewStub(peer_channel(peer.address));
+    call->request.set_from_node(self_id);
+    call->request.set_client_id(client_id);
+    call->request.set_clean_start(clean_start);
+    call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+    attach_secret(call->context, secret);
+    call->stub->async()->TakeSession(&call->context, &call->request, &call->reply,
+                                     [shared, call](grpc::Status status) {
+                                       std::lock_guard lock(shared->mu);
+                                       call->status = std::move(status);
+                                       call->done = true;
+                                       --shared->left;
+                                       shared->cv.notify_all();
+                                     });
+    calls.push_back(std::move(call));
+  }
+  {
+    // The deadline ends every call; a little more for the callbacks.
+    std::unique_lock lock(shared->mu);
+    shared->cv.wait_for(lock, timeout + std::chrono::milliseconds(500), [&] { return shared->left == 0; });
+  }
+  std::optional<broker::HandedSession> taken;
+  std::lock_guard lock(shared->mu);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const auto& call = calls[i];
+    if (!call->done || !call->status.ok()) {
+      stats.failed.fetch_add(1, std::memory_order_relaxed);
+      log.warn("cluster: {} did not answer for client {}'s session: {}", peers[i].node_id, client_id,
+               call->done ? call->status.error_message() : std::string{"no answer"});
+      continue;
+    }
+    auto handed = from_proto(call->reply);
+    if (!handed) continue;
+    stats.taken.fetch_add(1, std::memory_order_relaxed);
+    log.info("cluster: client {} taken over from {}{}", client_id, peers[i].node_id,
+             handed->resumed ? " with its session" : "");
+    // Only one node should have had it; should two, the first is kept.
+    if (!taken) taken = std::move(handed);
+  }
+  return taken;
+}
+
+}  // namespace starling::cluster
