@@ -34,9 +34,14 @@ class ClusterLink {
   virtual void serve(SessionRegistry& sessions) = 0;
   // A CONNECT for `client_id` here: a connection of it on another node is
   // closed (0x8E) and its session there ends; handed over unless
-  // clean_start. nullopt: no other node had it. Waits for the other nodes
-  // (bounded).
-  virtual std::optional<HandedSession> take_session(const std::string& client_id, bool clean_start) = 0;
+  // clean_start (`handed`; nullopt: no other node had it). `refused`: a
+  // newer CONNECT of the client on another node wins; this one is refused.
+  // Waits for the other nodes (bounded).
+  struct Takeover {
+    bool refused = false;
+    std::optional<HandedSession> handed;
+  };
+  virtual Takeover take_session(const std::string& client_id, bool clean_start) = 0;
   // Every member this node knows, itself included, by node id.
   virtual std::vector<ClusterMember> members() const = 0;
   // Why this node is not a full member yet (joining, syncing); empty once it is.
@@ -53,7 +58,7 @@ class SingleNode final : public ClusterLink {
   explicit SingleNode(std::string node_id) : node_id_(std::move(node_id)) {}
   Forwarder& forwarder() override { return local_; }
   void serve(SessionRegistry&) override {}
-  std::optional<HandedSession> take_session(const std::string&, bool) override { return std::nullopt; }
+  Takeover take_session(const std::string&, bool) override { return {}; }
   std::vector<ClusterMember> members() const override { return {ClusterMember{node_id_, {}, "alive", 0, true}}; }
   std::vector<std::string> not_ready() const override { return {}; }
   void leave() override {}

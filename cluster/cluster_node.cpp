@@ -41,9 +41,11 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
       [n = node.get()](const std::string& peer) {
         if (n->membership_) n->membership_->count_refused(peer);
       });
-  node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, [n = node.get()](const std::string& peer) {
-    if (n->membership_) n->membership_->count_refused(peer);
-  });
+  node->fence_ = std::make_unique<ConnectFence>(config.node_id);
+  node->sessions_service_ =
+      std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, [n = node.get()](const std::string& peer) {
+        if (n->membership_) n->membership_->count_refused(peer);
+      });
   node->node_id_ = config.node_id;
   node->secret_ = config.cluster_secret;
   node->log_ = &log;
@@ -108,13 +110,23 @@ void ClusterNode::leave() {
   });
 }
 
-std::optional<broker::HandedSession> ClusterNode::take_session(const std::string& client_id, bool clean_start) {
+broker::ClusterLink::Takeover ClusterNode::take_session(const std::string& client_id, bool clean_start) {
   std::vector<Member> peers;
   for (auto& m : membership_->members()) {
     if (!m.self && m.state == MemberState::alive) peers.push_back(std::move(m));
   }
-  return take_from_peers(peers, node_id_, secret_, client_id, clean_start, std::chrono::milliseconds(2000),
-                         takeovers_, *log_);
+  // Registered before the others are asked: of two CONNECTs at once on two
+  // nodes, each side sees the other's, and both agree which is newer.
+  const ConnectEpoch epoch = fence_->begin(client_id);
+  auto answer = take_from_peers(peers, secret_, client_id, clean_start, epoch, std::chrono::milliseconds(2000),
+                                takeovers_, *log_);
+  const bool stands = fence_->end(client_id, epoch);
+  if (answer.superseded || !stands) {
+    takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
+    log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
+    return Takeover{true, std::nullopt};
+  }
+  return Takeover{false, std::move(answer.handed)};
 }
 
 std::vector<broker::ClusterMember> ClusterNode::members() const {
@@ -159,10 +171,12 @@ void ClusterNode::collect_metrics(std::vector<prometheus::MetricFamily>& out) co
   auto takeovers = broker::metric_family(
       "starling_cluster_takeovers_total",
       "CONNECTs here whose client had a connection or session on another node, by result: taken (closed there, "
-      "the session handed over unless clean start), failed (a live node did not answer in time).",
+      "the session handed over unless clean start), failed (a live node did not answer in time), refused (a newer "
+      "CONNECT of the client on another node won).",
       MetricType::Counter);
   broker::add_sample(takeovers, static_cast<double>(takeovers_.taken.load()), {{"result", "taken"}});
   broker::add_sample(takeovers, static_cast<double>(takeovers_.failed.load()), {{"result", "failed"}});
+  broker::add_sample(takeovers, static_cast<double>(takeovers_.refused.load()), {{"result", "refused"}});
   out.push_back(std::move(takeovers));
 }
 

@@ -39,7 +39,7 @@ class ClusterNode final : public broker::ClusterLink {
 
   broker::Forwarder& forwarder() override { return *forwarder_; }
   void serve(broker::SessionRegistry& sessions) override;
-  std::optional<broker::HandedSession> take_session(const std::string& client_id, bool clean_start) override;
+  Takeover take_session(const std::string& client_id, bool clean_start) override;
   std::vector<broker::ClusterMember> members() const override;
   std::vector<std::string> not_ready() const override;
   void leave() override;
@@ -56,6 +56,7 @@ class ClusterNode final : public broker::ClusterLink {
   std::unique_ptr<MembershipService> membership_service_;
   std::unique_ptr<RoutingService> routing_service_;
   std::unique_ptr<RetainedSync> retained_sync_;
+  std::unique_ptr<ConnectFence> fence_;
   std::unique_ptr<SessionsService> sessions_service_;
   TakeoverStats takeovers_;
   std::string node_id_;

@@ -75,7 +75,13 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   // connection of this client closes, and its session comes here.
   // TODO(cluster): without blocking this worker while the others answer.
   std::optional<HandedSession> handed;
-  if (broker.cluster && !assigned) handed = broker.cluster->take_session(client_id, c.clean_start);
+  if (broker.cluster && !assigned) {
+    auto takeover = broker.cluster->take_session(client_id, c.clean_start);
+    // A newer CONNECT of this client on another node wins; this client may
+    // try again.
+    if (takeover.refused) return refuse(link, ReasonCode::kServerBusy);
+    handed = std::move(takeover.handed);
+  }
 
   auto opened = broker.sessions.open(client_id, c.clean_start, st.session_expiry, link.listener());
   st.session = opened.session;

@@ -48,7 +48,7 @@ struct PeerLinkConfig {
   std::string secret;
   std::chrono::milliseconds digest_interval{2000};
   size_t max_queued_qos0 = 10000;
-  size_t max_batch = 256;
+  size_t max_batch = 1024;
 };
 
 // A message as it travels between nodes, and back (null when a peer sent

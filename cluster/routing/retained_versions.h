@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "cluster/hybrid_clock.h"
+
 namespace starling::cluster {
 
 struct RetainedVersion {
@@ -37,11 +39,9 @@ class RetainedVersions {
   std::optional<RetainedVersion> version_of(std::string_view topic) const;
 
  private:
-  uint64_t tick(uint64_t seen);  // mu_ held
-
   const std::string self_;
+  HybridClock clock_;
   mutable std::mutex mu_;
-  uint64_t last_ = 0;
   std::map<std::string, RetainedVersion, std::less<>> versions_;
 };
 

@@ -20,7 +20,11 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
-  *reply = to_proto(sessions->hand_over(request->client_id(), request->clean_start()));
+  if (!fence_.yield_to(request->client_id(), ConnectEpoch{request->epoch(), request->from_node()})) {
+    reply->set_superseded(true);  // a newer CONNECT of the client is under way here
+  } else {
+    *reply = to_proto(sessions->hand_over(request->client_id(), request->clean_start()));
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "broker/session/session_registry.h"
+#include "cluster/sessions/connect_fence.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace starling::cluster {
@@ -17,7 +18,8 @@ namespace starling::cluster {
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
   using Refused = std::function<void(const std::string& peer)>;
-  SessionsService(std::string secret, Refused refused) : secret_(std::move(secret)), refused_(std::move(refused)) {}
+  SessionsService(std::string secret, ConnectFence& fence, Refused refused)
+      : secret_(std::move(secret)), fence_(fence), refused_(std::move(refused)) {}
   void attach(broker::SessionRegistry* sessions) { sessions_.store(sessions); }
 
   grpc::ServerUnaryReactor* TakeSession(grpc::CallbackServerContext* context, const v1::TakeSessionRequest* request,
@@ -25,6 +27,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
  private:
   const std::string secret_;  // never logged
+  ConnectFence& fence_;
   Refused refused_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };

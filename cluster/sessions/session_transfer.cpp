@@ -62,11 +62,11 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
   return handed;
 }
 
-std::optional<broker::HandedSession> take_from_peers(const std::vector<Member>& peers, const std::string& self_id,
-                                                     const std::string& secret, const std::string& client_id,
-                                                     bool clean_start, std::chrono::milliseconds timeout,
-                                                     TakeoverStats& stats, spdlog::logger& log) {
-  if (peers.empty()) return std::nullopt;
+PeersAnswer take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
+                            bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
+                            TakeoverStats& stats, spdlog::logger& log) {
+  PeersAnswer answer;
+  if (peers.empty()) return answer;
   struct Call {
     grpc::ClientContext context;
     v1::TakeSessionRequest request;
@@ -86,9 +86,10 @@ std::optional<broker::HandedSession> take_from_peers(const std::vector<Member>& 
   for (const auto& peer : peers) {
     auto call = std::make_shared<Call>();
     call->stub = v1::Sessions::NewStub(peer_channel(peer.address));
-    call->request.set_from_node(self_id);
+    call->request.set_from_node(epoch.node);
     call->request.set_client_id(client_id);
     call->request.set_clean_start(clean_start);
+    call->request.set_epoch(epoch.hlc);
     call->context.set_deadline(std::chrono::system_clock::now() + timeout);
     attach_secret(call->context, secret);
     call->stub->async()->TakeSession(&call->context, &call->request, &call->reply,
@@ -106,7 +107,6 @@ std::optional<broker::HandedSession> take_from_peers(const std::vector<Member>& 
     std::unique_lock lock(shared->mu);
     shared->cv.wait_for(lock, timeout + std::chrono::milliseconds(500), [&] { return shared->left == 0; });
   }
-  std::optional<broker::HandedSession> taken;
   std::lock_guard lock(shared->mu);
   for (size_t i = 0; i < calls.size(); ++i) {
     const auto& call = calls[i];
@@ -116,15 +116,19 @@ std::optional<broker::HandedSession> take_from_peers(const std::vector<Member>& 
                call->done ? call->status.error_message() : std::string{"no answer"});
       continue;
     }
+    if (call->reply.superseded()) {
+      answer.superseded = true;
+      continue;
+    }
     auto handed = from_proto(call->reply);
     if (!handed) continue;
     stats.taken.fetch_add(1, std::memory_order_relaxed);
     log.info("cluster: client {} taken over from {}{}", client_id, peers[i].node_id,
              handed->resumed ? " with its session" : "");
     // Only one node should have had it; should two, the first is kept.
-    if (!taken) taken = std::move(handed);
+    if (!answer.handed) answer.handed = std::move(handed);
   }
-  return taken;
+  return answer;
 }
 
 }  // namespace starling::cluster

@@ -12,6 +12,7 @@
 
 #include "broker/session/session_registry.h"
 #include "cluster/membership/swim.h"
+#include "cluster/sessions/connect_fence.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace starling::cluster {
@@ -24,13 +25,17 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
 struct TakeoverStats {
   std::atomic<uint64_t> taken{0};   // sessions (or connections) another node had
   std::atomic<uint64_t> failed{0};  // a live peer did not answer in time
+  std::atomic<uint64_t> refused{0};  // this CONNECT lost to a newer one elsewhere
 };
 
 // Asks every peer in `peers` at once; waits at most `timeout`. A peer that
 // does not answer is counted and logged; what the others handed is used.
-std::optional<broker::HandedSession> take_from_peers(const std::vector<Member>& peers, const std::string& self_id,
-                                                     const std::string& secret, const std::string& client_id,
-                                                     bool clean_start, std::chrono::milliseconds timeout,
-                                                     TakeoverStats& stats, spdlog::logger& log);
+struct PeersAnswer {
+  bool superseded = false;  // a peer has a newer CONNECT of the client under way
+  std::optional<broker::HandedSession> handed;
+};
+PeersAnswer take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
+                            bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
+                            TakeoverStats& stats, spdlog::logger& log);
 
 }  // namespace starling::cluster

@@ -5,6 +5,8 @@ connects to, with its subscriptions and queued messages.
 
 Usage: test_takeover.py PATH_TO_STARLING
 """
+import socket
+import threading
 import unittest
 
 from cluster_harness import *  # noqa: F401,F403
@@ -72,6 +74,86 @@ class Takeover(ClusterTest):
             y.msgs.wait_quiet(0.5)
             self.assertEqual(len(y.msgs), 0)
             self.assertEqual(http_json(n1.http_port, "GET", "/api/v1/clients/fresh")[0], 404)
+
+    def test_two_clients_fighting_over_one_id_leave_one_owner(self):
+        rounds = 25
+        with Cluster(3) as c:
+            n1, n2, n3 = c.nodes
+            results = {n1.node_id: [], n2.node_id: []}
+
+            def fight(node):
+                for _ in range(rounds):
+                    x = MqttClient("contested")
+                    try:
+                        x.connect(node, clean_start=False, session_expiry=60, expect_rc=None)
+                        results[node.node_id].append(x.connack[1])
+                    except AssertionError:
+                        results[node.node_id].append("closed")
+                    finally:
+                        x.close()
+            threads = [threading.Thread(target=fight, args=(b,)) for b in (n1, n2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            # Every CONNECT was answered: accepted, or refused as busy (0x89)
+            # when a newer one elsewhere won.
+            for node_id, codes in results.items():
+                self.assertEqual(len(codes), rounds, node_id)
+                self.assertTrue(set(codes) <= {0, 0x89, "closed"}, (node_id, codes))
+            # At most one node holds the session, and a last CONNECT on n3
+            # leaves it on n3 alone.
+            def holders():
+                return [b.node_id for b in c.nodes
+                        if http_json(b.http_port, "GET", "/api/v1/clients/contested")[0] == 200]
+            self.assertLessEqual(len(holders()), 1, holders())
+            last = self.client(client_id="contested")
+            present, rc, _ = self.connect(last, n3, clean_start=False, session_expiry=60)
+            self.assertEqual(rc, 0)
+            self.assertEqual(holders(), ["n3"])
+            print(f"\n  fighting: {results}", flush=True)
+
+    def test_simultaneous_connects_on_two_nodes_leave_one_connection(self):
+        # Both CONNECTs written at the same moment, 100 times: each time, one
+        # of the two connections is alive afterwards, never both.
+        rounds = 100
+        with Cluster(2) as c:
+            n1, n2 = c.nodes
+            both = 0
+            for i in range(rounds):
+                socks = [socket.create_connection((b.host, b.port), timeout=5) for b in (n1, n2)]
+                packet = connect_packet(version=4, client_id="twin", clean=True)
+                for s in socks:
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                barrier = threading.Barrier(2)
+
+                def send(sock):
+                    barrier.wait()
+                    sock.sendall(packet)
+                threads = [threading.Thread(target=send, args=(s,)) for s in socks]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                alive = 0
+                for s in socks:
+                    try:
+                        p = read_packet(s, timeout=5, version=4)   # CONNACK, or the end
+                        accepted = p is not None and p.body[1] == 0
+                        # Still open a moment later (not taken over by the other)?
+                        if accepted:
+                            s.settimeout(0.3)
+                            try:
+                                alive += 1 if s.recv(1) != b"" else 0
+                            except socket.timeout:
+                                alive += 1
+                    except OSError:
+                        pass
+                both += alive > 1
+                for s in socks:
+                    s.close()
+            print(f"\n  simultaneous connects: both alive in {both} of {rounds}", flush=True)
+            self.assertEqual(both, 0)
 
 
 if __name__ == "__main__":
