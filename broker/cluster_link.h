@@ -40,8 +40,14 @@ class ClusterLink {
   struct Takeover {
     bool refused = false;
     std::optional<HandedSession> handed;
+    uint64_t ticket = 0;  // for connected()
   };
   virtual Takeover take_session(const std::string& client_id, bool clean_start) = 0;
+  // The session is open here now: false when a newer CONNECT of the client
+  // on another node came in meanwhile (this one is then refused, and the
+  // session it opened ended). Called once after every take_session that was
+  // not refused.
+  virtual bool connected(const std::string& client_id, uint64_t ticket) = 0;
   // Every member this node knows, itself included, by node id.
   virtual std::vector<ClusterMember> members() const = 0;
   // Why this node is not a full member yet (joining, syncing); empty once it is.
@@ -59,6 +65,7 @@ class SingleNode final : public ClusterLink {
   Forwarder& forwarder() override { return local_; }
   void serve(SessionRegistry&) override {}
   Takeover take_session(const std::string&, bool) override { return {}; }
+  bool connected(const std::string&, uint64_t) override { return true; }
   std::vector<ClusterMember> members() const override { return {ClusterMember{node_id_, {}, "alive", 0, true}}; }
   std::vector<std::string> not_ready() const override { return {}; }
   void leave() override {}

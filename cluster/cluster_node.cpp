@@ -120,13 +120,22 @@ broker::ClusterLink::Takeover ClusterNode::take_session(const std::string& clien
   const ConnectEpoch epoch = fence_->begin(client_id);
   auto answer = take_from_peers(peers, secret_, client_id, clean_start, epoch, std::chrono::milliseconds(2000),
                                 takeovers_, *log_);
-  const bool stands = fence_->end(client_id, epoch);
-  if (answer.superseded || !stands) {
+  if (answer.superseded) {
+    fence_->end(client_id, epoch);
     takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
     log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
-    return Takeover{true, std::nullopt};
+    return Takeover{true, std::nullopt, 0};
   }
-  return Takeover{false, std::move(answer.handed)};
+  // The epoch stays registered until the session is open here (connected()):
+  // a newer CONNECT elsewhere asking meanwhile finds it and wins.
+  return Takeover{false, std::move(answer.handed), epoch.hlc};
+}
+
+bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {
+  if (fence_->end(client_id, ConnectEpoch{ticket, node_id_})) return true;
+  takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
+  log_->info("cluster: CONNECT of {} refused: a newer one on another node came in meanwhile", client_id);
+  return false;
 }
 
 std::vector<broker::ClusterMember> ClusterNode::members() const {

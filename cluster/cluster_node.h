@@ -40,6 +40,7 @@ class ClusterNode final : public broker::ClusterLink {
   broker::Forwarder& forwarder() override { return *forwarder_; }
   void serve(broker::SessionRegistry& sessions) override;
   Takeover take_session(const std::string& client_id, bool clean_start) override;
+  bool connected(const std::string& client_id, uint64_t ticket) override;
   std::vector<broker::ClusterMember> members() const override;
   std::vector<std::string> not_ready() const override;
   void leave() override;

@@ -75,12 +75,15 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   // connection of this client closes, and its session comes here.
   // TODO(cluster): without blocking this worker while the others answer.
   std::optional<HandedSession> handed;
-  if (broker.cluster && !assigned) {
+  uint64_t ticket = 0;
+  const bool fenced = broker.cluster != nullptr && !assigned;
+  if (fenced) {
     auto takeover = broker.cluster->take_session(client_id, c.clean_start);
     // A newer CONNECT of this client on another node wins; this client may
     // try again.
     if (takeover.refused) return refuse(link, ReasonCode::kServerBusy);
     handed = std::move(takeover.handed);
+    ticket = takeover.ticket;
   }
 
   auto opened = broker.sessions.open(client_id, c.clean_start, st.session_expiry, link.listener());
@@ -91,6 +94,13 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
     routes_added = !handed->subscriptions.empty();
     broker.sessions.adopt(opened.session, std::move(*handed), adopted);
     opened.present = true;
+  }
+  if (fenced && !broker.cluster->connected(client_id, ticket)) {
+    // A newer CONNECT elsewhere came in while this session opened: it ends
+    // here, and the other node has what it held.
+    broker.sessions.hand_over(client_id, /*clean_start=*/true);
+    st.session.reset();
+    return refuse(link, ReasonCode::kServerBusy);
   }
   st.connected = true;
   broker.stats.clients_connected.fetch_add(1, std::memory_order_relaxed);

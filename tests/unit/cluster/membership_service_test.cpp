@@ -45,7 +45,8 @@ MembershipConfig fast_config(std::string node_id, std::string secret = {}) {
 // start(). Shut down when the test ends.
 class TestNode {
  public:
-  explicit TestNode(std::string node_id, std::string secret = {}, std::vector<std::string> seeds = {})
+  explicit TestNode(std::string node_id, std::string secret = {}, std::vector<std::string> seeds = {},
+                    milliseconds ping_timeout = milliseconds{40})
       : service_{secret} {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
@@ -53,6 +54,7 @@ class TestNode {
     server_ = builder.BuildAndStart();
     auto config = fast_config(std::move(node_id), std::move(secret));
     config.address = address();
+    config.ping_timeout = ping_timeout;
     membership_ = std::make_unique<Membership>(
         std::move(config), [seeds = std::move(seeds)] { return seeds; }, quiet_log());
     service_.attach(*membership_);
@@ -207,7 +209,9 @@ TEST(MembershipService, SyncExchangesEverythingKnown) {
 }
 
 TEST(MembershipService, PingReqAsksTheTargetOrFailsInTime) {
-  TestNode helper{"helper"};
+  // A helper that waits long enough for a first connection to the target,
+  // even in a sanitizer build.
+  TestNode helper{"helper", {}, {}, milliseconds{2000}};
   TestNode target{"target"};
   ASSERT_TRUE(helper.started() && target.started());
   auto stub = stub_to(helper.address());
