@@ -35,17 +35,15 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   fc.node_id = config.node_id;
   fc.secret = config.cluster_secret;
   node->forwarder_ = std::make_unique<ClusterForwarder>(std::move(fc), *node->routes_, *node->retained_, log);
+  // Refused calls are counted in one place whichever service they called.
+  const OnRefused refused = [n = node.get()](const std::string& peer) {
+    if (n->membership_) n->membership_->count_refused(peer);
+  };
   node->membership_service_ = std::make_unique<MembershipService>(config.cluster_secret);
-  node->routing_service_ = std::make_unique<RoutingService>(
-      config.cluster_secret, *node->routes_, *node->forwarder_, *node->retained_,
-      [n = node.get()](const std::string& peer) {
-        if (n->membership_) n->membership_->count_refused(peer);
-      });
+  node->routing_service_ = std::make_unique<RoutingService>(config.cluster_secret, *node->routes_, *node->forwarder_,
+                                                            *node->retained_, refused);
   node->fence_ = std::make_unique<ConnectFence>(config.node_id);
-  node->sessions_service_ =
-      std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, [n = node.get()](const std::string& peer) {
-        if (n->membership_) n->membership_->count_refused(peer);
-      });
+  node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, refused);
   node->node_id_ = config.node_id;
   node->secret_ = config.cluster_secret;
   node->log_ = &log;
@@ -111,10 +109,7 @@ void ClusterNode::leave() {
 }
 
 broker::ClusterLink::Takeover ClusterNode::take_session(const std::string& client_id, bool clean_start) {
-  std::vector<Member> peers;
-  for (auto& m : membership_->members()) {
-    if (!m.self && m.state == MemberState::alive) peers.push_back(std::move(m));
-  }
+  const std::vector<Member> peers = membership_->live_peers();
   // Registered before the others are asked: of two CONNECTs at once on two
   // nodes, each side sees the other's, and both agree which is newer.
   const ConnectEpoch epoch = fence_->begin(client_id);
@@ -152,10 +147,8 @@ std::vector<std::string> ClusterNode::not_ready() const {
   // this node reaches subscribers anywhere.
   std::vector<std::string> reasons;
   if (!retained_sync_->synced()) reasons.emplace_back("syncing: retained messages");
-  for (const auto& m : membership_->members()) {
-    if (!m.self && m.state == MemberState::alive && !routes_->version_of(m.node_id)) {
-      reasons.push_back("syncing: no routes from " + m.node_id + " yet");
-    }
+  for (const auto& m : membership_->live_peers()) {
+    if (!routes_->version_of(m.node_id)) reasons.push_back("syncing: no routes from " + m.node_id + " yet");
   }
   return reasons;
 }

@@ -21,13 +21,17 @@ ClientLink::Release ReplyGate::part() {
   return [self = shared_from_this()](bool ok) { self->done_one(ok); };
 }
 
+ClientLink::StoreDone ReplyGate::store_part(BrokerContext& broker) {
+  return [done = part(), &broker](const storage::Status& status) {
+    broker.note_store_write(status);
+    done(status.ok());
+  };
+}
+
 void ReplyGate::submit(ClientLink& link, storage::WriteBatch write) {
   storage::GroupCommit* commits = link.broker().commits;
   if (write.empty() || commits == nullptr) return;
-  commits->submit(std::move(write), [done = part(), &broker = link.broker()](const storage::Status& status) {
-    broker.note_store_write(status);
-    done(status.ok());
-  });
+  commits->submit(std::move(write), store_part(link.broker()));
 }
 
 void ReplyGate::hold(ClientLink& link, mqtt::Packet packet, ClientLink::After after) {
@@ -87,12 +91,8 @@ void record_session(ClientLink& link, ReplyGate& gate, storage::WriteBatch batch
   ClientState& st = link.state();
   if (!st.session->persistent() || link.broker().commits == nullptr) return;
   const auto will = st.will_record(Clock::now());
-  link.broker().sessions.write_session(
-      st.session, will ? &*will : nullptr, std::move(batch),
-      [done = gate.part(), &broker = link.broker()](const storage::Status& status) {
-        broker.note_store_write(status);
-        done(status.ok());
-      });
+  link.broker().sessions.write_session(st.session, will ? &*will : nullptr, std::move(batch),
+                                       gate.store_part(link.broker()));
 }
 
 }  // namespace starling::broker

@@ -120,6 +120,9 @@ class ReplyGate : public std::enable_shared_from_this<ReplyGate> {
  public:
   static std::shared_ptr<ReplyGate> make() { return std::make_shared<ReplyGate>(); }
   ClientLink::Release part();
+  // A part that is a store write: its outcome is also noted
+  // (BrokerContext::note_store_write).
+  ClientLink::StoreDone store_part(BrokerContext& broker);
   // The store write as one part (nothing to wait for when it is empty or the
   // node stores nothing).
   void submit(ClientLink& link, storage::WriteBatch write);

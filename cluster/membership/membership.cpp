@@ -380,6 +380,14 @@ std::vector<Member> Membership::members() const {
   return swim_.members();
 }
 
+std::vector<Member> Membership::live_peers() const {
+  std::vector<Member> peers;
+  for (auto& m : members()) {
+    if (!m.self && m.state == MemberState::alive) peers.push_back(std::move(m));
+  }
+  return peers;
+}
+
 bool Membership::joined() const {
   std::lock_guard lock(mutex_);
   return joined_;

@@ -69,6 +69,8 @@ class Membership {
 
   // --- reading (any thread) ---
   std::vector<Member> members() const;
+  // The other members that are alive: those a node asks or sends to.
+  std::vector<Member> live_peers() const;
   // Synced with a seed, or alone on purpose (no seeds, only itself among
   // them, or none answered within join_timeout).
   bool joined() const;

@@ -131,8 +131,7 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
   };
   boost::container::small_vector<Target, 4> targets;
   if (!message->from_peer && !node_local(message->topic)) {
-    const auto nodes = routes_.nodes_matching(message->topic);
-    auto groups = routes_.groups_matching(message->topic);
+    auto [nodes, groups] = routes_.matching(message->topic);
     // A group with a member here gets the message here (the router did
     // that); another gets it from one of the nodes with members, in turn.
     std::erase_if(groups, [this](const RouteTable::Group& g) { return routes_.has_local(g.filter); });

@@ -37,10 +37,7 @@ bool RetainedSync::wait(std::chrono::milliseconds pause) {
 void RetainedSync::run() {
   while (wait(std::chrono::milliseconds(100))) {
     if (!membership_.joined()) continue;
-    std::vector<Member> peers;
-    for (auto& m : membership_.members()) {
-      if (!m.self && m.state == MemberState::alive) peers.push_back(std::move(m));
-    }
+    const std::vector<Member> peers = membership_.live_peers();
     if (peers.empty()) {
       synced_ = true;  // alone: what is here is all there is
       return;

@@ -157,38 +157,27 @@ std::optional<RouteVersion> RouteTable::version_of(const std::string& origin) co
   return it->second.version;
 }
 
-RouteTable::Nodes RouteTable::nodes_matching(std::string_view topic) const {
-  struct Collect {
-    boost::container::small_vector<uint64_t, 4> ids;
-    void on_subscriber(broker::SubscriberId id, const broker::SubscriptionEntry&) {
-      const auto i = static_cast<uint64_t>(id);
-      if (std::find(ids.begin(), ids.end(), i) == ids.end()) ids.push_back(i);
-    }
-    void on_shared_group(const broker::SharedGroup&) {}
-  } found;
-  Nodes nodes;
-  std::shared_lock lock(remote_mu_);
-  if (remote_routes_ == 0) return nodes;
-  tree_.match(topic, found);
-  for (uint64_t i : found.ids) nodes.push_back(origin_names_.at(i));
-  return nodes;
-}
-
-std::vector<RouteTable::Group> RouteTable::groups_matching(std::string_view topic) const {
+RouteTable::Match RouteTable::matching(std::string_view topic) const {
+  // One walk of the tree for both: this runs for every PUBLISH.
   struct Collect {
     const RouteTable& table;
-    std::vector<Group> groups;
-    void on_subscriber(broker::SubscriberId, const broker::SubscriptionEntry&) {}
+    Match& out;
+    void on_subscriber(broker::SubscriberId id, const broker::SubscriptionEntry&) {
+      const std::string& node = table.origin_names_.at(static_cast<uint64_t>(id));
+      if (std::find(out.nodes.begin(), out.nodes.end(), node) == out.nodes.end()) out.nodes.push_back(node);
+    }
     void on_shared_group(const broker::SharedGroup& g) {
       Group group{"$share/" + g.name + "/" + g.filter, {}};
       for (const auto& m : g.members) group.nodes.push_back(table.origin_names_.at(static_cast<uint64_t>(m.id)));
-      groups.push_back(std::move(group));
+      out.groups.push_back(std::move(group));
     }
-  } found{*this, {}};
+  };
+  Match match;
   std::shared_lock lock(remote_mu_);
-  if (tree_.group_count() == 0) return {};
-  tree_.match(topic, found);
-  return std::move(found.groups);
+  if (remote_routes_ == 0) return match;
+  Collect collect{*this, match};
+  tree_.match(topic, collect);
+  return match;
 }
 
 size_t RouteTable::remote_count() const {

@@ -69,15 +69,15 @@ class RouteTable {
   void drop(const std::string& origin);
   std::optional<RouteVersion> version_of(const std::string& origin) const;
   using Nodes = boost::container::small_vector<std::string, 4>;
-  // The nodes with a plain route matching `topic`, each once.
-  Nodes nodes_matching(std::string_view topic) const;
-  // The shared groups matching `topic` ("$share/NAME/FILTER"), each with the
-  // nodes that have members in it.
   struct Group {
-    std::string filter;
-    Nodes nodes;
+    std::string filter;  // "$share/NAME/FILTER"
+    Nodes nodes;         // the nodes with members in it
   };
-  std::vector<Group> groups_matching(std::string_view topic) const;
+  struct Match {
+    Nodes nodes;                // with a plain route matching, each once
+    std::vector<Group> groups;  // shared groups matching
+  };
+  Match matching(std::string_view topic) const;
   size_t remote_count() const;
 
  private:

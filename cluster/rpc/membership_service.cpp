@@ -8,23 +8,22 @@ namespace starling::cluster {
 
 MembershipService::MembershipService(std::string secret) : secret_{std::move(secret)} {}
 
-Membership* MembershipService::admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
+Membership* MembershipService::serving(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
   Membership* membership = membership_.load();
   if (!membership) {
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "starting"));
     return nullptr;
   }
-  if (carries_secret(*context, secret_)) return membership;
-  membership->count_refused(context->peer());
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
-  return nullptr;
+  const bool admitted = cluster::admit(*context, *reactor, secret_,
+                                      [membership](const std::string& peer) { membership->count_refused(peer); });
+  return admitted ? membership : nullptr;
 }
 
 grpc::ServerUnaryReactor* MembershipService::Ping(grpc::CallbackServerContext* context,
                                                   const v1::PingRequest* request, v1::PingReply* reply) {
   // The reactor belongs to the context; gRPC frees it after Finish.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Membership* membership = admit(context, reactor);
+  Membership* membership = serving(context, reactor);
   if (!membership) return reactor;
   *reply = membership->on_ping(*request);
   reactor->Finish(grpc::Status::OK);
@@ -35,7 +34,7 @@ grpc::ServerUnaryReactor* MembershipService::PingReq(grpc::CallbackServerContext
                                                      const v1::PingReqRequest* request, v1::PingReply* reply) {
   // The reactor belongs to the context; gRPC frees it after Finish.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Membership* membership = admit(context, reactor);
+  Membership* membership = serving(context, reactor);
   if (!membership) return reactor;
   // `reply` and `reactor` live until Finish, which the callback calls.
   membership->on_ping_req(*request, [reactor, reply](grpc::Status status, v1::PingReply answer) {
@@ -49,7 +48,7 @@ grpc::ServerUnaryReactor* MembershipService::Sync(grpc::CallbackServerContext* c
                                                   const v1::SyncRequest* request, v1::SyncReply* reply) {
   // The reactor belongs to the context; gRPC frees it after Finish.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Membership* membership = admit(context, reactor);
+  Membership* membership = serving(context, reactor);
   if (!membership) return reactor;
   *reply = membership->on_sync(*request);
   reactor->Finish(grpc::Status::OK);

@@ -38,7 +38,7 @@ class MembershipService final : public v1::Membership::CallbackService {
  private:
   // The membership, or null (and the call finished) when the call lacks the
   // secret or none is attached yet.
-  Membership* admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor);
+  Membership* serving(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor);
 
   std::atomic<Membership*> membership_{nullptr};
   const std::string secret_;  // never logged

@@ -11,23 +11,16 @@
 namespace starling::cluster {
 
 RoutingService::RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder,
-                               RetainedVersions& retained, Refused refused)
+                               RetainedVersions& retained, OnRefused refused)
     : secret_(std::move(secret)),
       routes_(routes),
       forwarder_(forwarder),
       retained_(retained),
       refused_(std::move(refused)) {}
 
-bool RoutingService::admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor) {
-  if (carries_secret(*context, secret_)) return true;
-  if (refused_) refused_(context->peer());
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
-  return false;
-}
-
 broker::SessionRegistry* RoutingService::serving(grpc::CallbackServerContext* context,
                                                  grpc::ServerUnaryReactor* reactor) {
-  if (!admit(context, reactor)) return nullptr;
+  if (!admit(*context, *reactor, secret_, refused_)) return nullptr;
   broker::SessionRegistry* sessions = sessions_.load();
   if (!sessions) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving yet"));
   return sessions;
@@ -36,7 +29,7 @@ broker::SessionRegistry* RoutingService::serving(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* RoutingService::UpdateRoutes(grpc::CallbackServerContext* context,
                                                        const v1::RouteUpdate* request, v1::RouteAck* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!admit(context, reactor)) return reactor;
+  if (!admit(*context, *reactor, secret_, refused_)) return reactor;
   if (request->from_node().empty()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "from_node is empty"));
     return reactor;

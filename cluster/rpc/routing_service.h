@@ -14,15 +14,15 @@
 #include "broker/session/session_registry.h"
 #include "cluster/routing/cluster_forwarder.h"
 #include "cluster/routing/route_table.h"
+#include "cluster/rpc/cluster_secret.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace starling::cluster {
 
 class RoutingService final : public v1::Routing::CallbackService {
  public:
-  using Refused = std::function<void(const std::string& peer)>;
   RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder, RetainedVersions& retained,
-                 Refused refused);
+                 OnRefused refused);
 
   // Forwarded messages go to `sessions` from now on; until then (and after
   // detach) Forward answers UNAVAILABLE and the sender retries.
@@ -36,7 +36,6 @@ class RoutingService final : public v1::Routing::CallbackService {
                                              const v1::RetainedPageRequest* request, v1::RetainedPage* reply) override;
 
  private:
-  bool admit(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor);
   // The sessions, once admitted and attached; else null, the call finished.
   broker::SessionRegistry* serving(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor);
 
@@ -44,7 +43,7 @@ class RoutingService final : public v1::Routing::CallbackService {
   RouteTable& routes_;
   ClusterForwarder& forwarder_;
   RetainedVersions& retained_;
-  Refused refused_;
+  OnRefused refused_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };
 

@@ -9,11 +9,7 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
                                                        const v1::TakeSessionRequest* request,
                                                        v1::TakeSessionReply* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!carries_secret(*context, secret_)) {
-    if (refused_) refused_(context->peer());
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
-    return reactor;
-  }
+  if (!admit(*context, *reactor, secret_, refused_)) return reactor;
   broker::SessionRegistry* sessions = sessions_.load();
   if (!sessions) {
     // Not serving: nothing of the client can be here yet.

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "broker/session/session_registry.h"
+#include "cluster/rpc/cluster_secret.h"
 #include "cluster/sessions/connect_fence.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -17,8 +18,7 @@ namespace starling::cluster {
 
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  using Refused = std::function<void(const std::string& peer)>;
-  SessionsService(std::string secret, ConnectFence& fence, Refused refused)
+  SessionsService(std::string secret, ConnectFence& fence, OnRefused refused)
       : secret_(std::move(secret)), fence_(fence), refused_(std::move(refused)) {}
   void attach(broker::SessionRegistry* sessions) { sessions_.store(sessions); }
 
@@ -28,7 +28,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
  private:
   const std::string secret_;  // never logged
   ConnectFence& fence_;
-  Refused refused_;
+  OnRefused refused_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };
 

@@ -16,10 +16,14 @@ from cluster_harness import Cluster, ClusterTest
 
 
 class Retained(ClusterTest):
-    def retained_on(self, node, topic_filter, timeout=3.0):
-        """The retained payloads a new subscriber on `node` gets for the filter."""
+    def retained_on(self, node, topic_filter, expect=0, timeout=3.0):
+        """The retained payloads a new subscriber on `node` gets for the filter:
+        at least `expect` of them are waited for, then a quiet moment shows
+        that no more come."""
         s = self.client(node)
         s.subscribe(topic_filter, qos=1)
+        if expect:
+            s.msgs.wait_for(expect, timeout=timeout)
         s.msgs.wait_quiet(0.2)
         got = {m.topic: m.payload for m in s.msgs.messages if m.retain}
         self.forget(s)
@@ -58,7 +62,7 @@ class Retained(ClusterTest):
                 pub = self.client(n1)
                 pub.publish("keep/a", b"a1", qos=1, retain=True)
                 pub.publish("keep/gone", b"x", qos=1, retain=True)
-                self.assertEqual(self.retained_on(n3, "keep/#"), {"keep/a": b"a1", "keep/gone": b"x"})
+                self.assertEqual(self.retained_on(n3, "keep/#", expect=2), {"keep/a": b"a1", "keep/gone": b"x"})
                 n3.kill9()
                 # While n3 is down: one changed, one cleared, one new.
                 pub.publish("keep/a", b"a2", qos=1, retain=True)
@@ -67,7 +71,7 @@ class Retained(ClusterTest):
                 back = c.start_node("n3", data_dir=kept)
                 c.wait_converged([n1, n2, back], timeout=20.0)
                 self.assertIn("retained messages synced from", back.read_log())
-                self.assertEqual(self.retained_on(back, "keep/#"), {"keep/a": b"a2", "keep/new": b"n"})
+                self.assertEqual(self.retained_on(back, "keep/#", expect=2), {"keep/a": b"a2", "keep/new": b"n"})
         finally:
             shutil.rmtree(kept, ignore_errors=True)
 
@@ -78,7 +82,7 @@ class Retained(ClusterTest):
                 pub.publish(f"early/{i}", str(i).encode(), qos=1, retain=True)
             late = c.start_node("n4")
             c.wait_converged(c.nodes + [late])
-            got = self.retained_on(late, "early/#")
+            got = self.retained_on(late, "early/#", expect=50)
             self.assertEqual(got, {f"early/{i}": str(i).encode() for i in range(50)})
 
     def test_the_last_writer_wins(self):
@@ -89,8 +93,10 @@ class Retained(ClusterTest):
                     cl.publish("lww", f"{round_}-{i}".encode(), qos=1, retain=True, wait=False)
                 for cl in clients:
                     cl.publish("sync", b"", qos=1)   # the ones before are acknowledged too
-                seen = {b.node_id: self.retained_on(b, "lww").get("lww") for b in c.nodes}
+                seen = {b.node_id: self.retained_on(b, "lww", expect=1).get("lww") for b in c.nodes}
                 self.assertEqual(len(set(seen.values())), 1, f"round {round_}: {seen}")
+                # ... and it is one of this round's writes.
+                self.assertIn(next(iter(seen.values())), {f"{round_}-{i}".encode() for i in range(3)}, seen)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
 }
 
 std::vector<std::string> nodes(const RouteTable& t, std::string_view topic) {
-  const auto n = t.nodes_matching(topic);
+  const auto n = t.matching(topic).nodes;
   return sorted({n.begin(), n.end()});
 }
 
@@ -109,7 +109,7 @@ TEST(RouteTable, SharedGroupsMatchWithTheNodesThatHaveMembers) {
   ASSERT_EQ(t.apply("n2", RouteDelta{5, 0, 1, true, {"$share/g/s/#", "$share/h/s/+"}, {}}),
             RouteTable::Applied::kApplied);
   ASSERT_EQ(t.apply("n3", RouteDelta{6, 0, 1, true, {"$share/g/s/#"}, {}}), RouteTable::Applied::kApplied);
-  auto groups = t.groups_matching("s/x");
+  auto groups = t.matching("s/x").groups;
   std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) { return a.filter < b.filter; });
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].filter, "$share/g/s/#");
@@ -117,7 +117,7 @@ TEST(RouteTable, SharedGroupsMatchWithTheNodesThatHaveMembers) {
   EXPECT_EQ(groups[1].filter, "$share/h/s/+");
   EXPECT_EQ(nodes(t, "s/x"), (std::vector<std::string>{}));  // no plain route
   t.drop("n2");
-  groups = t.groups_matching("s/x");
+  groups = t.matching("s/x").groups;
   ASSERT_EQ(groups.size(), 1u);
   EXPECT_EQ(sorted({groups[0].nodes.begin(), groups[0].nodes.end()}), (std::vector<std::string>{"n3"}));
 }
