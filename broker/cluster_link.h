@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,17 +34,21 @@ class ClusterLink {
   // Messages from other nodes go to `sessions` from now on (called once, when
   // the node's parts exist, before it accepts clients).
   virtual void serve(SessionRegistry& sessions) = 0;
+  // Whether there are other nodes to ask at CONNECT (take_session).
+  virtual bool clustered() const = 0;
   // A CONNECT for `client_id` here: a connection of it on another node is
   // closed (0x8E) and its session there ends; handed over unless
   // clean_start (`handed`; nullopt: no other node had it). `refused`: a
   // newer CONNECT of the client on another node wins; this one is refused.
-  // Waits for the other nodes (bounded).
+  // `done` runs once the other nodes answered (bounded in time), on a thread
+  // of the cluster's, or at once.
   struct Takeover {
     bool refused = false;
     std::optional<HandedSession> handed;
     uint64_t ticket = 0;  // for connected()
   };
-  virtual Takeover take_session(const std::string& client_id, bool clean_start) = 0;
+  using TakeoverDone = std::function<void(Takeover)>;
+  virtual void take_session(const std::string& client_id, bool clean_start, TakeoverDone done) = 0;
   // The session is open here now: false when a newer CONNECT of the client
   // on another node came in meanwhile (this one is then refused, and the
   // session it opened ended). Called once after every take_session that was
@@ -64,7 +70,8 @@ class SingleNode final : public ClusterLink {
   explicit SingleNode(std::string node_id) : node_id_(std::move(node_id)) {}
   Forwarder& forwarder() override { return local_; }
   void serve(SessionRegistry&) override {}
-  Takeover take_session(const std::string&, bool) override { return {}; }
+  bool clustered() const override { return false; }
+  void take_session(const std::string&, bool, TakeoverDone done) override { done({}); }
   bool connected(const std::string&, uint64_t) override { return true; }
   std::vector<ClusterMember> members() const override { return {ClusterMember{node_id_, {}, "alive", 0, true}}; }
   std::vector<std::string> not_ready() const override { return {}; }

@@ -41,7 +41,7 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   };
   node->membership_service_ = std::make_unique<MembershipService>(config.cluster_secret);
   node->routing_service_ = std::make_unique<RoutingService>(config.cluster_secret, *node->routes_, *node->forwarder_,
-                                                            *node->retained_, refused);
+                                                            *node->retained_, refused, log);
   node->fence_ = std::make_unique<ConnectFence>(config.node_id);
   node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, refused);
   node->node_id_ = config.node_id;
@@ -87,7 +87,11 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   return Started{std::move(node), {}};
 }
 
-ClusterNode::~ClusterNode() { leave(); }
+ClusterNode::~ClusterNode() {
+  leave();
+  std::unique_lock lock(takeovers_mu_);
+  takeovers_cv_.wait_for(lock, std::chrono::seconds(3), [this] { return takeovers_pending_ == 0; });
+}
 
 void ClusterNode::serve(broker::SessionRegistry& sessions) {
   routing_service_->attach(&sessions);
@@ -108,22 +112,31 @@ void ClusterNode::leave() {
   });
 }
 
-broker::ClusterLink::Takeover ClusterNode::take_session(const std::string& client_id, bool clean_start) {
+void ClusterNode::take_session(const std::string& client_id, bool clean_start, TakeoverDone done) {
   const std::vector<Member> peers = membership_->live_peers();
   // Registered before the others are asked: of two CONNECTs at once on two
   // nodes, each side sees the other's, and both agree which is newer.
   const ConnectEpoch epoch = fence_->begin(client_id);
-  auto answer = take_from_peers(peers, secret_, client_id, clean_start, epoch, std::chrono::milliseconds(2000),
-                                takeovers_, *log_);
-  if (answer.superseded) {
-    fence_->end(client_id, epoch);
-    takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
-    log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
-    return Takeover{true, std::nullopt, 0};
+  {
+    std::lock_guard lock(takeovers_mu_);
+    ++takeovers_pending_;
   }
-  // The epoch stays registered until the session is open here (connected()):
-  // a newer CONNECT elsewhere asking meanwhile finds it and wins.
-  return Takeover{false, std::move(answer.handed), epoch.hlc};
+  take_from_peers(peers, secret_, client_id, clean_start, epoch, std::chrono::milliseconds(2000), takeovers_, *log_,
+                  [this, client_id, epoch, done = std::move(done)](PeersAnswer answer) {
+                    if (answer.superseded) {
+                      fence_->end(client_id, epoch);
+                      takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
+                      log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
+                      done(Takeover{true, std::nullopt, 0});
+                    } else {
+                      // The epoch stays registered until the session is open
+                      // here (connected()): a newer CONNECT elsewhere asking
+                      // meanwhile finds it and wins.
+                      done(Takeover{false, std::move(answer.handed), epoch.hlc});
+                    }
+                    std::lock_guard lock(takeovers_mu_);
+                    if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
+                  });
 }
 
 bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {

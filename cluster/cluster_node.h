@@ -3,6 +3,7 @@
 // core sees it only as a broker::ClusterLink; main() wires the two.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,7 +40,8 @@ class ClusterNode final : public broker::ClusterLink {
 
   broker::Forwarder& forwarder() override { return *forwarder_; }
   void serve(broker::SessionRegistry& sessions) override;
-  Takeover take_session(const std::string& client_id, bool clean_start) override;
+  bool clustered() const override { return true; }
+  void take_session(const std::string& client_id, bool clean_start, TakeoverDone done) override;
   bool connected(const std::string& client_id, uint64_t ticket) override;
   std::vector<broker::ClusterMember> members() const override;
   std::vector<std::string> not_ready() const override;
@@ -60,6 +62,11 @@ class ClusterNode final : public broker::ClusterLink {
   std::unique_ptr<ConnectFence> fence_;
   std::unique_ptr<SessionsService> sessions_service_;
   TakeoverStats takeovers_;
+  // Takeovers whose peers have not all answered: their callbacks use this
+  // node, which waits for them (bounded by the calls' deadline) as it goes.
+  std::mutex takeovers_mu_;
+  std::condition_variable takeovers_cv_;
+  size_t takeovers_pending_ = 0;
   std::string node_id_;
   std::string secret_;
   spdlog::logger* log_ = nullptr;

@@ -96,6 +96,15 @@ class ClientLink {
   virtual void set_keep_alive(uint16_t seconds) = 0;
   // Where this connection's traffic is counted (its worker's counters).
   virtual TrafficCounters& traffic() = 0;
+  // Stops handling the client's packets (those that arrive are held, in
+  // order) until the returned callback is called, from any thread, with what
+  // to do next: that runs on the connection's worker, even when the
+  // connection closed meanwhile (it then finds it closed), and then the held
+  // packets are handled.
+  using Resume = std::function<void(std::function<void(ClientLink&)> then)>;
+  virtual Resume suspend() = 0;
+  // Whether the connection is closing or closed.
+  virtual bool closed() const = 0;
   // Stops reading from the client until `congested` (and any other session
   // waited on meanwhile) has room again, bounded in time (see Connection), so
   // a publisher slows to its subscribers' pace.

@@ -18,6 +18,18 @@ void refuse(ClientLink& link, ReasonCode code) {
   link.close(std::nullopt, false);  // [MQTT-3.2.2-7]
 }
 
+// What the CONNECT settled, for accepting it (at once, or once the other
+// nodes of a cluster answered).
+struct ConnectTerms {
+  std::string client_id;
+  bool clean_start = false;
+  bool assigned = false;  // the id is ours (the client sent none)
+  bool capped = false;    // the keep alive is the server's
+  uint16_t keep_alive = 0;
+};
+
+void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, ClusterLink::Takeover takeover);
+
 }  // namespace
 
 void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::SharedBytes& backing) {
@@ -71,22 +83,37 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   if (capped) keep_alive = broker.limits.max_keepalive;
   st.keep_alive = keep_alive;
 
+  ConnectTerms terms{std::move(client_id), c.clean_start, assigned, capped, keep_alive};
   // One live connection per client id in the cluster: another node's
-  // connection of this client closes, and its session comes here.
-  // TODO(cluster): without blocking this worker while the others answer.
-  std::optional<HandedSession> handed;
-  uint64_t ticket = 0;
-  const bool fenced = broker.cluster != nullptr && !assigned;
-  if (fenced) {
-    auto takeover = broker.cluster->take_session(client_id, c.clean_start);
-    // A newer CONNECT of this client on another node wins; this client may
-    // try again.
-    if (takeover.refused) return refuse(link, ReasonCode::kServerBusy);
-    handed = std::move(takeover.handed);
-    ticket = takeover.ticket;
+  // connection of this client closes, and its session comes here. The
+  // connection handles nothing else until the other nodes answered.
+  if (broker.cluster != nullptr && broker.cluster->clustered() && !assigned) {
+    auto resume = link.suspend();
+    const std::string id = terms.client_id;
+    broker.cluster->take_session(
+        id, c.clean_start, [resume = std::move(resume), terms = std::move(terms)](ClusterLink::Takeover takeover) {
+          auto shared = std::make_shared<ClusterLink::Takeover>(std::move(takeover));
+          resume([terms, shared](ClientLink& l) { accept_connect(l, terms, true, std::move(*shared)); });
+        });
+    return;
   }
+  accept_connect(link, terms, false, {});
+}
 
-  auto opened = broker.sessions.open(client_id, c.clean_start, st.session_expiry, link.listener());
+namespace {
+
+void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, ClusterLink::Takeover takeover) {
+  ClientState& st = link.state();
+  BrokerContext& broker = link.broker();
+  const bool v5 = st.version == ProtocolVersion::kV5;
+  const std::string& client_id = terms.client_id;
+  // A newer CONNECT of this client on another node wins; this client may
+  // try again.
+  if (takeover.refused) return refuse(link, ReasonCode::kServerBusy);
+  std::optional<HandedSession>& handed = takeover.handed;
+  const uint64_t ticket = takeover.ticket;
+
+  auto opened = broker.sessions.open(client_id, terms.clean_start, st.session_expiry, link.listener());
   st.session = opened.session;
   storage::WriteBatch adopted;
   bool routes_added = false;
@@ -109,15 +136,15 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   mqtt::Connack ack;
   ack.session_present = opened.present;  // [MQTT-3.2.2-2,3]
   if (v5) {
-    if (assigned) ack.properties.assigned_client_identifier = client_id;  // [MQTT-3.2.2-16]
+    if (terms.assigned) ack.properties.assigned_client_identifier = client_id;  // [MQTT-3.2.2-16]
     ack.properties.receive_maximum = broker.limits.receive_maximum;
     ack.properties.maximum_packet_size = broker.limits.max_packet_size;
     ack.properties.topic_alias_maximum = broker.limits.topic_alias_maximum;
-    if (capped) ack.properties.server_keep_alive = keep_alive;
+    if (terms.capped) ack.properties.server_keep_alive = terms.keep_alive;
   }
-  link.set_keep_alive(keep_alive);
-  broker.log.debug("client {} connected (v{}, clean {}, present {})", client_id, static_cast<int>(c.version),
-                   c.clean_start, opened.present);
+  link.set_keep_alive(terms.keep_alive);
+  broker.log.debug("client {} connected (v{}, clean {}, present {})", client_id, static_cast<int>(st.version),
+                   terms.clean_start, opened.present);
   // Resumed in-flight messages go first, then what was queued [MQTT-4.4.0-1];
   // nothing before the CONNACK.
   // A persistent session's CONNACK waits for its record, will included: once
@@ -128,5 +155,7 @@ void handle_connect(ClientLink& link, const mqtt::Connect& c, const mqtt::Shared
   if (routes_added) broker.router.forwarder().when_routes_known(gate->part());
   gate->hold(link, std::move(ack), [](ClientLink& l) { l.flush_session(/*resend_inflight=*/true); });
 }
+
+}  // namespace
 
 }  // namespace starling::broker

@@ -4,6 +4,7 @@ namespace starling::mqtt {
 namespace {
 
 constexpr std::string_view kSharePrefix = "$share/";
+constexpr size_t kMaxStringBytes = 65535;  // a two-byte length prefix
 
 Status check_filter_levels(std::string_view filter) {
   if (filter.empty()) return Error{ReasonCode::kMalformedPacket, "empty topic filter"};
@@ -30,12 +31,14 @@ Status check_filter_levels(std::string_view filter) {
 
 Status validate_topic_name(std::string_view topic) {
   if (topic.empty()) return Error{ReasonCode::kMalformedPacket, "empty topic name"};
+  if (topic.size() > kMaxStringBytes) return Error{ReasonCode::kMalformedPacket, "topic name too long"};
   if (topic.find_first_of("+#") != std::string_view::npos)
     return Error{ReasonCode::kMalformedPacket, "wildcard in topic name"};  // [MQTT-3.3.2-2]
   return {};
 }
 
 Status validate_topic_filter(std::string_view filter) {
+  if (filter.size() > kMaxStringBytes) return Error{ReasonCode::kMalformedPacket, "topic filter too long"};
   if (filter.substr(0, kSharePrefix.size()) == kSharePrefix) {
     std::string_view rest = filter.substr(kSharePrefix.size());
     size_t slash = rest.find('/');

@@ -9,10 +9,13 @@
 namespace starling::mqtt {
 
 // A topic name to publish to: at least one character, no '+' or '#'
-// [MQTT-3.3.2-2]. UTF-8 well-formedness is checked when the string is decoded.
+// [MQTT-3.3.2-2], at most 65,535 bytes as every MQTT string [MQTT-1.5.4-1]
+// (which only a string from elsewhere than the wire can break: another
+// node's). UTF-8 well-formedness is checked when the string is decoded.
 Status validate_topic_name(std::string_view topic);
 
-// A topic filter to subscribe with: at least one character [MQTT-4.7.3-1], '#'
+// A topic filter to subscribe with: at least one character [MQTT-4.7.3-1], at
+// most 65,535 bytes, '#'
 // only as the whole last level [MQTT-4.7.1-1], '+' only as a whole level
 // [MQTT-4.7.1-2]. A $share/GROUP/FILTER filter needs a non-empty group without
 // '/', '+' or '#', and a valid filter after it [MQTT-4.8.2-1], [MQTT-4.8.2-2].

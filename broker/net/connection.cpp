@@ -205,7 +205,8 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
       break;
     }
     if (!next->has_value()) break;
-    if ((room_waits() > 0 || holding()) && !handled_while_held((**next).packet)) {
+    if (suspended_ || ((room_waits() > 0 || holding()) && !handled_while_held((**next).packet))) {
+      if (!room_) room_ = std::make_unique<RoomWait>(stream_->executor());
       push_grow(room_->held, std::move(**next));
       continue;
     }
@@ -228,7 +229,9 @@ void Connection::on_read(boost::system::error_code ec, size_t n) {
 }
 
 void Connection::handle_held(bool all) {
-  if (!holding()) return;
+  // Nothing goes before the packet that suspended the connection is done;
+  // closed meanwhile, what was held is dropped (the client never heard back).
+  if (!holding() || suspended_) return;
   const bool batch = in_read_batch_;
   in_read_batch_ = true;
   auto& held = room_->held;
@@ -255,6 +258,28 @@ void Connection::wait_for_room(Session& congested) {
     // A wait already over (its expiry raced the cancel) has nothing to end.
     if (!ec && self->room_waits() > 0) self->end_room_wait();
   });
+}
+
+ClientLink::Resume Connection::suspend() {
+  suspended_ = true;
+  return [weak = weak_from_this()](std::function<void(ClientLink&)> then) {
+    if (auto self = weak.lock()) {
+      self->post_home([then = std::move(then)](Connection& c) { c.resume(then); });
+    }
+  };
+}
+
+void Connection::resume(const std::function<void(ClientLink&)>& then) {
+  suspended_ = false;
+  const bool was_closing = closing_;
+  then(*this);
+  // A CONNECT accepted on a connection that closed while it waited: the
+  // session it opened is left as a lost connection leaves it.
+  if (was_closing && state_.connected) end_session(std::nullopt, false, Clock::now());
+  if (closing_) return;
+  handle_held(/*all=*/false);
+  if (room_ && room_->waits == 0 && room_->held.empty()) room_.reset();  // so the connection may move again
+  maybe_read();
 }
 
 void Connection::room() {
@@ -391,7 +416,7 @@ void Connection::on_released(uint64_t token, bool ok) {
   if (held.empty()) held_replies_.reset();
 }
 
-void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup, Clock::time_point now,
+bool Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup, Clock::time_point now,
                                TrafficCounters& counted) {
   const Message& m = *d.message;
   mqtt::Publish p;
@@ -434,7 +459,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup, 
       forget_stored(*this, {&sequence, 1});
     }
     broker_.stats.count_drop(DropReason::kTooLarge);
-    return;
+    return false;
   }
   pending.note_bytes(from);
   if (!m.payload.empty()) {
@@ -445,6 +470,7 @@ void Connection::send_delivery(uint16_t packet_id, const Delivery& d, bool dup, 
   counted.messages_sent[qos].fetch_add(1, std::memory_order_relaxed);
   counted.payload_bytes_sent[qos].fetch_add(m.payload.size(), std::memory_order_relaxed);
   if (!d.from_retained) counted.delivery_latency.observe(now - m.received_at);
+  return true;
 }
 
 void Connection::flush_session(bool resend_inflight) {
@@ -461,18 +487,23 @@ void Connection::flush_session(bool resend_inflight) {
   }
   if (buffered() <= kMaxBufferedOutput) {
     const size_t window = std::min<size_t>(state_.client_receive_maximum, broker_.limits.max_inflight);
-    size_t expired = 0;
-    std::vector<uint64_t> forget;
-    const size_t room = kMaxBufferedOutput - buffered();
     auto& ready = out().ready;
-    ready.clear();
-    const auto now = Clock::now();
-    session.take_ready(this, window, now, ready, expired, forget, room);
-    broker_.stats.count_drop(DropReason::kExpired, expired);
-    forget_stored(*this, forget);  // the expired ones that were stored
     TrafficCounters& counted = traffic();
-    for (const auto& r : ready) send_delivery(r.packet_id, r.delivery, r.dup, now, counted);
-    ready.clear();
+    // A pass whose every message was too large for the client writes
+    // nothing, and so no write's end asks for more: take again then.
+    for (bool wrote = false; !wrote;) {
+      size_t expired = 0;
+      std::vector<uint64_t> forget;
+      const size_t room = kMaxBufferedOutput - buffered();
+      ready.clear();
+      const auto now = Clock::now();
+      session.take_ready(this, window, now, ready, expired, forget, room);
+      broker_.stats.count_drop(DropReason::kExpired, expired);
+      forget_stored(*this, forget);  // the expired ones that were stored
+      if (ready.empty()) break;
+      for (const auto& r : ready) wrote = send_delivery(r.packet_id, r.delivery, r.dup, now, counted) || wrote;
+      ready.clear();
+    }
   }
   if (!in_read_batch_) start_write();
 }
@@ -647,28 +678,31 @@ void Connection::close(std::optional<ReasonCode> reason, bool normal, std::strin
     d.properties.reason_string = why.empty() ? mqtt::reason_name(*reason) : why;
     send(d);
   }
-  if (state_.connected && state_.session) {
-    broker_.stats.clients_connected.fetch_sub(1, std::memory_order_relaxed);
-    broker_.stats.count_disconnect(reason ? reason : normal ? std::optional{ReasonCode::kSuccess} : std::nullopt);
-    std::optional<WillMessage> will;
-    if (!normal && state_.will) {
-      will = WillMessage{state_.will_message(now), now + std::chrono::seconds(state_.will_delay), now};
-    }
-    if (state_.session->detach(this)) {
-      broker_.sessions.closed(state_.session, std::move(will), now);
-    } else if (will && (state_.will_delay == 0 || state_.session->ended())) {
-      // Taken over: an undelayed will still goes out, and so does a delayed one
-      // when a clean start ended the session; a resumed session cancels it
-      // [MQTT-3.1.3-9].
-      broker_.sessions.publish_will(*will, now);
-    }
-  }
+  end_session(reason, normal, now);
   broker_.stats.connections.fetch_sub(1, std::memory_order_relaxed);
   broker_.stats.connections_open[static_cast<size_t>(listener_)].fetch_sub(1, std::memory_order_relaxed);
   count_on_home(-1);
   // Bounded wait for the last bytes (a DISCONNECT) to go out.
   wheel().schedule(*this, now + kCloseGrace);
   if (!write_in_flight_) start_write();
+}
+
+void Connection::end_session(std::optional<ReasonCode> reason, bool normal, Clock::time_point now) {
+  if (!state_.connected || !state_.session) return;
+  broker_.stats.clients_connected.fetch_sub(1, std::memory_order_relaxed);
+  broker_.stats.count_disconnect(reason ? reason : normal ? std::optional{ReasonCode::kSuccess} : std::nullopt);
+  std::optional<WillMessage> will;
+  if (!normal && state_.will) {
+    will = WillMessage{state_.will_message(now), now + std::chrono::seconds(state_.will_delay), now};
+  }
+  if (state_.session->detach(this)) {
+    broker_.sessions.closed(state_.session, std::move(will), now);
+  } else if (will && (state_.will_delay == 0 || state_.session->ended())) {
+    // Taken over: an undelayed will still goes out, and so does a delayed one
+    // when a clean start ended the session; a resumed session cancels it
+    // [MQTT-3.1.3-9].
+    broker_.sessions.publish_will(*will, now);
+  }
 }
 
 void Connection::finish_close() {

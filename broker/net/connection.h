@@ -57,6 +57,8 @@ class Connection final : public ClientLink,
   void set_keep_alive(uint16_t seconds) override;
   TrafficCounters& traffic() override;  // the home worker's
   void wait_for_room(Session& congested) override;
+  Resume suspend() override;
+  bool closed() const override { return closing_; }
 
  private:
   // Bytes waiting to be written: encoded packets in `bytes`, and payloads sent
@@ -93,7 +95,8 @@ class Connection final : public ClientLink,
   void end_room_wait();
   void start_write();
   void on_write(boost::system::error_code ec);
-  void send_delivery(uint16_t packet_id, const Delivery& d, bool dup, Clock::time_point now,
+  // False when the message was too large for the client, and dropped.
+  bool send_delivery(uint16_t packet_id, const Delivery& d, bool dup, Clock::time_point now,
                      TrafficCounters& counted);
   // Schedules the next deadline: CONNECT in time, or the keep alive.
   void arm_timer();
@@ -101,6 +104,10 @@ class Connection final : public ClientLink,
   Clock::time_point keep_alive_deadline() const;
   void on_timer();
   void finish_close();
+  // The session's side of a connection ending (close(), or a suspended
+  // CONNECT finishing on a connection that closed meanwhile).
+  void end_session(std::optional<mqtt::ReasonCode> reason, bool normal, Clock::time_point now);
+  void resume(const std::function<void(ClientLink&)>& then);
   // Runs f(*this) on the home worker, and after any move under way.
   template <typename F>
   void post_home(F f);
@@ -170,6 +177,7 @@ class Connection final : public ClientLink,
   uint64_t next_hold_token_ = 1;
   std::unique_ptr<std::deque<HeldReply>> held_replies_;
   bool holding() const { return room_ && !room_->held.empty(); }
+  bool suspended_ = false;  // see suspend()
   std::unique_ptr<RoomWait> room_;
   Clock::time_point last_read_;
   std::atomic<bool> wake_posted_{false};

@@ -112,6 +112,10 @@ void ClusterForwarder::tick() {
   while (!tick_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; })) {
     lock.unlock();
     check_waiters(/*timeouts=*/true);
+    {
+      std::shared_lock links(links_mu_);
+      for (auto& [id, link] : links_) link->check_stalled();
+    }
     lock.lock();
   }
 }

@@ -1,8 +1,10 @@
 #include "cluster/routing/peer_link.h"
 
 #include <algorithm>
+#include <random>
 
 #include "broker/mqtt/topic.h"
+#include "broker/mqtt/utf8.h"
 #include "broker/stored_message.h"
 #include "cluster/routing/cluster_forwarder.h"
 #include "cluster/rpc/cluster_secret.h"
@@ -12,8 +14,32 @@ namespace starling::cluster {
 namespace {
 
 constexpr auto kRouteCallTimeout = std::chrono::milliseconds(2000);
-constexpr auto kForwardCallTimeout = std::chrono::milliseconds(5000);
 constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
+constexpr auto kRetryPause = std::chrono::milliseconds(200);
+
+uint64_t random_link_id() {
+  std::random_device random;
+  return (static_cast<uint64_t>(random()) << 32) ^ random();
+}
+
+v1::ForwardBatch to_batch(const std::string& self_id, uint64_t link_id, uint64_t sequence, const auto& items) {
+  v1::ForwardBatch request;
+  request.set_from_node(self_id);
+  request.set_link_id(link_id);
+  request.set_sequence(sequence);
+  const broker::ClockPair now;
+  for (const auto& item : items) {
+    auto* f = request.add_messages();
+    *f = to_forwarded(*item.message, now);
+    f->set_replicate_only(!item.meta.deliver);
+    for (const auto& g : item.meta.shared_groups) f->add_shared_groups(g);
+    if (item.meta.retained) {
+      f->mutable_retained()->set_hlc(item.meta.retained->hlc);
+      f->mutable_retained()->set_origin(item.meta.retained->origin);
+    }
+  }
+  return request;
+}
 
 }  // namespace
 
@@ -32,11 +58,17 @@ v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockP
 broker::MessagePtr from_forwarded(const v1::ForwardedMessage& f, const broker::ClockPair& now) {
   // A peer's message is checked as a client's would be: garbage goes no
   // further than the call that brought it.
-  if (f.qos() > 2 || !mqtt::validate_topic_name(f.topic())) return nullptr;
+  if (f.qos() > 2 || !mqtt::validate_topic_name(f.topic()) || !mqtt::is_valid_mqtt_utf8(f.topic())) return nullptr;
   return broker::from_stored(storage::StoredMessage{f.topic(), f.payload(), static_cast<uint8_t>(f.qos()), f.retain(),
                                                     f.properties(), f.expires_at_ms()},
                              now, /*from_peer=*/true);
 }
+
+struct PeerLink::Stream {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::ForwardBatch, v1::ForwardAck>> rw;
+  std::thread reader;
+};
 
 PeerLink::PeerLink(PeerLinkConfig config, RouteTable& routes, ClusterForwarder& owner, PeerCounters& counters,
                    broker::LatencyHistogram& latency, spdlog::logger& log)
@@ -46,7 +78,8 @@ PeerLink::PeerLink(PeerLinkConfig config, RouteTable& routes, ClusterForwarder& 
       counters_(counters),
       latency_(latency),
       log_(log),
-      stub_(v1::Routing::NewStub(peer_channel(config_.address))) {}
+      stub_(v1::Routing::NewStub(peer_channel(config_.address))),
+      link_id_(random_link_id()) {}
 
 PeerLink::~PeerLink() { stop(); }
 
@@ -58,22 +91,29 @@ void PeerLink::stop() {
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
     if (in_call_) in_call_->TryCancel();
+    if (stream_) stream_->context.TryCancel();
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) thread_.join();  // it closes the stream on its way out
   std::deque<Item> left;
+  std::deque<Sent> unanswered;
   {
     std::lock_guard lock(mu_);
     left.swap(queue_);
+    unanswered.swap(in_flight_);
     queued_qos0_ = 0;
   }
-  for (auto& item : left) {
+  const auto fail = [this](Item& item) {
     if (item.done) {
       item.done(false);
     } else {
       counters_.dropped.fetch_add(1, std::memory_order_relaxed);
     }
+  };
+  for (auto& sent : unanswered) {
+    for (auto& item : sent.items) fail(item);
   }
+  for (auto& item : left) fail(item);
 }
 
 void PeerLink::wake() {
@@ -119,6 +159,17 @@ uint64_t PeerLink::repairs() const {
   return repairs_;
 }
 
+void PeerLink::check_stalled() {
+  std::lock_guard lock(mu_);
+  if (!stream_ || stream_broken_ || in_flight_.empty()) return;
+  if (std::chrono::steady_clock::now() - in_flight_.front().written < config_.answer_timeout) return;
+  log_.warn("cluster: {} has not answered a forwarded batch for {} ms; sending again on a new stream",
+            config_.peer_id, config_.answer_timeout.count());
+  stream_broken_ = true;
+  stream_->context.TryCancel();
+  cv_.notify_all();
+}
+
 bool PeerLink::begin_call(grpc::ClientContext& context) {
   std::lock_guard lock(mu_);
   if (stopping_) return false;
@@ -138,18 +189,27 @@ void PeerLink::wait_for(std::chrono::milliseconds pause) {
 
 void PeerLink::run() {
   auto next_digest = std::chrono::steady_clock::now();
+  // Something for the thread: a broken stream to replace, messages to send
+  // and room in the window (or no stream yet to send them on).
+  const auto has_work = [this] {
+    if (stream_broken_) return true;
+    if (!stream_) return !queue_.empty() || !in_flight_.empty();
+    return !queue_.empty() && in_flight_.size() < config_.max_batches_in_flight;
+  };
   for (;;) {
     bool routes = false;
     bool digest = false;
-    bool batch = false;
+    bool broken = false;
+    bool messages = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_until(lock, next_digest, [this] { return stopping_ || routes_dirty_ || !queue_.empty(); });
-      if (stopping_) return;
+      cv_.wait_until(lock, next_digest, [&] { return stopping_ || routes_dirty_ || has_work(); });
+      if (stopping_) break;
       digest = std::chrono::steady_clock::now() >= next_digest;
       routes = routes_dirty_ || digest;
       routes_dirty_ = false;
-      batch = !queue_.empty();
+      broken = stream_broken_;
+      messages = !queue_.empty() || !in_flight_.empty();
     }
     bool ok = true;
     if (routes) {
@@ -160,9 +220,16 @@ void PeerLink::run() {
         ok = false;
       }
     }
-    if (batch && ok && !send_batch()) ok = false;
-    if (!ok) wait_for(std::chrono::milliseconds(200));  // the peer is unreachable: retry soon, not at once
+    if (broken) {
+      close_stream();
+      wait_for(kRetryPause);  // not at once: the peer may be refusing every stream
+    }
+    if (messages && !stream_) ok = open_stream() && ok;
+    while (stream_ && send_batch()) {
+    }
+    if (!ok) wait_for(kRetryPause);  // the peer is unreachable: retry soon, not at once
   }
+  close_stream();
 }
 
 bool PeerLink::send_routes(bool digest) {
@@ -208,67 +275,121 @@ bool PeerLink::send_routes(bool digest) {
   return true;
 }
 
-bool PeerLink::send_batch() {
-  std::vector<std::pair<broker::MessagePtr, ForwardMeta>> batch;
+bool PeerLink::open_stream() {
+  auto stream = std::make_unique<Stream>();
+  attach_secret(stream->context, config_.secret);
+  Stream* const opened = stream.get();
   {
     std::lock_guard lock(mu_);
-    size_t bytes = 0;
-    for (const auto& item : queue_) {
-      if (batch.size() >= config_.max_batch || (bytes > 0 && bytes + item.message->payload.size() > kMaxBatchBytes)) {
-        break;
-      }
-      bytes += item.message->payload.size();
-      batch.emplace_back(item.message, item.meta);
+    if (stopping_) return false;
+    stream_ = std::move(stream);  // from here stop() can cancel it
+    stream_broken_ = false;
+  }
+  opened->rw = stub_->Forward(&opened->context);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) opened->context.TryCancel();  // stop() may have come before the call began
+  }
+  opened->reader = std::thread([this, opened] { read_answers(*opened); });
+  // First, again, whatever the last stream left unanswered, in order.
+  std::vector<v1::ForwardBatch> again;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& sent : in_flight_) {
+      again.push_back(to_batch(config_.self_id, link_id_, sent.sequence, sent.items));
+      sent.written = now;
     }
   }
-  v1::ForwardBatch request;
-  request.set_from_node(config_.self_id);
-  const broker::ClockPair now;
-  for (const auto& [m, meta] : batch) {
-    auto* f = request.add_messages();
-    *f = to_forwarded(*m, now);
-    f->set_replicate_only(!meta.deliver);
-    for (const auto& g : meta.shared_groups) f->add_shared_groups(g);
-    if (meta.retained) {
-      f->mutable_retained()->set_hlc(meta.retained->hlc);
-      f->mutable_retained()->set_origin(meta.retained->origin);
-    }
+  for (const auto& batch : again) {
+    if (!write(batch)) return false;
   }
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + kForwardCallTimeout);
-  attach_secret(context, config_.secret);
-  v1::ForwardAck ack;
-  if (!begin_call(context)) return false;
-  const auto started = std::chrono::steady_clock::now();
-  const auto status = stub_->Forward(&context, request, &ack);
-  end_call();
-  if (!status.ok()) {
-    if (!failing_) log_.info("cluster: forwarding to {} failed: {}", config_.peer_id, status.error_message());
+  return true;
+}
+
+void PeerLink::close_stream() {
+  std::unique_ptr<Stream> stream;
+  {
+    std::lock_guard lock(mu_);
+    stream.swap(stream_);
+    stream_broken_ = false;
+  }
+  if (!stream) return;
+  stream->context.TryCancel();
+  if (stream->reader.joinable()) stream->reader.join();
+  const auto status = stream->rw->Finish();
+  // A stream this side cancelled ends CANCELLED; anything else came from the peer.
+  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED && !failing_) {
+    log_.info("cluster: forwarding to {} failed: {}", config_.peer_id, status.error_message());
     failing_ = true;
-    return false;
   }
-  failing_ = false;
-  latency_.observe(std::chrono::steady_clock::now() - started);
-  std::vector<bool> refused(batch.size(), false);
+}
+
+bool PeerLink::send_batch() {
+  Sent sent;
+  {
+    std::lock_guard lock(mu_);
+    if (stream_broken_ || queue_.empty() || in_flight_.size() >= config_.max_batches_in_flight) return false;
+    size_t bytes = 0;
+    while (!queue_.empty() && sent.items.size() < config_.max_batch) {
+      Item& item = queue_.front();
+      const size_t size = item.message->payload.size();
+      if (bytes > 0 && bytes + size > kMaxBatchBytes) break;
+      bytes += size;
+      if (!item.done && queued_qos0_ > 0) --queued_qos0_;
+      sent.items.push_back(std::move(item));
+      queue_.pop_front();
+    }
+    sent.sequence = next_sequence_++;
+  }
+  const v1::ForwardBatch batch = to_batch(config_.self_id, link_id_, sent.sequence, sent.items);
+  sent.written = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    in_flight_.push_back(std::move(sent));  // before the write: the answer may come at once
+  }
+  return write(batch);
+}
+
+bool PeerLink::write(const v1::ForwardBatch& batch) {
+  if (stream_->rw->Write(batch)) return true;
+  std::lock_guard lock(mu_);
+  stream_broken_ = true;  // its batches go again on the next stream
+  return false;
+}
+
+void PeerLink::read_answers(Stream& stream) {
+  v1::ForwardAck ack;
+  while (stream.rw->Read(&ack)) answered(ack);
+  {
+    std::lock_guard lock(mu_);
+    if (stream_.get() == &stream) stream_broken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void PeerLink::answered(const v1::ForwardAck& ack) {
+  Sent sent;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = std::find_if(in_flight_.begin(), in_flight_.end(),
+                                 [&](const Sent& s) { return s.sequence == ack.sequence(); });
+    if (it == in_flight_.end()) return;  // answered already (sent twice)
+    sent = std::move(*it);
+    in_flight_.erase(it);
+  }
+  cv_.notify_all();  // room in the window
+  if (failing_.exchange(false)) log_.info("cluster: forwarding to {} works again", config_.peer_id);
+  latency_.observe(std::chrono::steady_clock::now() - sent.written);
+  std::vector<bool> refused(sent.items.size(), false);
   for (uint32_t i : ack.refused()) {
     if (i < refused.size()) refused[i] = true;
   }
-  std::vector<Item> done;
-  {
-    std::lock_guard lock(mu_);
-    // Only this thread takes from the front: the batch is still there.
-    for (size_t i = 0; i < batch.size() && !queue_.empty(); ++i) {
-      if (!queue_.front().done && queued_qos0_ > 0) --queued_qos0_;
-      done.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-  }
-  counters_.sent.fetch_add(done.size(), std::memory_order_relaxed);
-  for (size_t i = 0; i < done.size(); ++i) {
+  counters_.sent.fetch_add(sent.items.size(), std::memory_order_relaxed);
+  for (size_t i = 0; i < sent.items.size(); ++i) {
     if (refused[i]) counters_.refused.fetch_add(1, std::memory_order_relaxed);
-    if (done[i].done) done[i].done(!refused[i]);
+    if (sent.items[i].done) sent.items[i].done(!refused[i]);
   }
-  return true;
 }
 
 }  // namespace starling::cluster

@@ -3,12 +3,20 @@
 // the messages published here that match the peer's routes, batched, in
 // order, each QoS 1/2 one acknowledged before its publisher is.
 //
-// A thread of its own with one call at a time: a peer that stops reading
-// holds up only its own link. QoS 0 messages beyond a bound are dropped
-// (counted); QoS 1/2 ones wait (their publishers wait for the acknowledgement
-// anyway) and fail when the link stops, for a peer declared dead.
+// Messages go over one long-lived stream (Routing.Forward), several batches
+// in flight, each answered by sequence. When the stream breaks, the batches
+// not answered go again, in order, on a new one; the peer knows them by the
+// link's id and their sequence and does not deliver them twice. A stream
+// whose oldest batch stays unanswered too long is broken on purpose.
+//
+// A thread of its own (and one reading the answers): a peer that stops
+// reading holds up only its own link. QoS 0 messages beyond a bound are
+// dropped (counted); QoS 1/2 ones wait (their publishers wait for the
+// acknowledgement anyway) and fail when the link stops, for a peer declared
+// dead.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -49,6 +57,9 @@ struct PeerLinkConfig {
   std::chrono::milliseconds digest_interval{2000};
   size_t max_queued_qos0 = 10000;
   size_t max_batch = 1024;
+  size_t max_batches_in_flight = 8;
+  // A batch unanswered this long breaks the stream; it goes again on a new one.
+  std::chrono::milliseconds answer_timeout{5000};
 };
 
 // A message as it travels between nodes, and back (null when a peer sent
@@ -75,6 +86,10 @@ class PeerLink {
   // The version of this node's routes the peer acknowledged.
   std::optional<RouteVersion> acked() const;
   uint64_t repairs() const;  // snapshots the peer asked for after a digest or delta
+  // Breaks a stream whose oldest batch waits past answer_timeout (called
+  // every few tens of milliseconds from outside: the link's own thread may be
+  // stuck writing to a peer that does not read).
+  void check_stalled();
   const std::string& address() const { return config_.address; }
   const std::string& peer_id() const { return config_.peer_id; }
 
@@ -84,9 +99,23 @@ class PeerLink {
     broker::Forwarder::Done done;
     ForwardMeta meta;
   };
+  // A batch written and not yet answered.
+  struct Sent {
+    uint64_t sequence;
+    std::vector<Item> items;
+    std::chrono::steady_clock::time_point written;
+  };
+  struct Stream;
   void run();
   bool send_routes(bool digest);
+  // Opens a stream and writes again whatever is unanswered; false on failure.
+  bool open_stream();
+  void close_stream();
+  // Writes the next batch from the queue, if the window allows one.
   bool send_batch();
+  bool write(const v1::ForwardBatch& batch);  // false: the stream broke
+  void read_answers(Stream& stream);
+  void answered(const v1::ForwardAck& ack);
   // Runs a call with `context` cancellable by stop(); false when stopping.
   bool begin_call(grpc::ClientContext& context);
   void end_call();
@@ -103,13 +132,18 @@ class PeerLink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
-  size_t queued_qos0_ = 0;
+  size_t queued_qos0_ = 0;  // QoS 0 items in queue_
+  std::deque<Sent> in_flight_;  // in sequence order
+  const uint64_t link_id_;
+  uint64_t next_sequence_ = 1;
+  std::unique_ptr<Stream> stream_;  // set and reset by the link's thread only
+  bool stream_broken_ = false;
   bool routes_dirty_ = true;  // the first contact sends everything
   bool stopping_ = false;
   std::optional<RouteVersion> acked_;
   uint64_t repairs_ = 0;
   grpc::ClientContext* in_call_ = nullptr;
-  bool failing_ = false;  // for logging the first failure and the recovery only
+  std::atomic<bool> failing_{false};  // for logging the first failure and the recovery only
   std::thread thread_;
 };
 

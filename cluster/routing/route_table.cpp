@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "broker/mqtt/topic.h"
+#include "broker/mqtt/utf8.h"
 
 namespace starling::cluster {
 
@@ -111,7 +112,7 @@ RouteTable::Applied RouteTable::apply(const std::string& origin, const RouteDelt
 void RouteTable::add_remote(Origin& o, const std::string& filter) {
   // A peer's filter is checked as a client's would be: garbage must not reach
   // the tree.
-  if (!mqtt::validate_topic_filter(filter)) return;
+  if (!mqtt::validate_topic_filter(filter) || !mqtt::is_valid_mqtt_utf8(filter)) return;
   auto [it, inserted] = o.filters.insert(filter);
   if (!inserted) return;
   const broker::SubscriberId id{o.index};

@@ -18,10 +18,15 @@ bool carries_secret(const grpc::ServerContextBase& context, std::string_view sec
   return diff == 0;
 }
 
-bool admit(grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor, std::string_view secret,
-           const OnRefused& refused) {
+bool admitted(const grpc::CallbackServerContext& context, std::string_view secret, const OnRefused& refused) {
   if (carries_secret(context, secret)) return true;
   if (refused) refused(context.peer());
+  return false;
+}
+
+bool admit(grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor, std::string_view secret,
+           const OnRefused& refused) {
+  if (admitted(context, secret, refused)) return true;
   reactor.Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret"));
   return false;
 }

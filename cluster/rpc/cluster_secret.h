@@ -24,7 +24,9 @@ bool carries_secret(const grpc::ServerContextBase& context, std::string_view sec
 
 // Hears of each refused call (to count and log it), with the caller's address.
 using OnRefused = std::function<void(const std::string& peer)>;
-// True when the call may go on; otherwise it is finished with UNAUTHENTICATED
+// Whether the call carries the secret; if not, `refused` (if set) is told.
+bool admitted(const grpc::CallbackServerContext& context, std::string_view secret, const OnRefused& refused);
+// For a unary call: true when it may go on; otherwise it is finished with UNAUTHENTICATED
 // and `refused` (if set) is told. Every service's calls start here.
 bool admit(grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor, std::string_view secret,
            const OnRefused& refused);

@@ -1,6 +1,8 @@
 #include "cluster/rpc/routing_service.h"
 
 #include <algorithm>
+#include <deque>
+#include <memory>
 #include <mutex>
 
 #include "broker/mqtt/topic.h"
@@ -11,12 +13,13 @@
 namespace starling::cluster {
 
 RoutingService::RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder,
-                               RetainedVersions& retained, OnRefused refused)
+                               RetainedVersions& retained, OnRefused refused, spdlog::logger& log)
     : secret_(std::move(secret)),
       routes_(routes),
       forwarder_(forwarder),
       retained_(retained),
-      refused_(std::move(refused)) {}
+      refused_(std::move(refused)),
+      log_(log) {}
 
 broker::SessionRegistry* RoutingService::serving(grpc::CallbackServerContext* context,
                                                  grpc::ServerUnaryReactor* reactor) {
@@ -46,62 +49,168 @@ grpc::ServerUnaryReactor* RoutingService::UpdateRoutes(grpc::CallbackServerConte
   return reactor;
 }
 
-grpc::ServerUnaryReactor* RoutingService::Forward(grpc::CallbackServerContext* context,
-                                                  const v1::ForwardBatch* request, v1::ForwardAck* reply) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  broker::SessionRegistry* sessions = serving(context, reactor);
-  if (!sessions) return reactor;
-  forwarder_.counters_for(request->from_node())
-      .received.fetch_add(static_cast<uint64_t>(request->messages_size()), std::memory_order_relaxed);
+// One peer's long-lived link: batches are read one after another and taken
+// in order; each is answered when its outcome is known, in any order, one
+// write at a time. Outcomes may come after the stream ended: they then find
+// it gone (a weak pointer) and the peer, sending the batch again on a new
+// stream, gets the answer there.
+class RoutingService::ForwardStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                                            public std::enable_shared_from_this<ForwardStream> {
+ public:
+  ForwardStream(RoutingService& service, broker::SessionRegistry* sessions, std::string peer)
+      : service_(service), sessions_(sessions), peer_(std::move(peer)) {}
 
-  // Answered once every message is queued here (stored where it must be):
-  // the last of the callbacks, or this function, finishes the call.
-  struct Pending {
-    std::atomic<size_t> left;
-    std::mutex mu;
-    v1::ForwardAck* reply;
-    grpc::ServerUnaryReactor* reactor;
-    void refuse(uint32_t index) {
-      std::lock_guard lock(mu);
-      reply->add_refused(index);
+  // Owns itself until gRPC is done with it.
+  void begin(grpc::Status refusal) {
+    self_ = shared_from_this();
+    if (!refusal.ok()) {
+      finish(std::move(refusal));
+      return;
     }
-    void finish_one() {
-      if (left.fetch_sub(1) == 1) reactor->Finish(grpc::Status::OK);
+    StartRead(&read_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the peer closed its side, or the stream broke
+      bool idle = false;
+      {
+        std::lock_guard lock(mu_);
+        reads_done_ = true;
+        idle = !writing_;
+      }
+      if (idle) finish(grpc::Status::OK);
+      return;
     }
-  };
-  auto pending = std::make_shared<Pending>();
-  pending->left = 1;
-  pending->reply = reply;
-  pending->reactor = reactor;
+    batch_.Clear();
+    if (!grpc::SerializationTraits<v1::ForwardBatch>::Deserialize(&read_, &batch_).ok()) {
+      service_.unreadable(peer_);
+      finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a forwarded batch could not be read"));
+      return;
+    }
+    const uint64_t sequence = batch_.sequence();
+    auto [outcome, fresh] = service_.inbound_.receive(batch_.link_id(), sequence);
+    if (fresh) {
+      service_.forwarder_.counters_for(batch_.from_node())
+          .received.fetch_add(static_cast<uint64_t>(batch_.messages_size()), std::memory_order_relaxed);
+      service_.take(batch_, *sessions_, outcome);
+    }
+    outcome->when_complete([weak = weak_from_this(), sequence](const std::vector<uint32_t>& refused) {
+      if (auto stream = weak.lock()) stream->answer(sequence, refused);
+    });
+    if (fresh) outcome->seal();
+    StartRead(&read_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool more = false;
+    bool idle = false;
+    {
+      std::lock_guard lock(mu_);
+      acks_.pop_front();
+      writing_ = ok && !acks_.empty();
+      more = writing_;
+      idle = !writing_ && (reads_done_ || !ok);
+    }
+    if (more) StartWrite(&acks_.front());
+    if (idle) finish(ok ? grpc::Status::OK : grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+  }
+
+  void OnDone() override {
+    const auto last = std::move(self_);  // may be the last owner: nothing after this
+  }
+
+ private:
+  void answer(uint64_t sequence, const std::vector<uint32_t>& refused) {
+    {
+      std::lock_guard lock(mu_);
+      if (finished_ || reads_done_) return;
+      v1::ForwardAck ack;
+      ack.set_sequence(sequence);
+      for (uint32_t i : refused) ack.add_refused(i);
+      bool own = false;
+      if (!grpc::SerializationTraits<v1::ForwardAck>::Serialize(ack, &acks_.emplace_back(), &own).ok()) {
+        acks_.pop_back();  // cannot happen for a message this small; the peer asks again
+        return;
+      }
+      if (writing_) return;  // OnWriteDone goes on with it
+      writing_ = true;
+    }
+    // Only OnWriteDone pops the front, and a deque keeps its elements in place.
+    StartWrite(&acks_.front());
+  }
+
+  void finish(grpc::Status status) {
+    {
+      std::lock_guard lock(mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(std::move(status));
+  }
+
+  RoutingService& service_;
+  broker::SessionRegistry* const sessions_;
+  const std::string peer_;  // its address, for the log
+  std::shared_ptr<ForwardStream> self_;
+  grpc::ByteBuffer read_;   // only the reading side touches these two
+  v1::ForwardBatch batch_;
+  std::mutex mu_;
+  std::deque<grpc::ByteBuffer> acks_;  // the front is being written while writing_
+  bool writing_ = false;
+  bool reads_done_ = false;
+  bool finished_ = false;
+};
+
+void RoutingService::unreadable(const std::string& peer) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = unreadable_logged_ms_.load();
+  if (last != 0 && now - last < 10000) return;
+  if (!unreadable_logged_ms_.compare_exchange_strong(last, now)) return;
+  log_.warn("cluster: a forwarded batch from {} could not be read; its stream is ended", peer);
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* RoutingService::Forward(
+    grpc::CallbackServerContext* context) {
+  broker::SessionRegistry* sessions = sessions_.load();
+  auto stream = std::make_shared<ForwardStream>(*this, sessions, context->peer());
+  grpc::Status refusal = grpc::Status::OK;
+  if (!admitted(*context, secret_, refused_)) {
+    refusal = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong cluster secret");
+  } else if (!sessions) {
+    refusal = grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving yet");
+  }
+  stream->begin(std::move(refusal));
+  return stream.get();
+}
+
+void RoutingService::take(const v1::ForwardBatch& batch, broker::SessionRegistry& sessions,
+                          const std::shared_ptr<BatchOutcome>& outcome) {
   const broker::ClockPair now;
-  for (int i = 0; i < request->messages_size(); ++i) {
-    const auto& f = request->messages(i);
+  for (int i = 0; i < batch.messages_size(); ++i) {
+    const auto& f = batch.messages(i);
     const auto index = static_cast<uint32_t>(i);
     const bool acked = f.qos() > 0 || f.has_retained();
     const broker::MessagePtr message = from_forwarded(f, now);
     if (!message) {
-      if (acked) pending->refuse(index);
+      if (acked) outcome->refuse(index);
       continue;
     }
-    const auto part = [pending, index, acked](bool ok) {
-      if (!ok && acked) pending->refuse(index);
-      pending->finish_one();
-    };
+    const auto part = [outcome, index, acked](bool ok) { outcome->part_done(ok || !acked, index); };
     if (f.has_retained() && !f.retained().origin().empty()) {
       // Kept (and stored) before the answer when newer than what this node has.
       retained_.accept(f.topic(), RetainedVersion{f.retained().hlc(), f.retained().origin()}, [&] {
-        pending->left.fetch_add(1);
-        sessions->retain_forwarded(message, part);
+        outcome->add_part();
+        sessions.retain_forwarded(message, part);
       });
     }
     if (!f.replicate_only()) {
-      pending->left.fetch_add(1);
+      outcome->add_part();
       const std::vector<std::string> groups(f.shared_groups().begin(), f.shared_groups().end());
-      sessions->deliver_forwarded(message, groups, part);
+      sessions.deliver_forwarded(message, groups, part);
     }
   }
-  pending->finish_one();
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* RoutingService::RetainedSnapshot(grpc::CallbackServerContext* context,

@@ -1,8 +1,7 @@
 #include "cluster/sessions/session_transfer.h"
 
-#include <condition_variable>
+#include <atomic>
 #include <memory>
-#include <mutex>
 
 #include "broker/stored_message.h"
 #include "cluster/routing/peer_link.h"
@@ -62,29 +61,62 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
   return handed;
 }
 
-PeersAnswer take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
-                            bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
-                            TakeoverStats& stats, spdlog::logger& log) {
-  PeersAnswer answer;
-  if (peers.empty()) return answer;
+void take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
+                     bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
+                     TakeoverStats& stats, spdlog::logger& log, std::function<void(PeersAnswer)> done) {
+  if (peers.empty()) {
+    done(PeersAnswer{});
+    return;
+  }
   struct Call {
+    std::string peer_id;
     grpc::ClientContext context;
     v1::TakeSessionRequest request;
     v1::TakeSessionReply reply;
     std::unique_ptr<v1::Sessions::Stub> stub;
     grpc::Status status;
-    bool done = false;
   };
+  // The last answer (each call ends by its deadline) puts them together.
   struct Shared {
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t left = 0;
+    std::atomic<size_t> left{0};
+    std::vector<std::shared_ptr<Call>> calls;
+    std::string client_id;
+    TakeoverStats* stats = nullptr;
+    spdlog::logger* log = nullptr;
+    std::function<void(PeersAnswer)> done;
+    void finish() {
+      PeersAnswer answer;
+      for (const auto& call : calls) {
+        if (!call->status.ok()) {
+          stats->failed.fetch_add(1, std::memory_order_relaxed);
+          log->warn("cluster: {} did not answer for client {}'s session: {}", call->peer_id, client_id,
+                   call->status.error_message());
+          continue;
+        }
+        if (call->reply.superseded()) {
+          answer.superseded = true;
+          continue;
+        }
+        auto handed = from_proto(call->reply);
+        if (!handed) continue;
+        stats->taken.fetch_add(1, std::memory_order_relaxed);
+        log->info("cluster: client {} taken over from {}{}", client_id, call->peer_id,
+                 handed->resumed ? " with its session" : "");
+        // Only one node should have had it; should two, the first is kept.
+        if (!answer.handed) answer.handed = std::move(handed);
+      }
+      done(std::move(answer));
+    }
   };
   auto shared = std::make_shared<Shared>();
   shared->left = peers.size();
-  std::vector<std::shared_ptr<Call>> calls;
+  shared->client_id = client_id;
+  shared->stats = &stats;
+  shared->log = &log;
+  shared->done = std::move(done);
   for (const auto& peer : peers) {
     auto call = std::make_shared<Call>();
+    call->peer_id = peer.node_id;
     call->stub = v1::Sessions::NewStub(peer_channel(peer.address));
     call->request.set_from_node(epoch.node);
     call->request.set_client_id(client_id);
@@ -92,43 +124,16 @@ PeersAnswer take_from_peers(const std::vector<Member>& peers, const std::string&
     call->request.set_epoch(epoch.hlc);
     call->context.set_deadline(std::chrono::system_clock::now() + timeout);
     attach_secret(call->context, secret);
+    shared->calls.push_back(call);
+  }
+  // Every call is in the list before the first can finish.
+  for (const auto& call : std::vector(shared->calls)) {
     call->stub->async()->TakeSession(&call->context, &call->request, &call->reply,
                                      [shared, call](grpc::Status status) {
-                                       std::lock_guard lock(shared->mu);
                                        call->status = std::move(status);
-                                       call->done = true;
-                                       --shared->left;
-                                       shared->cv.notify_all();
+                                       if (shared->left.fetch_sub(1) == 1) shared->finish();
                                      });
-    calls.push_back(std::move(call));
   }
-  {
-    // The deadline ends every call; a little more for the callbacks.
-    std::unique_lock lock(shared->mu);
-    shared->cv.wait_for(lock, timeout + std::chrono::milliseconds(500), [&] { return shared->left == 0; });
-  }
-  std::lock_guard lock(shared->mu);
-  for (size_t i = 0; i < calls.size(); ++i) {
-    const auto& call = calls[i];
-    if (!call->done || !call->status.ok()) {
-      stats.failed.fetch_add(1, std::memory_order_relaxed);
-      log.warn("cluster: {} did not answer for client {}'s session: {}", peers[i].node_id, client_id,
-               call->done ? call->status.error_message() : std::string{"no answer"});
-      continue;
-    }
-    if (call->reply.superseded()) {
-      answer.superseded = true;
-      continue;
-    }
-    auto handed = from_proto(call->reply);
-    if (!handed) continue;
-    stats.taken.fetch_add(1, std::memory_order_relaxed);
-    log.info("cluster: client {} taken over from {}{}", client_id, peers[i].node_id,
-             handed->resumed ? " with its session" : "");
-    // Only one node should have had it; should two, the first is kept.
-    if (!answer.handed) answer.handed = std::move(handed);
-  }
-  return answer;
 }
 
 }  // namespace starling::cluster

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,14 +29,15 @@ struct TakeoverStats {
   std::atomic<uint64_t> refused{0};  // this CONNECT lost to a newer one elsewhere
 };
 
-// Asks every peer in `peers` at once; waits at most `timeout`. A peer that
-// does not answer is counted and logged; what the others handed is used.
+// Asks every peer in `peers` at once; `done` runs (on a gRPC thread, or at
+// once when there are none) when all answered or `timeout` passed. A peer
+// that does not answer is counted and logged; what the others handed is used.
 struct PeersAnswer {
   bool superseded = false;  // a peer has a newer CONNECT of the client under way
   std::optional<broker::HandedSession> handed;
 };
-PeersAnswer take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
-                            bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
-                            TakeoverStats& stats, spdlog::logger& log);
+void take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
+                     bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
+                     TakeoverStats& stats, spdlog::logger& log, std::function<void(PeersAnswer)> done);
 
 }  // namespace starling::cluster

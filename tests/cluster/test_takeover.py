@@ -5,8 +5,11 @@ connects to, with its subscriptions and queued messages.
 
 Usage: test_takeover.py PATH_TO_STARLING
 """
+import os
+import signal
 import socket
 import threading
+import time
 import unittest
 
 from cluster_harness import *  # noqa: F401,F403
@@ -31,6 +34,42 @@ class Takeover(ClusterTest):
             self.assertEqual(http_json(n3.http_port, "GET", "/api/v1/clients/moving")[0], 200)
             samples = scrape(n3.http_port)
             self.assertEqual(metric(samples, "starling_cluster_takeovers_total", result="taken"), 1)
+
+    def test_a_connect_waiting_for_a_silent_peer_holds_up_no_one_else(self):
+        """A CONNECT waits for every live peer (at most 2 s) before it is
+        answered; meanwhile the node's only worker thread serves its other
+        clients. n2 is frozen with SIGSTOP, so it takes the TCP bytes but
+        never answers."""
+        with Cluster(2, "--threads", "1") as c:
+            n1, n2 = c.nodes
+            pub = self.client(n1, client_id="busy-pub")
+            sub = self.client(n1, client_id="busy-sub")
+            sub.subscribe("busy/#", qos=1)
+            late = self.client(client_id="late")
+            connected = []
+            os.kill(n2.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                connecting = threading.Thread(target=lambda: connected.append(self.connect(late, n1)))
+                connecting.start()
+                time.sleep(0.3)  # the CONNECT is now waiting for n2
+                t0 = time.monotonic()
+                for i in range(20):
+                    pub.publish(f"busy/{i}", b"x", qos=1)  # each waits for its PUBACK
+                publishing = time.monotonic() - t0
+                sub.msgs.wait_for(20)
+                connecting.join(10)
+                connect_took = time.monotonic() - started
+            finally:
+                os.kill(n2.pid, signal.SIGCONT)
+            self.assertEqual(len(connected), 1, "the CONNECT was never answered")
+            self.assertEqual(connected[0][1], 0)
+            self.assertGreater(connect_took, 1.5, "the CONNECT did not wait for n2: this test shows nothing")
+            # With the worker blocked for the CONNECT, these 20 round trips took
+            # the rest of its 2 s; on loopback they take a few milliseconds.
+            self.assertLess(publishing, 1.0, f"20 QoS 1 publishes took {publishing:.2f} s during the CONNECT")
+            samples = scrape(n1.http_port)
+            self.assertEqual(metric(samples, "starling_cluster_takeovers_total", result="failed"), 1)
 
     def test_a_persistent_session_moves_with_its_queued_messages(self):
         n = 20

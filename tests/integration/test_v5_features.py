@@ -166,6 +166,19 @@ class MaximumPacketSize(BrokerTest):
         self.assertEqual([m.payload for m in msgs], [b"S" * 10])
         self.assertIsNone(sub.disconnected, "the subscriber must stay connected")
 
+    def test_a_dropped_large_message_does_not_stall_the_ones_after_it(self):
+        # Larger than what one pass takes from the session's queue: the pass
+        # drops it and writes nothing, and the broker must still go on.
+        sub = self.v5("mps-stall-sub")
+        sub.connect(self.broker, properties=connect_props(MaximumPacketSize=1000))
+        sub.subscribe("mps/s/#", 1)
+        pub = self.connected("mps-stall-pub")
+        for i in range(10):
+            pub.publish("mps/s/big", b"L" * 40000, qos=0, wait=False)
+            pub.publish("mps/s/small", str(i).encode(), qos=0)
+            sub.msgs.wait_for(i + 1, timeout=5)
+        self.assertEqual(sub.msgs.payloads(), [str(i).encode() for i in range(10)])
+
 
 class BrokerMaximumPacketSize(BrokerTest):
     broker_args = ("--max-packet-size", "1000")
