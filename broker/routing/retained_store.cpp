@@ -29,6 +29,21 @@ std::vector<MessagePtr> RetainedStore::matching(std::string_view filter, Clock::
   return out;
 }
 
+RetainedStore::Page RetainedStore::page(std::string_view filter, std::string_view after, size_t limit,
+                                        Clock::time_point now) const {
+  Page out;
+  std::shared_lock lock(mu_);
+  for (auto it = after.empty() ? by_topic_.begin() : by_topic_.upper_bound(after); it != by_topic_.end(); ++it) {
+    if (it->second->expired(now) || !topic_matches(filter, it->first)) continue;
+    if (out.messages.size() == limit) {
+      out.more = true;
+      break;
+    }
+    out.messages.push_back(it->second);
+  }
+  return out;
+}
+
 void RetainedStore::remove_expired(Clock::time_point now) {
   std::unique_lock lock(mu_);
   std::erase_if(by_topic_, [now](const auto& entry) { return entry.second->expired(now); });

@@ -22,6 +22,13 @@ class RetainedStore {
   // left out [MQTT-3.3.2-5] and removed by the next set() of their topic or by
   // remove_expired().
   std::vector<MessagePtr> matching(std::string_view filter, Clock::time_point now) const;
+  // The same in topic order, a page at a time: at most `limit` after topic
+  // `after` (from the start when empty); `more` says whether others follow.
+  struct Page {
+    std::vector<MessagePtr> messages;
+    bool more = false;
+  };
+  Page page(std::string_view filter, std::string_view after, size_t limit, Clock::time_point now) const;
   size_t size() const;
   void remove_expired(Clock::time_point now);
 

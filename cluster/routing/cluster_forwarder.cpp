@@ -125,7 +125,7 @@ uint64_t ClusterForwarder::retain(const broker::MessagePtr& message, broker::Ret
     store.set(message);
     return 0;
   }
-  return retained_.stamp(message->topic, [&] { store.set(message); });
+  return retained_.stamp(message->topic, [&] { store.set(message); }, /*cleared=*/message->payload.empty());
 }
 
 size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, uint64_t retained_version) {

@@ -200,10 +200,13 @@ void RoutingService::take(const v1::ForwardBatch& batch, broker::SessionRegistry
     const auto part = [outcome, index, acked](bool ok) { outcome->part_done(ok || !acked, index); };
     if (f.has_retained() && !f.retained().origin().empty()) {
       // Kept (and stored) before the answer when newer than what this node has.
-      retained_.accept(f.topic(), RetainedVersion{f.retained().hlc(), f.retained().origin()}, [&] {
-        outcome->add_part();
-        sessions.retain_forwarded(message, part);
-      });
+      retained_.accept(
+          f.topic(), RetainedVersion{f.retained().hlc(), f.retained().origin()},
+          [&] {
+            outcome->add_part();
+            sessions.retain_forwarded(message, part);
+          },
+          /*cleared=*/f.payload().empty());
     }
     if (!f.replicate_only()) {
       outcome->add_part();
@@ -222,12 +225,8 @@ grpc::ServerUnaryReactor* RoutingService::RetainedSnapshot(grpc::CallbackServerC
   const size_t limit = std::clamp<size_t>(request->limit(), 1, 1000);
   const broker::ClockPair now;
   // In topic order; a page starts after the last topic of the one before.
-  for (const auto& m : sessions->retained().matching("#", now.steady)) {
-    if (!request->after().empty() && m->topic <= request->after()) continue;
-    if (static_cast<size_t>(reply->messages_size()) == limit) {
-      reply->set_more(true);
-      break;
-    }
+  const auto page = sessions->retained().page("#", request->after(), limit, now.steady);
+  for (const auto& m : page.messages) {
     auto* f = reply->add_messages();
     *f = to_forwarded(*m, now);
     f->set_replicate_only(true);
@@ -235,6 +234,7 @@ grpc::ServerUnaryReactor* RoutingService::RetainedSnapshot(grpc::CallbackServerC
     f->mutable_retained()->set_hlc(version.hlc);
     f->mutable_retained()->set_origin(version.origin);
   }
+  reply->set_more(page.more);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

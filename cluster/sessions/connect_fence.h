@@ -4,10 +4,15 @@
 // other nodes are asked, and the newer epoch wins on both sides. A node
 // asked while a newer CONNECT of the client is under way answers
 // "superseded" and the asker refuses its own; an older one under way here is
-// marked lost and refused when it finishes.
+// marked lost and refused when it finishes. A CONNECT that stood is
+// remembered for a few seconds more (longer than the others take to ask), so
+// an older one's request that comes after the session opened here is refused
+// too, rather than taking the session from the newer connection.
 #pragma once
 
+#include <chrono>
 #include <compare>
+#include <deque>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -25,7 +30,8 @@ struct ConnectEpoch {
 
 class ConnectFence {
  public:
-  explicit ConnectFence(std::string self_id) : self_(std::move(self_id)) {}
+  explicit ConnectFence(std::string self_id, std::chrono::milliseconds remember = std::chrono::seconds(10))
+      : self_(std::move(self_id)), remember_(remember) {}
   // A CONNECT here starts: its epoch.
   ConnectEpoch begin(const std::string& client_id);
   // ... and ends: true when no newer CONNECT elsewhere got in meanwhile.
@@ -39,10 +45,20 @@ class ConnectFence {
     ConnectEpoch epoch;
     bool lost = false;
   };
+  struct Stood {
+    ConnectEpoch epoch;
+    std::chrono::steady_clock::time_point forget_at;
+  };
+  // The newest CONNECT here that stood, unless it is due to be forgotten.
+  const Stood* stood(const std::string& client_id, std::chrono::steady_clock::time_point now);
+
   const std::string self_;
+  const std::chrono::milliseconds remember_;
   HybridClock clock_;
   std::mutex mu_;
   std::map<std::string, Pending, std::less<>> pending_;  // only while a CONNECT asks the others
+  std::map<std::string, Stood, std::less<>> stood_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> forget_;  // oldest first
 };
 
 }  // namespace starling::cluster

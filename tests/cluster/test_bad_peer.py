@@ -99,9 +99,9 @@ def forwarded(topic, payload, qos):
     return pb_bytes(1, topic) + pb_bytes(2, payload) + pb_int(3, qos)
 
 
-def forward_batch(from_node, messages, sequence=1):
-    """ForwardBatch on a link id of its own, so no node has seen it before."""
-    link_id = random.getrandbits(63) | 1
+def forward_batch(from_node, messages, sequence=1, link_id=None):
+    """ForwardBatch, by default on a link id of its own, so no node has seen it before."""
+    link_id = link_id or random.getrandbits(63) | 1
     return (pb_bytes(1, from_node) + b"".join(pb_bytes(2, m) for m in messages) +
             pb_int(3, link_id) + pb_int(4, sequence))
 
@@ -250,6 +250,31 @@ class BadPeer(ClusterTest):
             sub.msgs.wait_for(2, topic="g/after")
             sub.msgs.wait_quiet(0.3)
             self.assertEqual(sub.msgs.payloads(), [b"ok", b"after 0", b"after 1"])
+
+    def test_a_batch_sent_again_is_answered_but_delivered_once(self):
+        # A node whose stream broke before a batch's answer came sends the
+        # batch again on a new stream; the receiver knows it by link id and
+        # sequence, answers it, and does not deliver it twice.
+        with Cluster(1) as c:
+            n1 = c.nodes[0]
+            sub = self.client(n1)
+            sub.subscribe("again/#", qos=1)
+            link = random.getrandbits(63) | 1
+            first = forward_batch("bad-peer", [forwarded("again/1", b"one", 1)], sequence=1, link_id=link)
+            second = forward_batch("bad-peer", [forwarded("again/2", b"two", 1)], sequence=2, link_id=link)
+            with Peer(n1) as peer:
+                code, acks, details = peer.forward([first], answers=1)
+                self.assertEqual(code, grpc.StatusCode.OK, details)
+                self.assertEqual([a.get(2) for a in acks], [[1]])
+                # On a new stream: the first again, the next one, and the first
+                # once more on the same stream.
+                code, acks, details = peer.forward([first, second, first], answers=3)
+                self.assertEqual(code, grpc.StatusCode.OK, details)
+                self.assertEqual(sorted(a.get(2)[0] for a in acks), [1, 1, 2])
+                self.assertEqual([a.get(1) for a in acks], [None] * 3, "nothing refused")
+            sub.msgs.wait_for(2)
+            sub.msgs.wait_quiet(0.5)
+            self.assertEqual(sub.msgs.payloads(), [b"one", b"two"])
 
     def test_an_undecodable_forward_batch_ends_its_stream_with_an_error(self):
         # The sender learns that the node did not take its batch, and why,

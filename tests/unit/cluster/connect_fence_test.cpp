@@ -26,9 +26,19 @@ TEST(ConnectFence, WithNothingUnderWayEveryoneYieldsAndAConnectStands) {
   const ConnectEpoch e = a.begin("x");
   EXPECT_GT(e.hlc, 1u);
   EXPECT_TRUE(a.end("x", e));
-  // An older one from elsewhere arriving later is not stopped here (the
-  // entry is gone); the session it takes was handed over fairly.
+  // An older one from elsewhere whose request comes after the session
+  // opened here does not take it.
+  EXPECT_FALSE(a.yield_to("x", ConnectEpoch{e.hlc - 1, "b"}));
+  // A newer one does, and then an older one than that is refused no more here.
+  EXPECT_TRUE(a.yield_to("x", ConnectEpoch{e.hlc + 1, "b"}));
   EXPECT_TRUE(a.yield_to("x", ConnectEpoch{e.hlc - 1, "b"}));
+}
+
+TEST(ConnectFence, AConnectThatStoodIsForgottenAfterAWhile) {
+  ConnectFence a{"a", std::chrono::milliseconds(0)};
+  const ConnectEpoch e = a.begin("x");
+  EXPECT_TRUE(a.end("x", e));
+  EXPECT_TRUE(a.yield_to("x", ConnectEpoch{e.hlc - 1, "b"})) << "remembered past its time";
 }
 
 TEST(ConnectFence, ASecondConnectHereReplacesTheFirst) {

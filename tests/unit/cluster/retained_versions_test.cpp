@@ -34,5 +34,25 @@ TEST(RetainedVersions, TheLastWriterWinsThenTheNodeId) {
   EXPECT_FALSE(v.version_of("never").has_value());
 }
 
+TEST(RetainedVersions, AClearedTopicIsForgottenAfterItsTombstoneLife) {
+  RetainedVersions v{"n1", std::chrono::milliseconds(0)};
+  v.accept("gone", RetainedVersion{100, "n2"}, [] {}, /*cleared=*/true);
+  v.accept("kept", RetainedVersion{100, "n2"}, [] {});
+  EXPECT_FALSE(v.version_of("gone").has_value()) << "forgotten at the next write";
+  EXPECT_TRUE(v.version_of("kept").has_value()) << "a retained message keeps its version";
+  // Cleared, then set again before the tombstone's time: the new version stays.
+  v.accept("back", RetainedVersion{200, "n2"}, [] {}, /*cleared=*/true);
+  v.accept("back", RetainedVersion{300, "n2"}, [] {});
+  v.stamp("another", [] {});
+  EXPECT_EQ(v.version_of("back"), (RetainedVersion{300, "n2"}));
+  EXPECT_EQ(v.size(), 3u);  // kept, back, another
+}
+
+TEST(RetainedVersions, ATombstoneStillRefusesOlderWritesWithinItsLife) {
+  RetainedVersions v{"n1"};
+  EXPECT_TRUE(v.accept("t", RetainedVersion{200, "n2"}, [] {}, /*cleared=*/true));
+  EXPECT_FALSE(v.accept("t", RetainedVersion{150, "n3"}, [] {})) << "an older write came back to life";
+}
+
 }  // namespace
 }  // namespace starling::cluster
