@@ -100,7 +100,8 @@ class ClientLink {
   // order) until the returned callback is called, from any thread, with what
   // to do next: that runs on the connection's worker, even when the
   // connection closed meanwhile (it then finds it closed), and then the held
-  // packets are handled.
+  // packets are handled. The connection lives at least until then: call the
+  // callback, once, in bounded time.
   using Resume = std::function<void(std::function<void(ClientLink&)> then)>;
   virtual Resume suspend() = 0;
   // Whether the connection is closing or closed.

@@ -262,10 +262,11 @@ void Connection::wait_for_room(Session& congested) {
 
 ClientLink::Resume Connection::suspend() {
   suspended_ = true;
-  return [weak = weak_from_this()](std::function<void(ClientLink&)> then) {
-    if (auto self = weak.lock()) {
-      self->post_home([then = std::move(then)](Connection& c) { c.resume(then); });
-    }
+  // Held until it resumes (the callers bound that in time): what comes then
+  // (a session handed over by another node) must find the connection, even
+  // one that closed meanwhile.
+  return [self = shared_from_this()](std::function<void(ClientLink&)> then) {
+    self->post_home([then = std::move(then)](Connection& c) { c.resume(then); });
   };
 }
 

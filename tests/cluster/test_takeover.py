@@ -71,6 +71,36 @@ class Takeover(ClusterTest):
             samples = scrape(n1.http_port)
             self.assertEqual(metric(samples, "starling_cluster_takeovers_total", result="failed"), 1)
 
+    def test_a_client_gone_while_its_connect_waits_keeps_its_session(self):
+        """The client closes its socket while its CONNECT waits for a silent
+        peer (n2, frozen): the session n1 handed over meanwhile is kept on n3,
+        with its queued messages, as if the client had connected and left."""
+        with Cluster(3) as c:
+            n1, n2, n3 = c.nodes
+            x = self.client(client_id="leaver", version=4, clean_session=False)
+            self.connect(x, n1, clean_start=False)
+            x.subscribe("lv/#", qos=1)
+            x.disconnect()
+            pub = self.client(n1, client_id="lv-pub")
+            for i in range(5):
+                pub.publish(f"lv/{i}", str(i).encode(), qos=1)
+            os.kill(n2.pid, signal.SIGSTOP)
+            try:
+                with socket.create_connection(("127.0.0.1", n3.port)) as s:
+                    s.sendall(connect_packet(version=4, client_id="leaver", clean=False))
+                    # n1 hands the session over at once; n3 waits for n2.
+                    wait_until(lambda: "leaver" not in {x["client_id"] for x in http_json(
+                        n1.http_port, "GET", "/api/v1/clients")[1]["data"]}, 5.0, message="n1 to hand over")
+                # Gone before its CONNACK. n3's wait for n2 ends within 2 s.
+                time.sleep(2.5)
+            finally:
+                os.kill(n2.pid, signal.SIGCONT)
+            x2 = self.client(client_id="leaver", version=4, clean_session=False)
+            present, rc, _ = self.connect(x2, n3, clean_start=False)
+            self.assertEqual((present, rc), (1, 0), "the session handed over while its client was gone is lost")
+            x2.msgs.wait_for(5)
+            self.assertEqual([int(p) for p in x2.msgs.payloads()], list(range(5)))
+
     def test_a_persistent_session_moves_with_its_queued_messages(self):
         n = 20
         with Cluster(3) as c:
