@@ -424,6 +424,33 @@ bool Session::restore_released(uint64_t sequence) {
   return true;
 }
 
+bool Session::assign_sequence_for(Delivery& d, uint16_t packet_id) {
+  if (!persistent() || d.qos == mqtt::QoS::k0 || packet_id == 0) return false;
+  // The first sequence from the next one on whose id is packet_id: sequences
+  // stay in order, with a gap.
+  uint64_t next = next_sequence_.load(std::memory_order_relaxed);
+  do {
+    d.sequence = next + (uint64_t{packet_id} - 1 + 65535 - next % 65535) % 65535;
+  } while (!next_sequence_.compare_exchange_weak(next, d.sequence + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void Session::restore_inflight(Delivery d, uint16_t packet_id, bool released) {
+  std::lock_guard lock(mu_);
+  Flow& f = make_flow_locked();
+  if (packet_id == 0 || find_inflight_locked(packet_id) != kNotInflight) {
+    // No id, or one taken already (a damaged hand-over): queued, as new.
+    f.queued_bytes += cost(d);
+    push_grow(f.queue, std::move(d));
+    return;
+  }
+  // The next connection sends it again (DUP), or its PUBREL when released.
+  const bool sent = released;
+  push_grow(f.inflight, Inflight{packet_id, std::move(d), released, sent});
+  f.inflight_ids.push_back(packet_id);
+  f.inflight_unsent += !sent;
+}
+
 void Session::restore_inbound_qos2(uint16_t packet_id) { begin_inbound_qos2(packet_id, SIZE_MAX); }
 
 void Session::restore_offline(Clock::time_point disconnected_at, uint16_t last_packet_id) {

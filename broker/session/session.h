@@ -260,6 +260,13 @@ class Session {
   // goes back in flight, its PUBREL to be sent again. False if not queued.
   bool restore_released(uint64_t sequence);
   void restore_inbound_qos2(uint16_t packet_id);
+  // A delivery another node's session had in flight under `packet_id`
+  // (`released`: its PUBREL was sent), in flight here under the same id: the
+  // client may hold that id. assign_sequence_for first, for a stored one:
+  // its sequence is chosen so that the id follows from it (packet_id_of),
+  // and a restart sends it under the same id too.
+  bool assign_sequence_for(Delivery& d, uint16_t packet_id);
+  void restore_inflight(Delivery d, uint16_t packet_id, bool released);
   void restore_offline(Clock::time_point disconnected_at, uint16_t last_packet_id);
   uint16_t last_packet_id() const;
 

@@ -134,13 +134,7 @@ std::optional<HandedSession> SessionRegistry::hand_over(const std::string& clien
   if (clean_start || session->expiry_interval() == 0) return handed;
   handed.resumed = true;
   for (auto& [filter, record] : session->subscriptions()) handed.subscriptions.emplace_back(filter, record);
-  for (auto& in : session->inflight_snapshot()) {
-    // Released QoS 2 ones: the client has the message already; sending it
-    // again would be a second copy.
-    if (in.released) continue;
-    in.delivery.dup = true;
-    handed.deliveries.push_back(std::move(in.delivery));
-  }
+  handed.inflight = session->inflight_snapshot();
   for (auto& d : session->queued_snapshot()) handed.deliveries.push_back(std::move(d));
   handed.inbound_qos2 = session->inbound_qos2_snapshot();
   return handed;
@@ -149,10 +143,15 @@ std::optional<HandedSession> SessionRegistry::hand_over(const std::string& clien
 void SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSession handed,
                             storage::WriteBatch& batch) {
   const ClockPair now;
-  for (const auto& [filter, record] : handed.subscriptions) {
-    // Recorded in the session first: Router::remove_session relies on it.
-    session->add_subscription(filter, record);
-    router_.subscribe(session, filter, SubscriptionEntry{record.options, record.subscription_id});
+  for (auto& in : handed.inflight) {
+    Delivery& d = in.delivery;
+    d.sequence = 0;
+    d.dup = true;
+    if (commits_ && session->assign_sequence_for(d, in.packet_id)) {
+      put_queued(batch, *session, d, now);
+      if (in.released) put_released(batch, *session, d.sequence);
+    }
+    session->restore_inflight(std::move(d), in.packet_id, in.released);
   }
   for (auto& d : handed.deliveries) {
     d.sequence = 0;
@@ -160,6 +159,12 @@ void SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSessi
     session->restore_queued(std::move(d));
   }
   for (uint16_t id : handed.inbound_qos2) session->restore_inbound_qos2(id);
+  // Subscribed last: what matches from now on queues behind what came.
+  for (const auto& [filter, record] : handed.subscriptions) {
+    // Recorded in the session first: Router::remove_session relies on it.
+    session->add_subscription(filter, record);
+    router_.subscribe(session, filter, SubscriptionEntry{record.options, record.subscription_id});
+  }
 }
 
 void SessionRegistry::retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done) {

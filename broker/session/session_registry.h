@@ -36,8 +36,10 @@ struct HandedSession {
   // start, or expiry 0); the rest is empty.
   bool resumed = false;
   std::vector<std::pair<std::string, SubscriptionRecord>> subscriptions;
-  // In-flight deliveries first (sent before: again with DUP), then the queue.
-  std::vector<Delivery> deliveries;
+  // Sent and not completed: again with DUP under the same packet id, or, once
+  // released, their PUBREL.
+  std::vector<Inflight> inflight;
+  std::vector<Delivery> deliveries;  // the queue, in order
   std::vector<uint16_t> inbound_qos2;
 };
 

@@ -22,14 +22,22 @@ v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed
     s->set_identifier(record.subscription_id);
   }
   const broker::ClockPair now;
-  for (const auto& d : handed->deliveries) {
+  const auto add = [&](const broker::Delivery& d) {
     auto* h = reply.add_deliveries();
     *h->mutable_message() = to_forwarded(*d.message, now);
     h->set_qos(static_cast<uint32_t>(d.qos));
     h->set_retain(d.retain);
     for (uint32_t id : d.subscription_ids) h->add_subscription_ids(id);
     h->set_dup(d.dup);
+    return h;
+  };
+  for (const auto& in : handed->inflight) {
+    auto* h = add(in.delivery);
+    h->set_dup(true);
+    h->set_packet_id(in.packet_id);
+    h->set_released(in.released);
   }
+  for (const auto& d : handed->deliveries) add(d);
   for (uint16_t id : handed->inbound_qos2) reply.add_inbound_qos2(id);
   return reply;
 }
@@ -53,7 +61,13 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
     d.retain = h.retain();
     d.subscription_ids.assign(h.subscription_ids().begin(), h.subscription_ids().end());
     d.dup = h.dup();
-    handed.deliveries.push_back(std::move(d));
+    if (h.packet_id() != 0 && h.packet_id() <= 0xffff && d.qos != mqtt::QoS::k0) {
+      const bool released = h.released() && d.qos == mqtt::QoS::k2;
+      handed.inflight.push_back(
+          broker::Inflight{static_cast<uint16_t>(h.packet_id()), std::move(d), released, false});
+    } else {
+      handed.deliveries.push_back(std::move(d));
+    }
   }
   for (uint32_t id : reply.inbound_qos2()) {
     if (id != 0 && id <= 0xffff) handed.inbound_qos2.push_back(static_cast<uint16_t>(id));

@@ -14,6 +14,7 @@ import unittest
 
 from cluster_harness import *  # noqa: F401,F403
 from cluster_harness import Cluster, ClusterTest
+from harness import PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, RawClient, ack_packet, subscribe_packet
 
 SESSION_TAKEN_OVER = 142  # 0x8E
 
@@ -100,6 +101,44 @@ class Takeover(ClusterTest):
             self.assertEqual((present, rc), (1, 0), "the session handed over while its client was gone is lost")
             x2.msgs.wait_for(5)
             self.assertEqual([int(p) for p in x2.msgs.payloads()], list(range(5)))
+
+    def test_qos2_deliveries_in_flight_keep_their_packet_ids(self):
+        """A QoS 2 message the client PUBREC'd (its PUBREL sent, PUBCOMP not
+        yet) and one it has not answered move with the session under the
+        packet ids the client holds: the first comes back as its PUBREL, the
+        second as a DUP PUBLISH; neither is delivered as new."""
+        with Cluster(3) as c:
+            n1, n2, n3 = c.nodes
+            pub = self.client(n2, client_id="q2-pub")
+            x = RawClient(n1, version=4)
+            try:
+                x.connect("q2-mover", clean=False)
+                x.send(subscribe_packet(1, [("q2/#", 2)], version=4))
+                x.expect(SUBACK)
+                pub.publish("q2/a", b"a", qos=2)
+                first = x.expect(PUBLISH)
+                x.send(ack_packet(PUBREC, first.packet_id, version=4))
+                self.assertEqual(x.expect(PUBREL).packet_id, first.packet_id)
+                pub.publish("q2/b", b"b", qos=2)
+                second = x.expect(PUBLISH)  # not answered
+                self.assertNotEqual(first.packet_id, second.packet_id)
+            finally:
+                x.close()
+            y = RawClient(n3, version=4)
+            try:
+                self.assertEqual(y.connect("q2-mover", clean=False).session_present, 1)
+                got = sorted((p.type, p.packet_id, p.dup if p.type == PUBLISH else None,
+                              p.payload if p.type == PUBLISH else None) for p in (y.read(), y.read()))
+                self.assertEqual(got, sorted([(PUBLISH, second.packet_id, True, b"b"),
+                                              (PUBREL, first.packet_id, None, None)]))
+                y.send(ack_packet(PUBCOMP, first.packet_id, version=4))
+                y.send(ack_packet(PUBREC, second.packet_id, version=4))
+                self.assertEqual(y.expect(PUBREL).packet_id, second.packet_id)
+                y.send(ack_packet(PUBCOMP, second.packet_id, version=4))
+                with self.assertRaises(TimeoutError, msg="something more was sent"):
+                    y.read(timeout=0.5)
+            finally:
+                y.close()
 
     def test_a_persistent_session_moves_with_its_queued_messages(self):
         n = 20

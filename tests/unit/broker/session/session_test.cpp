@@ -396,3 +396,39 @@ TEST_F(SessionTest, DetachDropsQueuedQos0AndOnlyTheCurrentListenerDetaches) {
 
 }  // namespace
 }  // namespace starling::broker
+
+namespace starling::broker {
+namespace {
+
+// A session handed over by another node keeps its deliveries' packet ids.
+TEST(AdoptedSession, InFlightDeliveriesKeepTheirPacketIds) {
+  Session session{"client", 1, QueueLimits{10, 1 << 20}, /*first_sequence=*/Session::kSequenceRange};
+  auto listener = std::make_shared<CountingListener>();
+  session.attach(listener);
+  Delivery sent = delivery(QoS::k2, "sent");
+  Delivery released = delivery(QoS::k2, "released");
+  ASSERT_TRUE(session.assign_sequence_for(sent, 40000));
+  ASSERT_TRUE(session.assign_sequence_for(released, 7));
+  EXPECT_EQ(Session::packet_id_of(sent.sequence), 40000);
+  EXPECT_EQ(Session::packet_id_of(released.sequence), 7);
+  EXPECT_LT(sent.sequence, released.sequence) << "stored in the order they came";
+  session.restore_inflight(std::move(sent), 40000, false);
+  session.restore_inflight(std::move(released), 7, true);
+  Delivery queued = delivery(QoS::k1, "queued");
+  ASSERT_TRUE(session.assign_sequence(queued));
+  session.restore_queued(std::move(queued));
+
+  std::vector<Session::Ready> ready;
+  size_t expired = 0;
+  std::vector<uint64_t> forget;
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget);
+  ASSERT_EQ(ready.size(), 2u) << "the unreleased one again, then the queue";
+  EXPECT_EQ(ready[0].packet_id, 40000);
+  EXPECT_TRUE(ready[0].dup);
+  EXPECT_EQ(ready[1].delivery.message->topic, "queued");
+  EXPECT_NE(ready[1].packet_id, 7) << "an id in flight is not reused";
+  EXPECT_EQ(session.released_ids(), std::vector<uint16_t>{7}) << "its PUBREL goes again";
+}
+
+}  // namespace
+}  // namespace starling::broker
