@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
-from cluster_harness import Cluster, MqttClient  # noqa: E402
+from cluster_harness import Cluster, MqttClient, metric, scrape  # noqa: E402
 
 harness.STARLING = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/release/broker/starling")
 MOVES = int(sys.argv[2]) if len(sys.argv) > 2 else 30
@@ -68,3 +68,6 @@ with Cluster(3) as cluster:
     missing = sorted(set(acked) - got)
     print(f"moves {MOVES}: acknowledged {len(acked)}, received {len(got)}, missing {len(missing)}"
           f"{': ' + ', '.join(map(str, missing[:20])) if missing else ''}")
+    # Published on n2 while no node had a route for the subscriber.
+    print("n2 dropped for no subscriber:",
+          metric(scrape(n2.http_port), "starling_messages_dropped_total", reason="no_subscribers"))

@@ -101,21 +101,22 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
     if (broker.commits) put_retained(write, *message, now);
   }
   // Submitted before any subscriber sees the message (deliver, below).
+  size_t peers = 0;  // other nodes it goes to
   if (p.qos == QoS::k0) {
     store(link, std::move(write));  // nobody waits for a QoS 0 message
-    forwarder.forward(message, {}, version);
+    peers = forwarder.forward(message, {}, version);
   } else {
     // Acknowledged once stored here and acknowledged by every other node
     // with a matching route.
     auto gate = ReplyGate::make();
     gate->submit(link, std::move(write));
-    const size_t peers = forwarder.forward(message, gate->part(), version);
+    peers = forwarder.forward(message, gate->part(), version);
     const bool nobody = route.deliveries.empty() && peers == 0;
     gate->hold(link, ack(nobody ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess));
   }
 
   const auto result = broker.router.deliver(route, now.steady);
-  if (route.deliveries.empty()) broker.stats.count_drop(DropReason::kNoSubscribers);
+  if (route.deliveries.empty() && peers == 0) broker.stats.count_drop(DropReason::kNoSubscribers);
   for (size_t r = 0; r < kDropReasons; ++r) broker.stats.count_drop(static_cast<DropReason>(r), result.dropped_by[r]);
   for (const auto& congested : result.congested) link.wait_for_room(*congested);
 }

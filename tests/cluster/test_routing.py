@@ -33,6 +33,14 @@ class Routing(ClusterTest):
                 s.msgs.wait_for(len(expected))
                 s.msgs.wait_quiet(0.3)
                 self.assertEqual(sorted(p.decode() for p in s.msgs.payloads()), expected, s.client_id)
+            # Each message had a subscriber somewhere: none counts as dropped
+            # for having none, on the node it was published on or elsewhere.
+            for node in c.nodes:
+                self.assertEqual(metric(scrape(node.http_port), "starling_messages_dropped_total",
+                                        reason="no_subscribers"), 0, node.node_id)
+            self.client(c.nodes[0]).publish("nowhere/x", b"lost", qos=1)
+            self.assertEqual(metric(scrape(c.nodes[0].http_port), "starling_messages_dropped_total",
+                                    reason="no_subscribers"), 1)
 
     def test_a_message_published_elsewhere_right_after_the_suback_arrives(self):
         tries = 1000
