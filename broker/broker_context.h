@@ -62,6 +62,8 @@ struct BrokerContext {
   storage::Compactor* compactor = nullptr;
   // The rest of the cluster (SingleNode when alone). Null in unit tests.
   ClusterLink* cluster = nullptr;
+  // MessageId::origin of the messages published here.
+  uint64_t message_origin = new_message_origin();
 
   // The outcome of a write someone waited for: a failure is logged when the
   // store starts failing, and the recovery when it works again, not once

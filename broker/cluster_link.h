@@ -45,10 +45,20 @@ class ClusterLink {
   struct Takeover {
     bool refused = false;
     std::optional<HandedSession> handed;
-    uint64_t ticket = 0;  // for connected()
+    uint64_t ticket = 0;  // for connected() and release_session()
+    // The node that keeps the handed session queuing until release_session
+    // (HandedSession::held); empty when none does.
+    std::string held_by;
   };
   using TakeoverDone = std::function<void(Takeover)>;
   virtual void take_session(const std::string& client_id, bool clean_start, TakeoverDone done) = 0;
+  // The session a takeover brought is subscribed here and its routes are
+  // known to every live node: `held_by` lets it go, and `done` gets what it
+  // queued there meanwhile, in order (nothing when it could not be reached),
+  // on a thread of the cluster's. Once for every Takeover with held_by set.
+  using ReleaseDone = std::function<void(std::vector<Delivery> tail)>;
+  virtual void release_session(const std::string& held_by, const std::string& client_id, uint64_t ticket,
+                               ReleaseDone done) = 0;
   // The session is open here now: false when a newer CONNECT of the client
   // on another node came in meanwhile (this one is then refused, and the
   // session it opened ended). Called once after every take_session that was
@@ -72,6 +82,7 @@ class SingleNode final : public ClusterLink {
   void serve(SessionRegistry&) override {}
   bool clustered() const override { return false; }
   void take_session(const std::string&, bool, TakeoverDone done) override { done({}); }
+  void release_session(const std::string&, const std::string&, uint64_t, ReleaseDone done) override { done({}); }
   bool connected(const std::string&, uint64_t) override { return true; }
   std::vector<ClusterMember> members() const override { return {ClusterMember{node_id_, {}, "alive", 0, true}}; }
   std::vector<std::string> not_ready() const override { return {}; }

@@ -1,5 +1,7 @@
 #include "broker/message.h"
 
+#include <random>
+
 namespace starling::broker {
 
 std::optional<uint32_t> Message::remaining_expiry(Clock::time_point now) const {
@@ -8,9 +10,15 @@ std::optional<uint32_t> Message::remaining_expiry(Clock::time_point now) const {
   return static_cast<uint32_t>(left > 0 ? left : 0);
 }
 
+uint64_t new_message_origin() {
+  std::random_device device;
+  const uint64_t origin = (uint64_t{device()} << 32) ^ device();
+  return origin != 0 ? origin : 1;
+}
+
 MessagePtr make_message(std::string topic, std::string_view payload, mqtt::QoS qos, bool retain,
                         const mqtt::Properties& props, SessionId publisher, mqtt::SharedBytes backing,
-                        Clock::time_point now) {
+                        Clock::time_point now, MessageId id) {
   auto m = std::make_shared<Message>();
   m->topic = std::move(topic);
   m->payload = payload;
@@ -29,6 +37,7 @@ MessagePtr make_message(std::string topic, std::string_view payload, mqtt::QoS q
   if (props.message_expiry_interval) m->expires_at = now + std::chrono::seconds(*props.message_expiry_interval);
   m->received_at = now;
   m->publisher = publisher;
+  m->id = id;
   m->backing = std::move(backing);
   return m;
 }

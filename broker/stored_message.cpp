@@ -24,9 +24,10 @@ storage::StoredMessage to_stored(const Message& m, const ClockPair& now) {
   return s;
 }
 
-MessagePtr from_stored(const storage::StoredMessage& s, const ClockPair& now, bool from_peer) {
+MessagePtr from_stored(const storage::StoredMessage& s, const ClockPair& now, bool from_peer, MessageId id) {
   auto m = std::make_shared<Message>();
   m->from_peer = from_peer;
+  m->id = id;
   if (from_peer) m->received_at = now.steady;  // latency counts from arrival here
   m->topic = s.topic;
   m->qos = static_cast<mqtt::QoS>(s.qos);

@@ -19,6 +19,7 @@ struct ClockPair {
 storage::StoredMessage to_stored(const Message& message, const ClockPair& now);
 // nullptr when the stored properties do not decode (a damaged record).
 // `from_peer`: a message another node forwarded (Message::from_peer).
-MessagePtr from_stored(const storage::StoredMessage& stored, const ClockPair& now, bool from_peer = false);
+MessagePtr from_stored(const storage::StoredMessage& stored, const ClockPair& now, bool from_peer = false,
+                       MessageId id = {});
 
 }  // namespace starling::broker

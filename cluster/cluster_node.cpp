@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 
 #include "broker/metrics.h"
@@ -87,11 +88,7 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   return Started{std::move(node), {}};
 }
 
-ClusterNode::~ClusterNode() {
-  leave();
-  std::unique_lock lock(takeovers_mu_);
-  takeovers_cv_.wait_for(lock, std::chrono::seconds(3), [this] { return takeovers_pending_ == 0; });
-}
+ClusterNode::~ClusterNode() { leave(); }
 
 void ClusterNode::serve(broker::SessionRegistry& sessions) {
   routing_service_->attach(&sessions);
@@ -101,6 +98,7 @@ void ClusterNode::serve(broker::SessionRegistry& sessions) {
 
 void ClusterNode::leave() {
   std::call_once(left_, [this] {
+    leaving_.store(true);
     if (retained_sync_) retained_sync_->stop();
     if (membership_) membership_->leave();
     // No more messages in or out; calls in flight finish (or are cancelled)
@@ -109,6 +107,10 @@ void ClusterNode::leave() {
     if (sessions_service_) sessions_service_->attach(nullptr);
     if (forwarder_) forwarder_->stop();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+    // Takeovers under way call back into the broker: they end (each is
+    // bounded) while it is still there.
+    std::unique_lock lock(takeovers_mu_);
+    takeovers_cv_.wait_for(lock, std::chrono::seconds(3), [this] { return takeovers_pending_ == 0; });
   });
 }
 
@@ -127,16 +129,38 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
                       fence_->end(client_id, epoch);
                       takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
                       log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
-                      done(Takeover{true, std::nullopt, 0});
+                      done(Takeover{true, std::nullopt, 0, {}});
                     } else {
                       // The epoch stays registered until the session is open
                       // here (connected()): a newer CONNECT elsewhere asking
                       // meanwhile finds it and wins.
-                      done(Takeover{false, std::move(answer.handed), epoch.hlc});
+                      done(Takeover{false, std::move(answer.handed), epoch.hlc, std::move(answer.held_by)});
                     }
                     std::lock_guard lock(takeovers_mu_);
                     if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
                   });
+}
+
+void ClusterNode::release_session(const std::string& held_by, const std::string& client_id, uint64_t ticket,
+                                  ReleaseDone done) {
+  if (leaving_.load()) return done({});
+  const auto peers = membership_->live_peers();
+  auto peer = std::find_if(peers.begin(), peers.end(), [&](const Member& m) { return m.node_id == held_by; });
+  if (peer == peers.end()) {
+    log_->warn("cluster: {}, which held client {}'s session, is gone; what it queued meanwhile is lost", held_by,
+               client_id);
+    return done({});
+  }
+  {
+    std::lock_guard lock(takeovers_mu_);
+    ++takeovers_pending_;
+  }
+  release_from_peer(*peer, secret_, client_id, ConnectEpoch{ticket, node_id_}, std::chrono::milliseconds(2000), *log_,
+                    [this, done = std::move(done)](std::vector<broker::Delivery> tail) {
+                      done(std::move(tail));
+                      std::lock_guard lock(takeovers_mu_);
+                      if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
+                    });
 }
 
 bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {

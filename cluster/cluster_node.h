@@ -42,6 +42,8 @@ class ClusterNode final : public broker::ClusterLink {
   void serve(broker::SessionRegistry& sessions) override;
   bool clustered() const override { return true; }
   void take_session(const std::string& client_id, bool clean_start, TakeoverDone done) override;
+  void release_session(const std::string& held_by, const std::string& client_id, uint64_t ticket,
+                       ReleaseDone done) override;
   bool connected(const std::string& client_id, uint64_t ticket) override;
   std::vector<broker::ClusterMember> members() const override;
   std::vector<std::string> not_ready() const override;
@@ -72,6 +74,7 @@ class ClusterNode final : public broker::ClusterLink {
   spdlog::logger* log_ = nullptr;
   std::unique_ptr<grpc::Server> server_;  // last: stopped first
   std::once_flag left_;
+  std::atomic<bool> leaving_{false};  // leave() began: no more releases
 };
 
 }  // namespace starling::cluster

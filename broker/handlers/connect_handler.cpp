@@ -117,9 +117,12 @@ void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, Cl
   st.session = opened.session;
   storage::WriteBatch adopted;
   bool routes_added = false;
+  bool release = false;  // the other node holds the session until its routes here are known
+  size_t handed_queued = 0;
   if (handed && handed->resumed && !opened.present) {
     routes_added = !handed->subscriptions.empty();
-    broker.sessions.adopt(opened.session, std::move(*handed), adopted);
+    release = handed->held && !takeover.held_by.empty();
+    handed_queued = broker.sessions.adopt(opened.session, std::move(*handed), adopted);
     opened.present = true;
   }
   if (fenced && !broker.cluster->connected(client_id, ticket)) {
@@ -152,7 +155,22 @@ void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, Cl
   // after the restart.
   auto gate = ReplyGate::make();
   record_session(link, *gate, std::move(adopted));
-  if (routes_added) broker.router.forwarder().when_routes_known(gate->part());
+  if (release) {
+    // Until every node routes the session's messages here, they went to the
+    // node it came from, which kept queuing them: those come next, ahead of
+    // what came here directly meanwhile.
+    broker.router.forwarder().when_routes_known(
+        [&broker, session = opened.session, held_by = takeover.held_by, client_id, ticket, handed_queued,
+         part = gate->part()](bool) {
+          broker.cluster->release_session(held_by, client_id, ticket,
+                                          [&broker, session, handed_queued, part](std::vector<Delivery> tail) {
+                                            broker.sessions.splice_released(session, std::move(tail), handed_queued,
+                                                                            part);
+                                          });
+        });
+  } else if (routes_added) {
+    broker.router.forwarder().when_routes_known(gate->part());
+  }
   gate->hold(link, std::move(ack), [](ClientLink& l) { l.flush_session(/*resend_inflight=*/true); });
 }
 

@@ -70,7 +70,9 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   }
 
   const ClockPair now;
-  auto message = make_message(*topic, p.payload, p.qos, p.retain, p.properties, st.session->id(), backing, now.steady);
+  const MessageId id{broker.message_origin, st.session->id(), st.session->count_published()};
+  auto message =
+      make_message(*topic, p.payload, p.qos, p.retain, p.properties, st.session->id(), backing, now.steady, id);
   Router::Route route = broker.router.route(message);
   if (route.quota_exceeded) {
     broker.stats.count_drop(DropReason::kQueueFull);

@@ -43,7 +43,7 @@ void send_retained(ClientLink& link, const std::vector<RetainedWanted>& wanted) 
       const auto result = session.enqueue(std::move(d), now.steady, checked);
       if (result == Session::Enqueued::kQueued) {
         ++queued;
-      } else if (result != Session::Enqueued::kExpired) {
+      } else if (result != Session::Enqueued::kExpired && result != Session::Enqueued::kDuplicate) {
         full = true;
         break;
       }

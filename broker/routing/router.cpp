@@ -164,7 +164,9 @@ Router::Route Router::route(const MessagePtr& message, Policy policy,
       d.retain = d.retain || (e.options.retain_as_published && message->retain);  // [MQTT-3.3.1-12,13]
       if (e.subscription_id != 0) d.subscription_ids.push_back(e.subscription_id);
     }
-    if (any && sessions[s] != nullptr) deliveries.emplace_back(std::move(sessions[s]), std::move(d));
+    // A session that just moved here may have had this message with its tail.
+    if (any && sessions[s] != nullptr && !sessions[s]->already_has(*message))
+      deliveries.emplace_back(std::move(sessions[s]), std::move(d));
   }
 
   // A QoS 1/2 message is delivered to all its subscribers or to none: when one
@@ -198,6 +200,7 @@ Router::Published Router::deliver(Route& route, Clock::time_point now, Policy po
       case Session::Enqueued::kOfflineQos0: drop(DropReason::kOffline); break;
       case Session::Enqueued::kDroppedQos0: drop(DropReason::kSlowConsumer); break;
       case Session::Enqueued::kExpired: drop(DropReason::kExpired); break;
+      case Session::Enqueued::kDuplicate: break;  // the session has it
     }
     if (session->congested()) result.congested.push_back(session);
   }

@@ -39,6 +39,7 @@ bool Session::has_room(const Message& message) const {
 
 Session::Enqueued Session::enqueue(Delivery d, Clock::time_point now, bool checked) {
   if (d.message->expired(now)) return Enqueued::kExpired;
+  if (already_has(*d.message)) return Enqueued::kDuplicate;
   std::shared_ptr<SessionListener> listener;
   {
     std::lock_guard lock(mu_);
@@ -256,6 +257,73 @@ std::vector<Delivery> Session::queued_snapshot() const {
   std::lock_guard lock(mu_);
   const auto& queue = flow_locked().queue;
   return {queue.begin(), queue.end()};
+}
+
+Session::Taken Session::take_all() {
+  Taken out;
+  std::vector<std::weak_ptr<SessionListener>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    if (flow_) {
+      out.inflight.assign(std::make_move_iterator(flow_->inflight.begin()),
+                          std::make_move_iterator(flow_->inflight.end()));
+      out.queued.assign(std::make_move_iterator(flow_->queue.begin()), std::make_move_iterator(flow_->queue.end()));
+      flow_.reset();
+    }
+    waiters = relieve_locked(0, 0, /*force=*/true);
+  }
+  tell_room(std::move(waiters));
+  return out;
+}
+
+Session::Spliced Session::splice_tail(std::vector<Delivery> tail, size_t handed, Clock::time_point now) {
+  Spliced out;
+  std::unordered_set<MessageId, MessageIdHash> ids;
+  for (const Delivery& d : tail) {
+    if (d.message->id.known()) ids.insert(d.message->id);
+  }
+  std::lock_guard lock(mu_);
+  Flow& f = make_flow_locked();
+  handed = std::min(handed, f.queue.size());
+  std::vector<Delivery> direct;
+  direct.reserve(f.queue.size() - handed);
+  for (auto it = f.queue.begin() + static_cast<std::ptrdiff_t>(handed); it != f.queue.end(); ++it) {
+    f.queued_bytes -= cost(*it);
+    direct.push_back(std::move(*it));
+  }
+  f.queue.erase_end(direct.size());
+  const auto requeue = [&](Delivery& d) {
+    d.sequence = 0;
+    if (assign_sequence(d)) out.stored.push_back(d);
+    f.queued_bytes += cost(d);
+    push_grow(f.queue, std::move(d));
+  };
+  for (Delivery& d : tail) requeue(d);
+  for (Delivery& d : direct) {
+    if (d.sequence != 0) out.forget.push_back(d.sequence);
+    if (d.message->id.known() && ids.contains(d.message->id)) {
+      ++out.duplicates;
+      continue;
+    }
+    requeue(d);
+  }
+  if (!ids.empty()) {
+    recent_tail_ = std::make_unique<RecentTail>(RecentTail{std::move(ids), now + kTailMemory});
+    has_recent_tail_.store(true, std::memory_order_relaxed);
+  }
+  return out;
+}
+
+bool Session::already_has(const Message& message) {
+  if (!has_recent_tail_.load(std::memory_order_relaxed) || !message.id.known()) return false;
+  std::lock_guard lock(mu_);
+  if (!recent_tail_) return false;
+  if (Clock::now() >= recent_tail_->until) {
+    recent_tail_.reset();
+    has_recent_tail_.store(false, std::memory_order_relaxed);
+    return false;
+  }
+  return recent_tail_->ids.contains(message.id);
 }
 
 std::vector<uint16_t> Session::inbound_qos2_snapshot() const {

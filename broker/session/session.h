@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/circular_buffer.hpp>
@@ -139,7 +140,8 @@ class Session {
 
   // --- any thread ---
   // kOfflineQos0: QoS 0 with no connection; kDroppedQos0: QoS 0 to a full queue.
-  enum class Enqueued { kQueued, kOfflineQos0, kDroppedQos0, kQueueFull, kExpired };
+  // kDuplicate: a late copy of a message a tail brought (already_has).
+  enum class Enqueued { kQueued, kOfflineQos0, kDroppedQos0, kQueueFull, kExpired, kDuplicate };
   // Queues a delivery and wakes the attached connection, if any. QoS 0 to a
   // session with no connection is dropped [MQTT-3.1.2-5 allows queuing it; we
   // do not, as Mosquitto by default].
@@ -199,6 +201,34 @@ class Session {
   // The queue as it stands, in order (a session handed to another node).
   std::vector<Delivery> queued_snapshot() const;
   std::vector<uint16_t> inbound_qos2_snapshot() const;
+
+  // --- a session moving to another node with its client ---
+  // Takes everything in flight and queued, in one step: what is queued after
+  // is the tail that follows (take_all again).
+  struct Taken {
+    std::vector<Inflight> inflight;
+    std::vector<Delivery> queued;
+  };
+  Taken take_all();
+  // The tail another node queued after handing this session over (its copies
+  // of messages that came here directly meanwhile included): placed behind
+  // the first `handed` queued deliveries (those handed over first) and before
+  // what came here directly since; a message that came both ways is kept
+  // once, in the tail's place. For a persistent session the moved deliveries
+  // are numbered anew: `stored` to write, `forget` to erase. For a while
+  // after, a late copy of a tail message is not queued (already_has).
+  struct Spliced {
+    std::vector<Delivery> stored;
+    std::vector<uint64_t> forget;
+    size_t duplicates = 0;
+  };
+  Spliced splice_tail(std::vector<Delivery> tail, size_t handed, Clock::time_point now);
+  // Whether `message` came with a recent tail (splice_tail). Cheap when no
+  // tail came.
+  bool already_has(const Message& message);
+  static constexpr std::chrono::seconds kTailMemory{60};
+  // Counts the PUBLISHes its connections sent (MessageId::serial).
+  uint64_t count_published() { return published_.fetch_add(1, std::memory_order_relaxed) + 1; }
   // What complete(), release() and discard() found: whether the packet id was
   // in flight (as expected), and the delivery's sequence number (0: not stored).
   struct Found {
@@ -319,6 +349,14 @@ class Session {
   std::optional<Clock::time_point> disconnected_at_ = Clock::now();
   std::unique_ptr<WillMessage> pending_will_;  // rare: a pointer
   std::atomic<bool> ended_{false};
+  std::atomic<uint64_t> published_{0};
+  // The ids of the last tail (splice_tail), until they are forgotten.
+  struct RecentTail {
+    std::unordered_set<MessageId, MessageIdHash> ids;
+    Clock::time_point until;
+  };
+  std::unique_ptr<RecentTail> recent_tail_;  // guarded by mu_; rare
+  std::atomic<bool> has_recent_tail_{false};
 };
 
 }  // namespace starling::broker

@@ -111,9 +111,12 @@ void SessionRegistry::deliver_forwarded(const MessagePtr& message, const std::ve
   router_.deliver(route, now.steady);
 }
 
-std::optional<HandedSession> SessionRegistry::hand_over(const std::string& client_id, bool clean_start) {
+std::optional<HandedSession> SessionRegistry::hand_over(const std::string& client_id, bool clean_start,
+                                                       uint64_t key) {
   std::shared_ptr<Session> session;
   std::shared_ptr<SessionListener> connection;
+  std::shared_ptr<Session> replaced;  // an older held session of the client
+  bool hold = false;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
@@ -124,24 +127,64 @@ std::optional<HandedSession> SessionRegistry::hand_over(const std::string& clien
     // Its connection no longer belongs to it: closing, it ends nothing here.
     connection = session->attach({});
     if (session->persistent()) erase_stored_locked(client_id);
+    hold = key != 0 && !clean_start && session->expiry_interval() != 0 && !session->subscriptions().empty();
+    if (hold) {
+      auto& slot = held_[client_id];
+      replaced = std::exchange(slot.session, session);
+      slot.key = key;
+      slot.until = Clock::now() + kReleaseWait;
+    }
   }
   if (connection) connection->kick(mqtt::ReasonCode::kSessionTakenOver);
-  router_.remove_session(*session);
+  if (replaced) end_held(replaced);
+  if (!hold) router_.remove_session(*session);
   // A will waiting for its delay: the session goes on elsewhere, so it is
   // cancelled, unless the session ends with this (clean start).
   if (auto will = session->take_pending_will(); will && clean_start) publish_will(*will, Clock::now());
   HandedSession handed;
   if (clean_start || session->expiry_interval() == 0) return handed;
   handed.resumed = true;
+  handed.held = hold;
   for (auto& [filter, record] : session->subscriptions()) handed.subscriptions.emplace_back(filter, record);
-  handed.inflight = session->inflight_snapshot();
-  for (auto& d : session->queued_snapshot()) handed.deliveries.push_back(std::move(d));
+  // Taken out in one step: what a held session queues from now on is its tail.
+  auto taken = session->take_all();
+  handed.inflight = std::move(taken.inflight);
+  handed.deliveries = std::move(taken.queued);
   handed.inbound_qos2 = session->inbound_qos2_snapshot();
   return handed;
 }
 
-void SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSession handed,
-                            storage::WriteBatch& batch) {
+std::optional<std::vector<Delivery>> SessionRegistry::release(const std::string& client_id, uint64_t key) {
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mu_);
+    auto it = held_.find(client_id);
+    if (it == held_.end() || it->second.key != key) return std::nullopt;
+    session = std::move(it->second.session);
+    held_.erase(it);
+  }
+  return end_held(session);
+}
+
+std::vector<Delivery> SessionRegistry::end_held(const std::shared_ptr<Session>& session) {
+  router_.remove_session(*session);
+  // Nothing is queued for it after this (the router no longer has it).
+  auto taken = session->take_all();
+  std::vector<Delivery> tail;
+  tail.reserve(taken.inflight.size() + taken.queued.size());
+  for (auto& in : taken.inflight) tail.push_back(std::move(in.delivery));
+  for (auto& d : taken.queued) tail.push_back(std::move(d));
+  storage::WriteBatch erase;
+  for (auto& d : tail) {
+    if (d.sequence != 0) erase_queued(erase, *session, d.sequence);
+    d.sequence = 0;
+  }
+  submit(std::move(erase));
+  return tail;
+}
+
+size_t SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSession handed,
+                              storage::WriteBatch& batch) {
   const ClockPair now;
   for (auto& in : handed.inflight) {
     Delivery& d = in.delivery;
@@ -159,12 +202,27 @@ void SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSessi
     session->restore_queued(std::move(d));
   }
   for (uint16_t id : handed.inbound_qos2) session->restore_inbound_qos2(id);
+  const size_t queued = session->queued_count();
   // Subscribed last: what matches from now on queues behind what came.
   for (const auto& [filter, record] : handed.subscriptions) {
     // Recorded in the session first: Router::remove_session relies on it.
     session->add_subscription(filter, record);
     router_.subscribe(session, filter, SubscriptionEntry{record.options, record.subscription_id});
   }
+  return queued;
+}
+
+void SessionRegistry::splice_released(const std::shared_ptr<Session>& session, std::vector<Delivery> tail,
+                                      size_t handed, std::function<void(bool ok)> done) {
+  if (tail.empty()) return done(true);
+  auto spliced = session->splice_tail(std::move(tail), handed, Clock::now());
+  if (!commits_) return done(true);
+  storage::WriteBatch batch;
+  const ClockPair now;
+  for (const Delivery& d : spliced.stored) put_queued(batch, *session, d, now);
+  for (uint64_t sequence : spliced.forget) erase_queued(batch, *session, sequence);
+  if (batch.empty()) return done(true);
+  commits_->submit(std::move(batch), [done = std::move(done)](const storage::Status& s) { done(s.ok()); });
 }
 
 void SessionRegistry::retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done) {
@@ -248,8 +306,16 @@ void SessionRegistry::end_session(const std::shared_ptr<Session>& session, Clock
 void SessionRegistry::sweep(Clock::time_point now) {
   std::vector<std::shared_ptr<Session>> due_wills;
   std::vector<std::shared_ptr<Session>> expired;
+  std::vector<std::shared_ptr<Session>> unreleased;
   {
     std::lock_guard lock(mu_);
+    // The node it went to never called for the rest (gone, or the CONNECT
+    // lost to a newer one): what it queued since goes with it.
+    std::erase_if(held_, [&](auto& entry) {
+      if (entry.second.until > now) return false;
+      unreleased.push_back(std::move(entry.second.session));
+      return true;
+    });
     for (const auto& session : offline_) {
       if (auto due = session->pending_will_due(); due && *due <= now) due_wills.push_back(session);
       const auto since = session->disconnected_at();
@@ -265,6 +331,7 @@ void SessionRegistry::sweep(Clock::time_point now) {
     if (s->persistent()) write_session(s, nullptr, {}, nullptr);
   }
   for (const auto& s : expired) end_session(s, now);
+  for (const auto& s : unreleased) end_held(s);
 }
 
 size_t SessionRegistry::drop_expired_messages(Clock::time_point now) {

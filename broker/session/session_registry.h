@@ -41,6 +41,9 @@ struct HandedSession {
   std::vector<Inflight> inflight;
   std::vector<Delivery> deliveries;  // the queue, in order
   std::vector<uint16_t> inbound_qos2;
+  // The old node keeps the session subscribed, queuing, until the new node
+  // has announced its routes and calls for the rest (SessionRegistry::release).
+  bool held = false;
 };
 
 class SessionRegistry {
@@ -119,11 +122,25 @@ class SessionRegistry {
   // to go (0x8E) and its session ends here. nullopt: no session here;
   // otherwise what the other node needs to resume it (empty with
   // clean_start, or when the session would not have been resumed).
-  std::optional<HandedSession> hand_over(const std::string& client_id, bool clean_start);
+  // A resumed session with subscriptions is held (HandedSession::held) under
+  // `key` when it is not 0: still subscribed here and queuing, so that a
+  // message routed here before the other node's routes are known everywhere
+  // is not lost, until release() or kReleaseWait.
+  std::optional<HandedSession> hand_over(const std::string& client_id, bool clean_start, uint64_t key = 0);
+  // The end of a held session here: what it queued since hand_over, in
+  // order; its routes go. nullopt when there is none under `key` (released
+  // already, or waited for too long).
+  std::optional<std::vector<Delivery>> release(const std::string& client_id, uint64_t key);
+  static constexpr std::chrono::seconds kReleaseWait{10};
   // A session just opened here takes over what another node handed: its
   // subscriptions (routes announced), and its deliveries, stored with
-  // `batch` for a persistent session.
-  void adopt(const std::shared_ptr<Session>& session, HandedSession handed, storage::WriteBatch& batch);
+  // `batch` for a persistent session. Returns how many it queued (for
+  // splice_released).
+  size_t adopt(const std::shared_ptr<Session>& session, HandedSession handed, storage::WriteBatch& batch);
+  // What the old node queued for a held session meanwhile (release there),
+  // behind the first `handed` queued deliveries; `done(ok)` once stored.
+  void splice_released(const std::shared_ptr<Session>& session, std::vector<Delivery> tail, size_t handed,
+                       std::function<void(bool ok)> done);
   // A retained message (or a topic's clearing) another node sent: into the
   // retained store and the node's store; `done(ok)` once stored.
   void retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);
@@ -177,6 +194,16 @@ class SessionRegistry {
   // The sessions left without a connection: the only ones sweep() looks at,
   // so thousands of connected clients cost it nothing. Guarded by mu_.
   std::unordered_set<std::shared_ptr<Session>> offline_;
+  // Sessions handed over and held (hand_over), by client id. Guarded by mu_.
+  struct Held {
+    std::shared_ptr<Session> session;
+    uint64_t key = 0;
+    Clock::time_point until;
+  };
+  std::unordered_map<std::string, Held> held_;
+  // Ends a held session here (out of held_): its routes go, and what it
+  // queued is erased from the store and returned.
+  std::vector<Delivery> end_held(const std::shared_ptr<Session>& session);
 };
 
 }  // namespace starling::broker

@@ -52,6 +52,12 @@ v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockP
   f.set_retain(s.retain);
   f.set_properties(std::move(s.properties));
   f.set_expires_at_ms(s.expires_at_ms);
+  if (m.id.known()) {
+    auto* id = f.mutable_id();
+    id->set_origin(m.id.origin);
+    id->set_publisher(m.id.publisher);
+    id->set_serial(m.id.serial);
+  }
   return f;
 }
 
@@ -61,7 +67,7 @@ broker::MessagePtr from_forwarded(const v1::ForwardedMessage& f, const broker::C
   if (f.qos() > 2 || !mqtt::validate_topic_name(f.topic()) || !mqtt::is_valid_mqtt_utf8(f.topic())) return nullptr;
   return broker::from_stored(storage::StoredMessage{f.topic(), f.payload(), static_cast<uint8_t>(f.qos()), f.retain(),
                                                     f.properties(), f.expires_at_ms()},
-                             now, /*from_peer=*/true);
+                             now, /*from_peer=*/true, broker::MessageId{f.id().origin(), f.id().publisher(), f.id().serial()});
 }
 
 struct PeerLink::Stream {

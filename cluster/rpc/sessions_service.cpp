@@ -19,7 +19,19 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
   if (!fence_.yield_to(request->client_id(), ConnectEpoch{request->epoch(), request->from_node()})) {
     reply->set_superseded(true);  // a newer CONNECT of the client is under way here
   } else {
-    *reply = to_proto(sessions->hand_over(request->client_id(), request->clean_start()));
+    *reply = to_proto(sessions->hand_over(request->client_id(), request->clean_start(), request->epoch()));
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerContext* context,
+                                                          const v1::ReleaseSessionRequest* request,
+                                                          v1::ReleaseSessionReply* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!admit(*context, *reactor, secret_, refused_)) return reactor;
+  if (broker::SessionRegistry* sessions = sessions_.load()) {
+    *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;

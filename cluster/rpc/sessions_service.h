@@ -24,6 +24,9 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
   grpc::ServerUnaryReactor* TakeSession(grpc::CallbackServerContext* context, const v1::TakeSessionRequest* request,
                                         v1::TakeSessionReply* reply) override;
+  grpc::ServerUnaryReactor* ReleaseSession(grpc::CallbackServerContext* context,
+                                           const v1::ReleaseSessionRequest* request,
+                                           v1::ReleaseSessionReply* reply) override;
 
  private:
   const std::string secret_;  // never logged

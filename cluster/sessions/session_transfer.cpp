@@ -10,11 +10,40 @@
 
 namespace starling::cluster {
 
+namespace {
+
+v1::HandedDelivery* add_delivery(google::protobuf::RepeatedPtrField<v1::HandedDelivery>& out,
+                                 const broker::Delivery& d, const broker::ClockPair& now) {
+  auto* h = out.Add();
+  *h->mutable_message() = to_forwarded(*d.message, now);
+  h->set_qos(static_cast<uint32_t>(d.qos));
+  h->set_retain(d.retain);
+  for (uint32_t id : d.subscription_ids) h->add_subscription_ids(id);
+  h->set_dup(d.dup);
+  return h;
+}
+
+// nullopt for a damaged delivery (left out).
+std::optional<broker::Delivery> to_delivery(const v1::HandedDelivery& h, const broker::ClockPair& now) {
+  auto message = from_forwarded(h.message(), now);
+  if (!message || h.qos() > 2) return std::nullopt;
+  broker::Delivery d;
+  d.message = std::move(message);
+  d.qos = static_cast<mqtt::QoS>(h.qos());
+  d.retain = h.retain();
+  d.subscription_ids.assign(h.subscription_ids().begin(), h.subscription_ids().end());
+  d.dup = h.dup();
+  return d;
+}
+
+}  // namespace
+
 v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed) {
   v1::TakeSessionReply reply;
   if (!handed) return reply;
   reply.set_found(true);
   reply.set_handed(handed->resumed);
+  reply.set_held(handed->held);
   for (const auto& [filter, record] : handed->subscriptions) {
     auto* s = reply.add_subscriptions();
     s->set_filter(filter);
@@ -22,22 +51,13 @@ v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed
     s->set_identifier(record.subscription_id);
   }
   const broker::ClockPair now;
-  const auto add = [&](const broker::Delivery& d) {
-    auto* h = reply.add_deliveries();
-    *h->mutable_message() = to_forwarded(*d.message, now);
-    h->set_qos(static_cast<uint32_t>(d.qos));
-    h->set_retain(d.retain);
-    for (uint32_t id : d.subscription_ids) h->add_subscription_ids(id);
-    h->set_dup(d.dup);
-    return h;
-  };
   for (const auto& in : handed->inflight) {
-    auto* h = add(in.delivery);
+    auto* h = add_delivery(*reply.mutable_deliveries(), in.delivery, now);
     h->set_dup(true);
     h->set_packet_id(in.packet_id);
     h->set_released(in.released);
   }
-  for (const auto& d : handed->deliveries) add(d);
+  for (const auto& d : handed->deliveries) add_delivery(*reply.mutable_deliveries(), d, now);
   for (uint16_t id : handed->inbound_qos2) reply.add_inbound_qos2(id);
   return reply;
 }
@@ -46,6 +66,7 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
   if (!reply.found()) return std::nullopt;
   broker::HandedSession handed;
   handed.resumed = reply.handed();
+  handed.held = reply.held();
   for (const auto& s : reply.subscriptions()) {
     auto options = mqtt::parse_options_byte(static_cast<uint8_t>(s.options()));
     if (!options || s.options() > 0xff || !mqtt::validate_topic_filter(s.filter())) continue;
@@ -53,26 +74,67 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
   }
   const broker::ClockPair now;
   for (const auto& h : reply.deliveries()) {
-    auto message = from_forwarded(h.message(), now);
-    if (!message || h.qos() > 2) continue;
-    broker::Delivery d;
-    d.message = std::move(message);
-    d.qos = static_cast<mqtt::QoS>(h.qos());
-    d.retain = h.retain();
-    d.subscription_ids.assign(h.subscription_ids().begin(), h.subscription_ids().end());
-    d.dup = h.dup();
-    if (h.packet_id() != 0 && h.packet_id() <= 0xffff && d.qos != mqtt::QoS::k0) {
-      const bool released = h.released() && d.qos == mqtt::QoS::k2;
+    auto d = to_delivery(h, now);
+    if (!d) continue;
+    if (h.packet_id() != 0 && h.packet_id() <= 0xffff && d->qos != mqtt::QoS::k0) {
+      const bool released = h.released() && d->qos == mqtt::QoS::k2;
       handed.inflight.push_back(
-          broker::Inflight{static_cast<uint16_t>(h.packet_id()), std::move(d), released, false});
+          broker::Inflight{static_cast<uint16_t>(h.packet_id()), std::move(*d), released, false});
     } else {
-      handed.deliveries.push_back(std::move(d));
+      handed.deliveries.push_back(std::move(*d));
     }
   }
   for (uint32_t id : reply.inbound_qos2()) {
     if (id != 0 && id <= 0xffff) handed.inbound_qos2.push_back(static_cast<uint16_t>(id));
   }
   return handed;
+}
+
+v1::ReleaseSessionReply to_proto(const std::optional<std::vector<broker::Delivery>>& tail) {
+  v1::ReleaseSessionReply reply;
+  if (!tail) return reply;
+  reply.set_found(true);
+  const broker::ClockPair now;
+  for (const auto& d : *tail) add_delivery(*reply.mutable_deliveries(), d, now);
+  return reply;
+}
+
+std::vector<broker::Delivery> from_proto(const v1::ReleaseSessionReply& reply) {
+  std::vector<broker::Delivery> tail;
+  const broker::ClockPair now;
+  for (const auto& h : reply.deliveries()) {
+    if (auto d = to_delivery(h, now)) tail.push_back(std::move(*d));
+  }
+  return tail;
+}
+
+void release_from_peer(const Member& peer, const std::string& secret, const std::string& client_id,
+                       const ConnectEpoch& epoch, std::chrono::milliseconds timeout, spdlog::logger& log,
+                       std::function<void(std::vector<broker::Delivery>)> done) {
+  struct Call {
+    grpc::ClientContext context;
+    v1::ReleaseSessionRequest request;
+    v1::ReleaseSessionReply reply;
+    std::unique_ptr<v1::Sessions::Stub> stub;
+  };
+  auto call = std::make_shared<Call>();
+  call->stub = v1::Sessions::NewStub(peer_channel(peer.address));
+  call->request.set_from_node(epoch.node);
+  call->request.set_client_id(client_id);
+  call->request.set_epoch(epoch.hlc);
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+  attach_secret(call->context, secret);
+  call->stub->async()->ReleaseSession(
+      &call->context, &call->request, &call->reply,
+      [call, peer_id = peer.node_id, client_id, &log, done = std::move(done)](const grpc::Status& status) {
+        if (!status.ok()) {
+          log.warn("cluster: {} did not release client {}'s session: {}; what it queued meanwhile stays there",
+                   peer_id, client_id, status.error_message());
+        } else if (!call->reply.found()) {
+          log.warn("cluster: {} no longer held client {}'s session", peer_id, client_id);
+        }
+        done(status.ok() ? from_proto(call->reply) : std::vector<broker::Delivery>{});
+      });
 }
 
 void take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
@@ -117,7 +179,10 @@ void take_from_peers(const std::vector<Member>& peers, const std::string& secret
         log->info("cluster: client {} taken over from {}{}", client_id, call->peer_id,
                  handed->resumed ? " with its session" : "");
         // Only one node should have had it; should two, the first is kept.
-        if (!answer.handed) answer.handed = std::move(handed);
+        if (!answer.handed) {
+          if (handed->held) answer.held_by = call->peer_id;
+          answer.handed = std::move(handed);
+        }
       }
       done(std::move(answer));
     }

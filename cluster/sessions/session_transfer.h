@@ -23,6 +23,9 @@ v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed
 // left out.
 std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& reply);
 
+v1::ReleaseSessionReply to_proto(const std::optional<std::vector<broker::Delivery>>& tail);
+std::vector<broker::Delivery> from_proto(const v1::ReleaseSessionReply& reply);
+
 struct TakeoverStats {
   std::atomic<uint64_t> taken{0};   // sessions (or connections) another node had
   std::atomic<uint64_t> failed{0};  // a live peer did not answer in time
@@ -35,9 +38,17 @@ struct TakeoverStats {
 struct PeersAnswer {
   bool superseded = false;  // a peer has a newer CONNECT of the client under way
   std::optional<broker::HandedSession> handed;
+  std::string held_by;  // the peer that holds the session until released (HandedSession::held)
 };
 void take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
                      bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
                      TakeoverStats& stats, spdlog::logger& log, std::function<void(PeersAnswer)> done);
+
+// Asks `peer`, which held a session it handed over, for what it queued
+// since; `done` gets it (nothing when the call failed: logged) on a gRPC
+// thread.
+void release_from_peer(const Member& peer, const std::string& secret, const std::string& client_id,
+                       const ConnectEpoch& epoch, std::chrono::milliseconds timeout, spdlog::logger& log,
+                       std::function<void(std::vector<broker::Delivery>)> done);
 
 }  // namespace starling::cluster

@@ -116,5 +116,41 @@ TEST_F(RegistryFixture, SweepEndsExpiredOfflineSessionsOnly) {
   EXPECT_EQ(registry.size(), 1u);
 }
 
+// A session handed to another node stays subscribed here, queuing, until
+// that node releases it: what it queued meanwhile goes with the release,
+// once, and its routes go then. Unreleased, it ends after kReleaseWait.
+TEST_F(RegistryFixture, HeldHandOverQueuesUntilReleased) {
+  auto s = registry.open("c", false, 600, a).session;
+  SubscriptionEntry e;
+  e.options.qos = QoS::k1;
+  s->add_subscription("t", SubscriptionRecord{e.options, 0});
+  router.subscribe(s, "t", e);
+  const auto publish = [&](std::string topic) {
+    auto route = router.route(make_message(std::move(topic), "p", QoS::k1, false, {}, 0, nullptr, Clock::now()));
+    router.deliver(route, Clock::now());
+  };
+  publish("t");
+  auto handed = registry.hand_over("c", false, /*key=*/7);
+  ASSERT_TRUE(handed && handed->resumed && handed->held);
+  EXPECT_EQ(handed->deliveries.size(), 1u);
+  EXPECT_EQ(registry.find("c"), nullptr) << "no longer this node's session";
+  publish("t");  // before the other node's routes are known everywhere
+  EXPECT_FALSE(registry.release("c", 8)) << "another takeover's key";
+  auto tail = registry.release("c", 7);
+  ASSERT_TRUE(tail);
+  ASSERT_EQ(tail->size(), 1u);
+  EXPECT_EQ(router.subscription_count(), 0u) << "its routes go with the release";
+  EXPECT_FALSE(registry.release("c", 7)) << "released once";
+
+  auto again = registry.open("d", false, 600, b).session;
+  again->add_subscription("t", SubscriptionRecord{e.options, 0});
+  router.subscribe(again, "t", e);
+  ASSERT_TRUE(registry.hand_over("d", false, 9)->held);
+  registry.sweep(Clock::now() + SessionRegistry::kReleaseWait + std::chrono::seconds(1));
+  EXPECT_EQ(router.subscription_count(), 0u) << "never released: it ends";
+  EXPECT_FALSE(registry.release("d", 9));
+  EXPECT_FALSE(registry.hand_over("e", false, 10)) << "no session";
+}
+
 }  // namespace
 }  // namespace starling::broker

@@ -394,6 +394,67 @@ TEST_F(SessionTest, DetachDropsQueuedQos0AndOnlyTheCurrentListenerDetaches) {
   EXPECT_TRUE(session.disconnected_at().has_value());
 }
 
+// A session moving between nodes: the old node's tail goes between what was
+// handed over and what came to the new node directly; a message that came
+// both ways is kept once, and a late copy is not queued again.
+TEST(SessionTail, SplicedBetweenHandedAndDirectOnce) {
+  Session session{"client", 1, QueueLimits{10, 1 << 20}, /*first_sequence=*/Session::kSequenceRange};
+  const auto with_id = [](std::string topic, uint64_t serial) {
+    Delivery d;
+    d.message = make_message(std::move(topic), "p", QoS::k1, false, {}, 0, nullptr, Clock::now(),
+                             MessageId{42, 3, serial});
+    d.qos = QoS::k1;
+    return d;
+  };
+  session.restore_queued(delivery(QoS::k1, "handed"));
+  Delivery both = with_id("both", 1);
+  Delivery direct = with_id("direct", 2);
+  ASSERT_TRUE(session.assign_sequence(both));
+  ASSERT_TRUE(session.assign_sequence(direct));
+  const uint64_t both_sequence = both.sequence;
+  const uint64_t direct_sequence = direct.sequence;
+  ASSERT_EQ(session.enqueue(std::move(both), Clock::now()), Session::Enqueued::kQueued);
+  ASSERT_EQ(session.enqueue(std::move(direct), Clock::now()), Session::Enqueued::kQueued);
+
+  std::vector<Delivery> tail;
+  tail.push_back(with_id("tail", 5));
+  tail.push_back(with_id("both", 1));
+  auto spliced = session.splice_tail(std::move(tail), /*handed=*/1, Clock::now());
+  EXPECT_EQ(spliced.duplicates, 1u);
+  EXPECT_EQ(spliced.forget, (std::vector<uint64_t>{both_sequence, direct_sequence}));
+  ASSERT_EQ(spliced.stored.size(), 3u) << "tail, tail, direct: numbered anew, in order";
+  EXPECT_LT(spliced.stored[0].sequence, spliced.stored[1].sequence);
+  EXPECT_LT(spliced.stored[1].sequence, spliced.stored[2].sequence);
+  EXPECT_GT(spliced.stored[0].sequence, direct_sequence);
+
+  auto listener = std::make_shared<CountingListener>();
+  session.attach(listener);
+  std::vector<Session::Ready> ready;
+  size_t expired = 0;
+  std::vector<uint64_t> forget;
+  session.take_ready(listener.get(), 10, Clock::now(), ready, expired, forget);
+  std::vector<std::string> topics;
+  for (const auto& r : ready) topics.push_back(r.delivery.message->topic);
+  EXPECT_EQ(topics, (std::vector<std::string>{"handed", "tail", "both", "direct"}));
+
+  EXPECT_EQ(session.enqueue(with_id("tail", 5), Clock::now()), Session::Enqueued::kDuplicate)
+      << "a late copy of a tail message";
+  EXPECT_EQ(session.enqueue(with_id("new", 6), Clock::now()), Session::Enqueued::kQueued);
+  EXPECT_EQ(session.enqueue(delivery(QoS::k1, "no id"), Clock::now()), Session::Enqueued::kQueued);
+}
+
+TEST(SessionTail, TakeAllLeavesOnlyWhatComesAfter) {
+  Session session{"client", 1, QueueLimits{10, 1 << 20}};
+  ASSERT_EQ(session.enqueue(delivery(QoS::k1, "before"), Clock::now()), Session::Enqueued::kQueued);
+  auto taken = session.take_all();
+  ASSERT_EQ(taken.queued.size(), 1u);
+  EXPECT_EQ(session.queued_count(), 0u);
+  ASSERT_EQ(session.enqueue(delivery(QoS::k1, "after"), Clock::now()), Session::Enqueued::kQueued);
+  taken = session.take_all();
+  ASSERT_EQ(taken.queued.size(), 1u);
+  EXPECT_EQ(taken.queued[0].message->topic, "after");
+}
+
 }  // namespace
 }  // namespace starling::broker
 
