@@ -145,9 +145,11 @@ std::string parse_file(const std::string& text, std::filesystem::path& out) {
   return {};
 }
 
-// The token is the file's first line (a trailing newline is not part of it).
-std::string read_token_file(const std::string& text, std::filesystem::path& path, std::string& token) {
-  if (!token.empty()) return "cannot be used together with --http-token";  // applied first, see the table
+// The token is the file's first line (a trailing newline is not part of it);
+// `flag` is the setting it cannot be used with.
+std::string read_token_file(const std::string& text, std::filesystem::path& path, std::string& token,
+                            std::string_view flag) {
+  if (!token.empty()) return "cannot be used together with --" + std::string{flag};  // applied first, see the table
   if (std::string error = parse_file(text, path); !error.empty()) return error;
   std::ifstream in(path);
   std::string line;
@@ -198,7 +200,7 @@ struct Setting {
   Apply apply;
 };
 
-constexpr std::array<Setting, 37> settings{{
+constexpr std::array<Setting, 41> settings{{
     {"node-id", "NAME", "unique, stable name of this node (default: host name)",
      [](Config& c, const std::string& v) { return parse_node_id(v, c.node_id); }},
     {"mqtt-listen", "HOST:PORT", "MQTT over TCP, or off (default: 0.0.0.0:1883)",
@@ -222,7 +224,7 @@ constexpr std::array<Setting, 37> settings{{
        return std::string{};
      }},
     {"http-token-file", "FILE", "file whose first line is the admin API's bearer token (default: none)",
-     [](Config& c, const std::string& v) { return read_token_file(v, c.http_token_file, c.http_token); }},
+     [](Config& c, const std::string& v) { return read_token_file(v, c.http_token_file, c.http_token, "http-token"); }},
     {"data-dir", "DIR", "RocksDB directory (default: ./data)",
      [](Config& c, const std::string& v) {
        if (v.empty()) return std::string{"the directory must not be empty"};
@@ -245,6 +247,17 @@ constexpr std::array<Setting, 37> settings{{
        c.cluster_secret = v;
        return std::string{};
      }},
+    {"cluster-secret-file", "FILE", "file whose first line is the cluster secret (default: none)",
+     [](Config& c, const std::string& v) {
+       return read_token_file(v, c.cluster_secret_file, c.cluster_secret, "cluster-secret");
+     }},
+    {"cluster-tls-cert", "FILE", "PEM certificate chain of this node for mutual TLS between nodes; it must name "
+     "the host peers dial (default: none, plain)",
+     [](Config& c, const std::string& v) { return parse_file(v, c.cluster_tls_cert); }},
+    {"cluster-tls-key", "FILE", "PEM private key for --cluster-tls-cert",
+     [](Config& c, const std::string& v) { return parse_file(v, c.cluster_tls_key); }},
+    {"cluster-tls-ca", "FILE", "PEM CA bundle every node's certificate must chain to",
+     [](Config& c, const std::string& v) { return parse_file(v, c.cluster_tls_ca); }},
     {"replication-factor", "N", "copies of every persistent session, owner included (default: 2)",
      [](Config& c, const std::string& v) { return parse_uint(v, 1, 64, c.replication_factor); }},
     {"fsync", "always|batch|never", "when an acknowledged QoS 1/2 message is on disk (default: batch)",
@@ -400,6 +413,13 @@ std::optional<ConfigExit> check_consistency(const Config& c) {
     return usage_error("cluster-advertise", "needs --cluster-listen");
   }
   if (!c.join.empty() && !c.cluster_listen) return usage_error("join", "needs --cluster-listen");
+  const int cluster_tls = !c.cluster_tls_cert.empty() + !c.cluster_tls_key.empty() + !c.cluster_tls_ca.empty();
+  if (cluster_tls != 0 && cluster_tls != 3) {
+    return usage_error(c.cluster_tls_cert.empty() ? "cluster-tls-key" : "cluster-tls-cert",
+                       "mutual TLS between nodes needs all of --cluster-tls-cert, --cluster-tls-key and "
+                       "--cluster-tls-ca");
+  }
+  if (cluster_tls != 0 && !c.cluster_listen) return usage_error("cluster-tls-cert", "needs --cluster-listen");
   if (c.drain_delay >= c.shutdown_timeout) {
     return usage_error("drain-delay", "must be shorter than --shutdown-timeout (" +
                                           std::to_string(c.shutdown_timeout) + " s)");
@@ -619,6 +639,10 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
                                                 : listener(c.cluster_listen)},
       {"join", join.empty() ? "none" : join},
       {"cluster-secret", c.cluster_secret.empty() ? "none" : "(set)"},
+      {"cluster-secret-file", path(c.cluster_secret_file)},
+      {"cluster-tls-cert", path(c.cluster_tls_cert)},
+      {"cluster-tls-key", path(c.cluster_tls_key)},
+      {"cluster-tls-ca", path(c.cluster_tls_ca)},
       {"replication-factor", std::to_string(c.replication_factor)},
       {"fsync", std::string{to_string(c.fsync)}},
       {"fsync-interval", std::to_string(c.fsync_interval_ms) + " ms"},

@@ -53,6 +53,11 @@ struct Config {
   std::optional<HostPort> cluster_advertise;  // nullopt: derived from cluster_listen
   std::vector<JoinSeed> join;
   std::string cluster_secret;  // never logged
+  std::filesystem::path cluster_secret_file;
+  // Mutual TLS between nodes: all three, or none (plain).
+  std::filesystem::path cluster_tls_cert;
+  std::filesystem::path cluster_tls_key;
+  std::filesystem::path cluster_tls_ca;
   std::uint32_t replication_factor = 2;
   FsyncMode fsync = FsyncMode::batch;
   // --fsync batch: how long a group commit waits for more writes after the

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <random>
+#include <variant>
 
 #include "broker/metrics.h"
 #include "cluster/membership/seeds.h"
+#include "cluster/rpc/peer_channel.h"
 
 namespace starling::cluster {
 namespace {
@@ -26,6 +28,10 @@ std::string host_name() {
 ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::logger& log) {
   auto node = std::make_unique<ClusterNode>();
   const broker::HostPort& listen = *config.cluster_listen;
+  auto credentials = load_peer_credentials(config.cluster_tls_cert, config.cluster_tls_key, config.cluster_tls_ca);
+  if (auto* error = std::get_if<std::string>(&credentials)) return Started{nullptr, "--cluster-tls-*: " + *error};
+  PeerCredentials& peers = std::get<PeerCredentials>(credentials);
+  node->credentials_ = peers.channel;
 
   // Versions of this node's routes count from 0 in a new epoch each start.
   const uint64_t epoch = std::random_device{}() ^
@@ -35,6 +41,7 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   ForwardingConfig fc;
   fc.node_id = config.node_id;
   fc.secret = config.cluster_secret;
+  fc.credentials = peers.channel;
   node->forwarder_ = std::make_unique<ClusterForwarder>(std::move(fc), *node->routes_, *node->retained_, log);
   // Refused calls are counted in one place whichever service they called.
   const OnRefused refused = [n = node.get()](const std::string& peer) {
@@ -44,23 +51,25 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   node->routing_service_ = std::make_unique<RoutingService>(config.cluster_secret, *node->routes_, *node->forwarder_,
                                                             *node->retained_, refused, log);
   node->fence_ = std::make_unique<ConnectFence>(config.node_id);
-  node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, refused);
+  node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_, refused);
   node->node_id_ = config.node_id;
   node->secret_ = config.cluster_secret;
   node->log_ = &log;
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen.to_string(), peers.server, &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(node->membership_service_.get());
   builder.RegisterService(node->routing_service_.get());
   builder.RegisterService(node->sessions_service_.get());
   node->server_ = builder.BuildAndStart();
   if (!node->server_ || port == 0) {
-    return Started{nullptr, "--cluster-listen " + listen.to_string() + ": cannot listen there"};
+    return Started{nullptr, "--cluster-listen " + listen.to_string() + ": cannot listen there" +
+                                (peers.channel ? " (or --cluster-tls-cert/--cluster-tls-key are not a valid pair)" : "")};
   }
   // Tests and scripts read the port from this line.
-  log.info("listener cluster bound to {}", broker::HostPort{listen.host, static_cast<uint16_t>(port)}.to_string());
+  log.info("listener cluster bound to {}{}", broker::HostPort{listen.host, static_cast<uint16_t>(port)}.to_string(),
+           peers.channel ? " (mutual TLS)" : "");
 
   // What peers dial: --cluster-advertise, else the listen address with the
   // port it got (a wildcard host becomes this host's name).
@@ -75,12 +84,13 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   mc.node_id = config.node_id;
   mc.address = node->address_;
   mc.secret = config.cluster_secret;
+  mc.credentials = peers.channel;
   node->membership_ = std::make_unique<Membership>(
       std::move(mc), [seeds = config.join] { return resolve_seeds(seeds); }, log);
   node->membership_->on_change(
       [forwarder = node->forwarder_.get()](const Member& m, std::optional<MemberState>) { forwarder->member_changed(m); });
   node->retained_sync_ =
-      std::make_unique<RetainedSync>(*node->membership_, *node->retained_, config.cluster_secret, log);
+      std::make_unique<RetainedSync>(*node->membership_, *node->retained_, config.cluster_secret, peers.channel, log);
   node->membership_service_->attach(*node->membership_);
   node->membership_->start();
   log.info("cluster: node {} advertises {}; joining through {}", config.node_id, node->address_,
@@ -123,7 +133,7 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
     std::lock_guard lock(takeovers_mu_);
     ++takeovers_pending_;
   }
-  take_from_peers(peers, secret_, client_id, clean_start, epoch, std::chrono::milliseconds(2000), takeovers_, *log_,
+  take_from_peers(peers, secret_, credentials_, client_id, clean_start, epoch, std::chrono::milliseconds(2000), takeovers_, *log_,
                   [this, client_id, epoch, done = std::move(done)](PeersAnswer answer) {
                     if (answer.superseded) {
                       fence_->end(client_id, epoch);
@@ -155,12 +165,18 @@ void ClusterNode::release_session(const std::string& held_by, const std::string&
     std::lock_guard lock(takeovers_mu_);
     ++takeovers_pending_;
   }
-  release_from_peer(*peer, secret_, client_id, ConnectEpoch{ticket, node_id_}, std::chrono::milliseconds(2000), *log_,
-                    [this, done = std::move(done)](std::vector<broker::Delivery> tail) {
-                      done(std::move(tail));
-                      std::lock_guard lock(takeovers_mu_);
-                      if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
-                    });
+  // What this node forwarded to the holder before it routed the session's
+  // messages here must be there before the release: the holder queues it.
+  forwarder_->after_forwards_answered(std::chrono::milliseconds(1000), [this, peer = *peer, client_id, ticket,
+                                                                         done = std::move(done)]() mutable {
+    release_from_peer(peer, secret_, credentials_, client_id, ConnectEpoch{ticket, node_id_},
+                      std::chrono::milliseconds(2000), *log_,
+                      [this, done = std::move(done)](std::vector<broker::Delivery> tail) {
+                        done(std::move(tail));
+                        std::lock_guard lock(takeovers_mu_);
+                        if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
+                      });
+  });
 }
 
 bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {

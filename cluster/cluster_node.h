@@ -74,7 +74,8 @@ class ClusterNode final : public broker::ClusterLink {
   spdlog::logger* log_ = nullptr;
   std::unique_ptr<grpc::Server> server_;  // last: stopped first
   std::once_flag left_;
-  std::atomic<bool> leaving_{false};  // leave() began: no more releases
+  std::atomic<bool> leaving_{false};
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // how peers are called; null: plain  // leave() began: no more releases
 };
 
 }  // namespace starling::cluster

@@ -166,6 +166,18 @@ std::optional<std::vector<Delivery>> SessionRegistry::release(const std::string&
   return end_held(session);
 }
 
+bool SessionRegistry::unroute_held(const std::string& client_id, uint64_t key) {
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mu_);
+    auto it = held_.find(client_id);
+    if (it == held_.end() || it->second.key != key) return false;
+    session = it->second.session;
+  }
+  router_.remove_session(*session);
+  return true;
+}
+
 std::vector<Delivery> SessionRegistry::end_held(const std::shared_ptr<Session>& session) {
   router_.remove_session(*session);
   // Nothing is queued for it after this (the router no longer has it).

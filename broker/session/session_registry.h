@@ -131,6 +131,11 @@ class SessionRegistry {
   // order; its routes go. nullopt when there is none under `key` (released
   // already, or waited for too long).
   std::optional<std::vector<Delivery>> release(const std::string& client_id, uint64_t key);
+  // The first half of release(): the held session's routes go, so no new
+  // message is routed to it; one routed just before may still be on its way
+  // into its queue (release() a moment later takes it). False when none is
+  // held under `key`.
+  bool unroute_held(const std::string& client_id, uint64_t key);
   static constexpr std::chrono::seconds kReleaseWait{10};
   // A session just opened here takes over what another node handed: its
   // subscriptions (routes announced), and its deliveries, stored with

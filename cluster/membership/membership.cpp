@@ -118,7 +118,7 @@ std::shared_ptr<v1::Membership::Stub> Membership::stub_for(const std::string& ad
   std::lock_guard lock(mutex_);
   auto it = stubs_.find(address);
   if (it != stubs_.end()) return it->second;
-  auto channel = peer_channel(address);
+  auto channel = peer_channel(address, config_.credentials);
   std::shared_ptr<v1::Membership::Stub> stub = v1::Membership::NewStub(channel);
   stubs_.emplace(address, stub);
   return stub;

@@ -31,6 +31,7 @@ struct MembershipConfig {
   std::string node_id;
   std::string address;  // --cluster-advertise: what peers dial
   std::string secret;   // --cluster-secret; empty: none. Never logged.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plain
   SwimConfig swim;
   // A direct ping that takes longer failed; the indirect ones get the rest of
   // the probe interval.

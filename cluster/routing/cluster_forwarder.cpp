@@ -50,6 +50,7 @@ void ClusterForwarder::stop() {
   }
   for (auto& [id, link] : links) link->stop();
   check_waiters(/*timeouts=*/false);  // with no links left, every waiter goes
+  check_pending(/*all=*/true);
 }
 
 void ClusterForwarder::subscribed(std::string_view filter) {
@@ -74,6 +75,46 @@ void ClusterForwarder::when_routes_known(Done done) {
 }
 
 void ClusterForwarder::routes_acknowledged() { check_waiters(false); }
+
+void ClusterForwarder::forwards_answered() { check_pending(false); }
+
+void ClusterForwarder::after_forwards_answered(std::chrono::milliseconds timeout, std::function<void()> done) {
+  // Each link's count of messages handed to it now: done once it has
+  // answered that many.
+  std::vector<std::pair<std::shared_ptr<PeerLink>, uint64_t>> marks;
+  {
+    std::shared_lock lock(links_mu_);
+    for (const auto& [id, link] : links_) marks.emplace_back(link, link->handed());
+  }
+  auto ready = [marks = std::move(marks)] {
+    return std::all_of(marks.begin(), marks.end(), [](const auto& m) { return m.first->answered_through() >= m.second; });
+  };
+  if (ready()) return done();
+  {
+    std::lock_guard lock(pending_mu_);
+    pending_.push_back(Pending{std::move(ready), std::chrono::steady_clock::now() + timeout, std::move(done)});
+  }
+  check_pending(false);  // an answer may have come meanwhile
+}
+
+void ClusterForwarder::after(std::chrono::milliseconds delay, std::function<void()> done) {
+  std::lock_guard lock(pending_mu_);
+  pending_.push_back(Pending{[] { return false; }, std::chrono::steady_clock::now() + delay, std::move(done)});
+}
+
+void ClusterForwarder::check_pending(bool all) {
+  std::vector<std::function<void()>> due;
+  {
+    std::lock_guard lock(pending_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(pending_, [&](Pending& p) {
+      if (!all && now < p.deadline && !p.ready()) return false;
+      due.push_back(std::move(p.done));
+      return true;
+    });
+  }
+  for (auto& done : due) done();
+}
 
 void ClusterForwarder::check_waiters(bool timeouts) {
   std::vector<std::optional<RouteVersion>> acked;
@@ -112,6 +153,7 @@ void ClusterForwarder::tick() {
   while (!tick_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; })) {
     lock.unlock();
     check_waiters(/*timeouts=*/true);
+    check_pending(/*all=*/false);
     {
       std::shared_lock links(links_mu_);
       for (auto& [id, link] : links_) link->check_stalled();
@@ -204,6 +246,7 @@ void ClusterForwarder::member_changed(const Member& m) {
       c.peer_id = m.node_id;
       c.address = m.address;
       c.secret = config_.secret;
+      c.credentials = config_.credentials;
       c.digest_interval = config_.digest_interval;
       c.max_queued_qos0 = config_.max_queued_qos0;
       fresh = std::make_shared<PeerLink>(std::move(c), routes_, *this, counters_for(m.node_id), forward_latency_,

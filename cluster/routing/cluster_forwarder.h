@@ -21,6 +21,7 @@
 
 #include <prometheus/metric_family.h>
 #include <spdlog/logger.h>
+#include <grpcpp/security/credentials.h>
 
 #include "broker/routing/forwarder.h"
 #include "broker/stats.h"
@@ -35,6 +36,7 @@ class PeerLink;
 struct ForwardingConfig {
   std::string node_id;
   std::string secret;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plain
   // How long a SUBACK waits for every live peer to have the new route.
   std::chrono::milliseconds route_wait{2000};
   // How often unchanged routes are sent as a digest (anti-entropy).
@@ -68,6 +70,15 @@ class ClusterForwarder final : public broker::Forwarder {
   void member_changed(const Member& member);
   // A peer acknowledged routes or messages: waiting SUBACKs may go.
   void routes_acknowledged();
+  // A peer answered a batch of messages.
+  void forwards_answered();
+  // Runs `done` once every message handed to a peer link so far has been
+  // answered (or failed), or after `timeout`: a message forwarded before
+  // some change here has arrived where it went.
+  void after_forwards_answered(std::chrono::milliseconds timeout, std::function<void()> done);
+  // Runs `done` after about `delay` (the ticker's 50 ms steps), on the
+  // ticker; at stop() at the latest.
+  void after(std::chrono::milliseconds delay, std::function<void()> done);
   // Stops every link; pending QoS 1/2 forwards fail.
   void stop();
 
@@ -82,6 +93,13 @@ class ClusterForwarder final : public broker::Forwarder {
   };
   void check_waiters(bool timeouts);
   void tick();
+  // Something to run once `ready` holds or `deadline` passed.
+  struct Pending {
+    std::function<bool()> ready;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void()> done;
+  };
+  void check_pending(bool all);
 
   const ForwardingConfig config_;
   RouteTable& routes_;
@@ -96,6 +114,8 @@ class ClusterForwarder final : public broker::Forwarder {
   std::mutex waiters_mu_;
   std::vector<Waiter> waiters_;
   std::atomic<uint64_t> route_wait_timeouts_{0};
+  std::mutex pending_mu_;
+  std::vector<Pending> pending_;
   std::atomic<uint64_t> group_turn_{0};  // round robin over a shared group's nodes
   broker::LatencyHistogram forward_latency_;
 

@@ -84,7 +84,7 @@ PeerLink::PeerLink(PeerLinkConfig config, RouteTable& routes, ClusterForwarder& 
       counters_(counters),
       latency_(latency),
       log_(log),
-      stub_(v1::Routing::NewStub(peer_channel(config_.address))),
+      stub_(v1::Routing::NewStub(peer_channel(config_.address, config_.credentials))),
       link_id_(random_link_id()) {}
 
 PeerLink::~PeerLink() { stop(); }
@@ -146,13 +146,29 @@ bool PeerLink::enqueue(const broker::MessagePtr& message, broker::Forwarder::Don
       ++queued_qos0_;
     }
     if (!stopping_) {
-      queue_.push_back(Item{message, std::move(done), std::move(meta)});
+      queue_.push_back(Item{message, std::move(done), std::move(meta), ++handed_});
       done = nullptr;
     }
   }
   if (done) done(false);  // the link is gone: so is the peer
   cv_.notify_all();
   return true;
+}
+
+uint64_t PeerLink::handed() const {
+  std::lock_guard lock(mu_);
+  return handed_;
+}
+
+uint64_t PeerLink::answered_through() const {
+  std::lock_guard lock(mu_);
+  // Batches leave in_flight_ in any order, but each holds a run of items in
+  // queue order: the oldest unanswered item heads the first batch left, or
+  // else the queue.
+  if (!in_flight_.empty() && !in_flight_.front().items.empty()) return in_flight_.front().items.front().index - 1;
+  if (batching_ != 0) return batching_ - 1;
+  if (!queue_.empty()) return queue_.front().index - 1;
+  return handed_;
 }
 
 std::optional<RouteVersion> PeerLink::acked() const {
@@ -347,12 +363,14 @@ bool PeerLink::send_batch() {
       queue_.pop_front();
     }
     sent.sequence = next_sequence_++;
+    if (!sent.items.empty()) batching_ = sent.items.front().index;
   }
   const v1::ForwardBatch batch = to_batch(config_.self_id, link_id_, sent.sequence, sent.items);
   sent.written = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mu_);
     in_flight_.push_back(std::move(sent));  // before the write: the answer may come at once
+    batching_ = 0;
   }
   return write(batch);
 }
@@ -396,6 +414,7 @@ void PeerLink::answered(const v1::ForwardAck& ack) {
     if (refused[i]) counters_.refused.fetch_add(1, std::memory_order_relaxed);
     if (sent.items[i].done) sent.items[i].done(!refused[i]);
   }
+  owner_.forwards_answered();
 }
 
 }  // namespace starling::cluster

@@ -54,6 +54,7 @@ struct PeerLinkConfig {
   std::string peer_id;
   std::string address;
   std::string secret;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plain
   std::chrono::milliseconds digest_interval{2000};
   size_t max_queued_qos0 = 10000;
   size_t max_batch = 1024;
@@ -83,6 +84,11 @@ class PeerLink {
   void wake();
   // False when the message was dropped (QoS 0, too many waiting).
   bool enqueue(const broker::MessagePtr& message, broker::Forwarder::Done done, ForwardMeta meta = {});
+  // How many messages were handed to the link (enqueue) so far, and how many
+  // of the first of them are answered or failed: all of the first
+  // answered_through() (for ClusterForwarder::after_forwards_answered).
+  uint64_t handed() const;
+  uint64_t answered_through() const;
   // The version of this node's routes the peer acknowledged.
   std::optional<RouteVersion> acked() const;
   uint64_t repairs() const;  // snapshots the peer asked for after a digest or delta
@@ -98,6 +104,7 @@ class PeerLink {
     broker::MessagePtr message;
     broker::Forwarder::Done done;
     ForwardMeta meta;
+    uint64_t index = 0;  // counts from 1 in the order handed to the link
   };
   // A batch written and not yet answered.
   struct Sent {
@@ -132,6 +139,8 @@ class PeerLink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
+  uint64_t handed_ = 0;  // items ever queued
+  uint64_t batching_ = 0;  // first item of a batch on its way from queue_ to in_flight_; 0: none
   size_t queued_qos0_ = 0;  // QoS 0 items in queue_
   std::deque<Sent> in_flight_;  // in sequence order
   const uint64_t link_id_;

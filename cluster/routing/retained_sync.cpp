@@ -10,8 +10,11 @@
 namespace starling::cluster {
 
 RetainedSync::RetainedSync(Membership& membership, RetainedVersions& versions, std::string secret,
+                           std::shared_ptr<grpc::ChannelCredentials> credentials,
                            spdlog::logger& log)
-    : membership_(membership), versions_(versions), secret_(std::move(secret)), log_(log) {}
+    : membership_(membership), versions_(versions), secret_(std::move(secret)),
+      credentials_(std::move(credentials)),
+      log_(log) {}
 
 RetainedSync::~RetainedSync() { stop(); }
 
@@ -53,7 +56,7 @@ void RetainedSync::run() {
 }
 
 bool RetainedSync::pull_from(const std::string& node_id, const std::string& address) {
-  auto stub = v1::Routing::NewStub(peer_channel(address));
+  auto stub = v1::Routing::NewStub(peer_channel(address, credentials_));
   // Stored here before this node says it is synced.
   struct Outstanding {
     std::mutex mu;

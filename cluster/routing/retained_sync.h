@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <spdlog/logger.h>
+#include <grpcpp/security/credentials.h>
 
 #include "broker/session/session_registry.h"
 #include "cluster/membership/membership.h"
@@ -21,7 +22,8 @@ namespace starling::cluster {
 
 class RetainedSync {
  public:
-  RetainedSync(Membership& membership, RetainedVersions& versions, std::string secret, spdlog::logger& log);
+  RetainedSync(Membership& membership, RetainedVersions& versions, std::string secret,
+               std::shared_ptr<grpc::ChannelCredentials> credentials, spdlog::logger& log);
   ~RetainedSync();
   RetainedSync(const RetainedSync&) = delete;
   RetainedSync& operator=(const RetainedSync&) = delete;
@@ -40,6 +42,7 @@ class RetainedSync {
   Membership& membership_;
   RetainedVersions& versions_;
   const std::string secret_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   spdlog::logger& log_;
   broker::SessionRegistry* sessions_ = nullptr;
   std::atomic<bool> synced_{false};

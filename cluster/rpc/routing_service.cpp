@@ -11,6 +11,14 @@
 #include "cluster/rpc/cluster_secret.h"
 
 namespace starling::cluster {
+namespace {
+
+// How long a route update's acknowledgement waits for this node's forwards
+// under way (a peer that stopped reading must not hold it for long; the
+// caller's call gives up after 2 s).
+constexpr auto kForwardsBeforeRoutesWait = std::chrono::milliseconds(1000);
+
+}  // namespace
 
 RoutingService::RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder,
                                RetainedVersions& retained, OnRefused refused, spdlog::logger& log)
@@ -44,7 +52,16 @@ grpc::ServerUnaryReactor* RoutingService::UpdateRoutes(grpc::CallbackServerConte
   d.snapshot = request->snapshot();
   d.added.assign(request->added().begin(), request->added().end());
   d.removed.assign(request->removed().begin(), request->removed().end());
-  reply->set_need_snapshot(routes_.apply(request->from_node(), d) == RouteTable::Applied::kNeedSnapshot);
+  const bool applied = routes_.apply(request->from_node(), d) == RouteTable::Applied::kApplied;
+  reply->set_need_snapshot(!applied);
+  if (applied && !d.added.empty()) {
+    // Acknowledged once whatever this node forwarded before knowing the new
+    // routes has arrived where it went: a session moving to the caller is
+    // released by its old node only after this, so nothing sent there
+    // without the caller's routes comes after the release.
+    forwarder_.after_forwards_answered(kForwardsBeforeRoutesWait, [reactor] { reactor->Finish(grpc::Status::OK); });
+    return reactor;
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

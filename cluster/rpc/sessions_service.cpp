@@ -30,10 +30,18 @@ grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerCo
                                                           v1::ReleaseSessionReply* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!admit(*context, *reactor, secret_, refused_)) return reactor;
-  if (broker::SessionRegistry* sessions = sessions_.load()) {
-    *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
+  broker::SessionRegistry* sessions = sessions_.load();
+  if (!sessions || !sessions->unroute_held(request->client_id(), request->epoch())) {
+    reactor->Finish(grpc::Status::OK);  // not found
+    return reactor;
   }
-  reactor->Finish(grpc::Status::OK);
+  // Its routes are gone; a message routed to it a moment before may still be
+  // on its way into its queue (between routing and queuing on a worker): the
+  // rest is taken a little later.
+  forwarder_.after(std::chrono::milliseconds(50), [sessions, request, reply, reactor] {
+    *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
+    reactor->Finish(grpc::Status::OK);
+  });
   return reactor;
 }
 

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "broker/session/session_registry.h"
+#include "cluster/routing/cluster_forwarder.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/sessions/connect_fence.h"
 #include "proto/cluster.grpc.pb.h"
@@ -18,8 +19,8 @@ namespace starling::cluster {
 
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  SessionsService(std::string secret, ConnectFence& fence, OnRefused refused)
-      : secret_(std::move(secret)), fence_(fence), refused_(std::move(refused)) {}
+  SessionsService(std::string secret, ConnectFence& fence, ClusterForwarder& forwarder, OnRefused refused)
+      : secret_(std::move(secret)), fence_(fence), forwarder_(forwarder), refused_(std::move(refused)) {}
   void attach(broker::SessionRegistry* sessions) { sessions_.store(sessions); }
 
   grpc::ServerUnaryReactor* TakeSession(grpc::CallbackServerContext* context, const v1::TakeSessionRequest* request,
@@ -31,6 +32,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
  private:
   const std::string secret_;  // never logged
   ConnectFence& fence_;
+  ClusterForwarder& forwarder_;  // its ticker times a release
   OnRefused refused_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };

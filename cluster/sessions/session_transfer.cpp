@@ -108,7 +108,8 @@ std::vector<broker::Delivery> from_proto(const v1::ReleaseSessionReply& reply) {
   return tail;
 }
 
-void release_from_peer(const Member& peer, const std::string& secret, const std::string& client_id,
+void release_from_peer(const Member& peer, const std::string& secret,
+                       const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
                        const ConnectEpoch& epoch, std::chrono::milliseconds timeout, spdlog::logger& log,
                        std::function<void(std::vector<broker::Delivery>)> done) {
   struct Call {
@@ -118,7 +119,7 @@ void release_from_peer(const Member& peer, const std::string& secret, const std:
     std::unique_ptr<v1::Sessions::Stub> stub;
   };
   auto call = std::make_shared<Call>();
-  call->stub = v1::Sessions::NewStub(peer_channel(peer.address));
+  call->stub = v1::Sessions::NewStub(peer_channel(peer.address, credentials));
   call->request.set_from_node(epoch.node);
   call->request.set_client_id(client_id);
   call->request.set_epoch(epoch.hlc);
@@ -137,7 +138,8 @@ void release_from_peer(const Member& peer, const std::string& secret, const std:
       });
 }
 
-void take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
+void take_from_peers(const std::vector<Member>& peers, const std::string& secret,
+                     const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
                      bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
                      TakeoverStats& stats, spdlog::logger& log, std::function<void(PeersAnswer)> done) {
   if (peers.empty()) {
@@ -196,7 +198,7 @@ void take_from_peers(const std::vector<Member>& peers, const std::string& secret
   for (const auto& peer : peers) {
     auto call = std::make_shared<Call>();
     call->peer_id = peer.node_id;
-    call->stub = v1::Sessions::NewStub(peer_channel(peer.address));
+    call->stub = v1::Sessions::NewStub(peer_channel(peer.address, credentials));
     call->request.set_from_node(epoch.node);
     call->request.set_client_id(client_id);
     call->request.set_clean_start(clean_start);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <spdlog/logger.h>
+#include <grpcpp/security/credentials.h>
 
 #include "broker/session/session_registry.h"
 #include "cluster/membership/swim.h"
@@ -40,14 +41,17 @@ struct PeersAnswer {
   std::optional<broker::HandedSession> handed;
   std::string held_by;  // the peer that holds the session until released (HandedSession::held)
 };
-void take_from_peers(const std::vector<Member>& peers, const std::string& secret, const std::string& client_id,
+// `secret` and `credentials`: how peers are called (PeerCredentials::channel).
+void take_from_peers(const std::vector<Member>& peers, const std::string& secret,
+                     const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
                      bool clean_start, const ConnectEpoch& epoch, std::chrono::milliseconds timeout,
                      TakeoverStats& stats, spdlog::logger& log, std::function<void(PeersAnswer)> done);
 
 // Asks `peer`, which held a session it handed over, for what it queued
 // since; `done` gets it (nothing when the call failed: logged) on a gRPC
 // thread.
-void release_from_peer(const Member& peer, const std::string& secret, const std::string& client_id,
+void release_from_peer(const Member& peer, const std::string& secret,
+                       const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
                        const ConnectEpoch& epoch, std::chrono::milliseconds timeout, spdlog::logger& log,
                        std::function<void(std::vector<broker::Delivery>)> done);
 

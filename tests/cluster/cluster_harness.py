@@ -35,8 +35,8 @@ class Cluster:
         self.nodes = []
         self._stack = contextlib.ExitStack()
 
-    def node_args(self, seed_port=None, secret=None):
-        args = list(self.extra)
+    def node_args(self, seed_port=None, secret=None, common=True):
+        args = list(self.extra) if common else []
         secret = self.secret if secret is None else secret
         if secret:
             args += ["--cluster-secret", secret]
@@ -44,10 +44,11 @@ class Cluster:
             args += ["--join", f"127.0.0.1:{seed_port}"]
         return args
 
-    def start_node(self, name, *extra, join=True, data_dir=None, secret=None):
-        """One more node (joining the first unless join=False); stopped with the cluster."""
+    def start_node(self, name, *extra, join=True, data_dir=None, secret=None, common=True):
+        """One more node (joining the first unless join=False); stopped with the cluster.
+        common=False: without the cluster's extra flags (a node set up unlike the others)."""
         seed = self.nodes[0].cluster_port if (join and self.nodes) else None
-        b = harness.Broker(*self.node_args(seed, secret), *extra, http=True, cluster=True,
+        b = harness.Broker(*self.node_args(seed, secret, common), *extra, http=True, cluster=True,
                            node_id=name, data_dir=data_dir)
         self._stack.enter_context(b)
         return b

@@ -115,6 +115,26 @@ TEST(Config, OperationsFlags) {
   EXPECT_TRUE(rejected(parse({"--shutdown-timeout", "0"}), "--shutdown-timeout"));
 }
 
+TEST(Config, ClusterSecretFileAndMutualTls) {
+  TempDir dir;
+  const std::string secret = dir.write("secret", "cluster-s3cret\n");
+  const std::string cert = dir.write("node.pem", "x");
+  const std::string key = dir.write("node.key", "x");
+  const std::string ca = dir.write("ca.pem", "x");
+  EXPECT_EQ(parse_ok({"--cluster-secret-file", secret}).cluster_secret, "cluster-s3cret");
+  EXPECT_TRUE(rejected(parse({"--cluster-secret", "a", "--cluster-secret-file", secret}), "--cluster-secret-file"));
+  const Config c = parse_ok({"--cluster-listen", "127.0.0.1:0", "--cluster-tls-cert", cert, "--cluster-tls-key", key,
+                             "--cluster-tls-ca", ca});
+  EXPECT_EQ(c.cluster_tls_ca, ca);
+  EXPECT_TRUE(rejected(parse({"--cluster-listen", "127.0.0.1:0", "--cluster-tls-cert", cert}), "--cluster-tls-cert"));
+  EXPECT_TRUE(rejected(parse({"--cluster-listen", "127.0.0.1:0", "--cluster-tls-key", key, "--cluster-tls-ca", ca}),
+                       "--cluster-tls-key"));
+  EXPECT_TRUE(rejected(parse({"--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", ca}),
+                       "--cluster-tls-cert"));
+  EXPECT_TRUE(rejected(parse({"--cluster-listen", "127.0.0.1:0", "--cluster-tls-cert", (dir.path() / "missing").string()}),
+                       "--cluster-tls-cert"));
+}
+
 TEST(Config, EveryFlagIsAccepted) {
   TempDir dir;
   const std::string cert = dir.write("cert.pem", "x");
@@ -362,7 +382,7 @@ TEST(Config, VersionAndHelpExitZero) {
 TEST(Config, DescribeListsEverySettingAndHidesTheSecret) {
   const Config c = parse_ok({"--cluster-secret", "s3cret", "--http-token", "s3cret"});
   const auto settings = describe(c);
-  EXPECT_EQ(settings.size(), 38u);
+  EXPECT_EQ(settings.size(), 42u);
   for (const auto& [name, value] : settings) {
     EXPECT_EQ(value.find("s3cret"), std::string::npos) << name;
   }

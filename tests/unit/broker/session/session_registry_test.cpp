@@ -36,6 +36,15 @@ struct RegistryFixture : ::testing::Test {
     s->add_subscription("will/#", SubscriptionRecord{e.options, 0});
     return s;
   }
+  // A persistent session of `client_id` subscribed to "t" at QoS 1.
+  std::shared_ptr<Session> subscribed(const std::string& client_id, std::shared_ptr<NullListener> listener) {
+    auto s = registry.open(client_id, false, 600, listener).session;
+    SubscriptionEntry e;
+    e.options.qos = QoS::k1;
+    s->add_subscription("t", SubscriptionRecord{e.options, 0});
+    router.subscribe(s, "t", e);
+    return s;
+  }
   MessagePtr will_message(SessionId owner) {
     return make_message("will/x", "gone", QoS::k1, false, {}, owner, nullptr, Clock::now());
   }
@@ -120,11 +129,7 @@ TEST_F(RegistryFixture, SweepEndsExpiredOfflineSessionsOnly) {
 // that node releases it: what it queued meanwhile goes with the release,
 // once, and its routes go then. Unreleased, it ends after kReleaseWait.
 TEST_F(RegistryFixture, HeldHandOverQueuesUntilReleased) {
-  auto s = registry.open("c", false, 600, a).session;
-  SubscriptionEntry e;
-  e.options.qos = QoS::k1;
-  s->add_subscription("t", SubscriptionRecord{e.options, 0});
-  router.subscribe(s, "t", e);
+  subscribed("c", a);
   const auto publish = [&](std::string topic) {
     auto route = router.route(make_message(std::move(topic), "p", QoS::k1, false, {}, 0, nullptr, Clock::now()));
     router.deliver(route, Clock::now());
@@ -142,14 +147,28 @@ TEST_F(RegistryFixture, HeldHandOverQueuesUntilReleased) {
   EXPECT_EQ(router.subscription_count(), 0u) << "its routes go with the release";
   EXPECT_FALSE(registry.release("c", 7)) << "released once";
 
-  auto again = registry.open("d", false, 600, b).session;
-  again->add_subscription("t", SubscriptionRecord{e.options, 0});
-  router.subscribe(again, "t", e);
+  subscribed("d", b);
   ASSERT_TRUE(registry.hand_over("d", false, 9)->held);
   registry.sweep(Clock::now() + SessionRegistry::kReleaseWait + std::chrono::seconds(1));
   EXPECT_EQ(router.subscription_count(), 0u) << "never released: it ends";
   EXPECT_FALSE(registry.release("d", 9));
   EXPECT_FALSE(registry.hand_over("e", false, 10)) << "no session";
+}
+
+// Releasing in two steps: routes first, the queue a moment later, so a
+// message routed just before the routes went (and queued just after) is in
+// the tail, not stranded in a session nobody holds.
+TEST_F(RegistryFixture, ReleaseTakesWhatWasRoutedBeforeTheRoutesWent) {
+  subscribed("c", a);
+  ASSERT_TRUE(registry.hand_over("c", false, 7)->held);
+  auto route = router.route(make_message("t", "p", QoS::k1, false, {}, 0, nullptr, Clock::now()));
+  EXPECT_FALSE(registry.unroute_held("c", 8));
+  ASSERT_TRUE(registry.unroute_held("c", 7));
+  EXPECT_EQ(router.subscription_count(), 0u);
+  router.deliver(route, Clock::now());  // the worker that routed it goes on
+  auto tail = registry.release("c", 7);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(tail->size(), 1u);
 }
 
 }  // namespace
