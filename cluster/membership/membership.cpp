@@ -401,10 +401,8 @@ uint64_t Membership::refused_calls() const {
 void Membership::count_refused(const std::string& peer) {
   std::lock_guard lock(mutex_);
   ++refused_;
-  const auto now = Clock::now();
   // Logged, but not once per call: a misconfigured peer calls every second.
-  if (refused_ == 1 || now - last_refused_log_ >= std::chrono::seconds(10)) {
-    last_refused_log_ = now;
+  if (refused_log_.allow()) {
     log_.warn("cluster: refused a call from {}: missing or wrong cluster secret ({} refused so far)", peer, refused_);
   }
 }

@@ -22,6 +22,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/logger.h>
 
+#include "cluster/log_limit.h"
 #include "cluster/membership/swim.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -126,7 +127,7 @@ class Membership {
   Clock::time_point started_;
   Clock::time_point next_seed_sync_;
   uint64_t refused_ = 0;
-  Clock::time_point last_refused_log_;
+  LogLimit refused_log_{std::chrono::seconds(10)};
   std::map<std::string, std::shared_ptr<v1::Membership::Stub>, std::less<>> stubs_;
   std::atomic<uint64_t> probes_direct_{0};
   std::atomic<uint64_t> probes_indirect_{0};

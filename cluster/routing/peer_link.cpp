@@ -29,14 +29,7 @@ v1::ForwardBatch to_batch(const std::string& self_id, uint64_t link_id, uint64_t
   request.set_sequence(sequence);
   const broker::ClockPair now;
   for (const auto& item : items) {
-    auto* f = request.add_messages();
-    *f = to_forwarded(*item.message, now);
-    f->set_replicate_only(!item.meta.deliver);
-    for (const auto& g : item.meta.shared_groups) f->add_shared_groups(g);
-    if (item.meta.retained) {
-      f->mutable_retained()->set_hlc(item.meta.retained->hlc);
-      f->mutable_retained()->set_origin(item.meta.retained->origin);
-    }
+    *request.add_messages() = to_forwarded(*item.message, now, item.meta);
   }
   return request;
 }
@@ -57,6 +50,17 @@ v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockP
     id->set_origin(m.id.origin);
     id->set_publisher(m.id.publisher);
     id->set_serial(m.id.serial);
+  }
+  return f;
+}
+
+v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockPair& now, const ForwardMeta& meta) {
+  v1::ForwardedMessage f = to_forwarded(m, now);
+  f.set_replicate_only(!meta.deliver);
+  for (const auto& g : meta.shared_groups) f.add_shared_groups(g);
+  if (meta.retained) {
+    f.mutable_retained()->set_hlc(meta.retained->hlc);
+    f.mutable_retained()->set_origin(meta.retained->origin);
   }
   return f;
 }

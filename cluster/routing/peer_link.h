@@ -66,6 +66,8 @@ struct PeerLinkConfig {
 // A message as it travels between nodes, and back (null when a peer sent
 // something no client could have: a bad topic, QoS or properties).
 v1::ForwardedMessage to_forwarded(const broker::Message& message, const broker::ClockPair& now);
+// ... with how it goes to the peer.
+v1::ForwardedMessage to_forwarded(const broker::Message& message, const broker::ClockPair& now, const ForwardMeta& meta);
 broker::MessagePtr from_forwarded(const v1::ForwardedMessage& message, const broker::ClockPair& now);
 
 class PeerLink {

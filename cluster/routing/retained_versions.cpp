@@ -14,8 +14,8 @@ bool RetainedVersions::accept(std::string_view topic, const RetainedVersion& ver
                               const std::function<void()>& apply, bool cleared) {
   std::lock_guard lock(mu_);
   clock_.tick(version.hlc);
-  auto it = versions_.find(topic);
-  if (it != versions_.end() && !(it->second < version)) return false;
+  const RetainedVersion* have = versions_.find(topic);
+  if (have && !(*have < version)) return false;
   record(topic, version, cleared);
   apply();
   return true;
@@ -23,22 +23,15 @@ bool RetainedVersions::accept(std::string_view topic, const RetainedVersion& ver
 
 void RetainedVersions::record(std::string_view topic, const RetainedVersion& version, bool cleared) {
   const auto now = std::chrono::steady_clock::now();
-  while (!tombstones_.empty() && tombstones_.front().forget_at <= now) {
-    const Tombstone& t = tombstones_.front();
-    // Unless the topic was written again since.
-    auto it = versions_.find(t.topic);
-    if (it != versions_.end() && it->second == t.version) versions_.erase(it);
-    tombstones_.pop_front();
-  }
-  versions_.insert_or_assign(std::string{topic}, version);
-  if (cleared) tombstones_.push_back(Tombstone{now + tombstone_life_, std::string{topic}, version});
+  versions_.forget_due(now);
+  versions_.put(topic, version, cleared ? std::optional{now + tombstone_life_} : std::nullopt);
 }
 
 std::optional<RetainedVersion> RetainedVersions::version_of(std::string_view topic) const {
   std::lock_guard lock(mu_);
-  auto it = versions_.find(topic);
-  if (it == versions_.end()) return std::nullopt;
-  return it->second;
+  const RetainedVersion* version = versions_.find(topic);
+  if (!version) return std::nullopt;
+  return *version;
 }
 
 size_t RetainedVersions::size() const {

@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <compare>
-#include <deque>
 #include <functional>
 #include <cstdint>
 #include <map>
@@ -18,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "cluster/expiring_map.h"
 #include "cluster/hybrid_clock.h"
 
 namespace starling::cluster {
@@ -48,11 +48,6 @@ class RetainedVersions {
   std::optional<RetainedVersion> version_of(std::string_view topic) const;
 
  private:
-  struct Tombstone {
-    std::chrono::steady_clock::time_point forget_at;
-    std::string topic;
-    RetainedVersion version;
-  };
   // Records `version` for `topic` (under mu_), and forgets tombstones due.
   void record(std::string_view topic, const RetainedVersion& version, bool cleared);
 
@@ -60,8 +55,8 @@ class RetainedVersions {
   const std::chrono::milliseconds tombstone_life_;
   HybridClock clock_;
   mutable std::mutex mu_;
-  std::map<std::string, RetainedVersion, std::less<>> versions_;
-  std::deque<Tombstone> tombstones_;  // oldest first
+  // A cleared topic's version (its tombstone) is forgotten after tombstone_life_.
+  ExpiringMap<RetainedVersion> versions_;
 };
 
 }  // namespace starling::cluster

@@ -179,12 +179,7 @@ class RoutingService::ForwardStream final : public grpc::ServerBidiReactor<grpc:
 };
 
 void RoutingService::unreadable(const std::string& peer) {
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
-  int64_t last = unreadable_logged_ms_.load();
-  if (last != 0 && now - last < 10000) return;
-  if (!unreadable_logged_ms_.compare_exchange_strong(last, now)) return;
+  if (!unreadable_log_.allow()) return;
   log_.warn("cluster: a forwarded batch from {} could not be read; its stream is ended", peer);
 }
 
@@ -244,12 +239,8 @@ grpc::ServerUnaryReactor* RoutingService::RetainedSnapshot(grpc::CallbackServerC
   // In topic order; a page starts after the last topic of the one before.
   const auto page = sessions->retained().page("#", request->after(), limit, now.steady);
   for (const auto& m : page.messages) {
-    auto* f = reply->add_messages();
-    *f = to_forwarded(*m, now);
-    f->set_replicate_only(true);
-    const auto version = retained_.version_of(m->topic).value_or(RetainedVersion{});
-    f->mutable_retained()->set_hlc(version.hlc);
-    f->mutable_retained()->set_origin(version.origin);
+    const ForwardMeta meta{/*deliver=*/false, retained_.version_of(m->topic).value_or(RetainedVersion{}), {}};
+    *reply->add_messages() = to_forwarded(*m, now, meta);
   }
   reply->set_more(page.more);
   reactor->Finish(grpc::Status::OK);

@@ -16,6 +16,7 @@
 #include "cluster/routing/cluster_forwarder.h"
 #include "cluster/routing/inbound_batches.h"
 #include "cluster/routing/route_table.h"
+#include "cluster/log_limit.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -58,7 +59,7 @@ class RoutingService final : public RoutingBase {
   OnRefused refused_;
   InboundBatches inbound_;
   spdlog::logger& log_;
-  std::atomic<int64_t> unreadable_logged_ms_{0};  // logged at most every 10 s
+  LogLimit unreadable_log_{std::chrono::seconds(10)};
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };
 

@@ -19,22 +19,15 @@ bool ConnectFence::end(const std::string& client_id, const ConnectEpoch& epoch) 
   pending_.erase(it);
   if (stands) {
     const auto now = std::chrono::steady_clock::now();
-    stood(client_id, now);  // forgets what is due
-    stood_.insert_or_assign(client_id, Stood{epoch, now + remember_});
-    forget_.emplace_back(now + remember_, client_id);
+    stood_.forget_due(now);
+    stood_.put(client_id, epoch, now + remember_);
   }
   return stands;
 }
 
-const ConnectFence::Stood* ConnectFence::stood(const std::string& client_id,
-                                               std::chrono::steady_clock::time_point now) {
-  while (!forget_.empty() && forget_.front().first <= now) {
-    auto it = stood_.find(forget_.front().second);
-    if (it != stood_.end() && it->second.forget_at <= now) stood_.erase(it);
-    forget_.pop_front();
-  }
-  auto it = stood_.find(client_id);
-  return it == stood_.end() ? nullptr : &it->second;
+const ConnectEpoch* ConnectFence::stood(const std::string& client_id, std::chrono::steady_clock::time_point now) {
+  stood_.forget_due(now);
+  return stood_.find(client_id);
 }
 
 bool ConnectFence::yield_to(const std::string& client_id, const ConnectEpoch& theirs) {
@@ -42,8 +35,8 @@ bool ConnectFence::yield_to(const std::string& client_id, const ConnectEpoch& th
   std::lock_guard lock(mu_);
   auto it = pending_.find(client_id);
   if (it == pending_.end()) {
-    const Stood* here = stood(client_id, std::chrono::steady_clock::now());
-    if (here && here->epoch > theirs) return false;  // an older CONNECT's late request
+    const ConnectEpoch* here = stood(client_id, std::chrono::steady_clock::now());
+    if (here && *here > theirs) return false;  // an older CONNECT's late request
     if (here) stood_.erase(client_id);
     return true;
   }

@@ -12,12 +12,12 @@
 
 #include <chrono>
 #include <compare>
-#include <deque>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
 
+#include "cluster/expiring_map.h"
 #include "cluster/hybrid_clock.h"
 
 namespace starling::cluster {
@@ -45,20 +45,15 @@ class ConnectFence {
     ConnectEpoch epoch;
     bool lost = false;
   };
-  struct Stood {
-    ConnectEpoch epoch;
-    std::chrono::steady_clock::time_point forget_at;
-  };
   // The newest CONNECT here that stood, unless it is due to be forgotten.
-  const Stood* stood(const std::string& client_id, std::chrono::steady_clock::time_point now);
+  const ConnectEpoch* stood(const std::string& client_id, std::chrono::steady_clock::time_point now);
 
   const std::string self_;
   const std::chrono::milliseconds remember_;
   HybridClock clock_;
   std::mutex mu_;
   std::map<std::string, Pending, std::less<>> pending_;  // only while a CONNECT asks the others
-  std::map<std::string, Stood, std::less<>> stood_;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> forget_;  // oldest first
+  ExpiringMap<ConnectEpoch> stood_;
 };
 
 }  // namespace starling::cluster
