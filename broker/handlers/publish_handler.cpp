@@ -89,8 +89,11 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   }
 
   // What must be on disk before the acknowledgement [MQTT-3.3.1-5]: the
-  // copies queued for persistent sessions, the retained message, and that
-  // this QoS 2 packet id was delivered. One batch: all of it or none.
+  // copies queued for persistent sessions and that this QoS 2 packet id was
+  // delivered (one batch: all of it or none), and the retained message.
+  // Acknowledged once stored here and acknowledged by every other node with
+  // a matching route; nobody waits for a QoS 0 message.
+  auto gate = p.qos == QoS::k0 ? nullptr : ReplyGate::make();
   storage::WriteBatch write;
   if (broker.commits) {
     put_queued(write, route, now, /*check_room=*/false);
@@ -99,18 +102,26 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   auto& forwarder = broker.router.forwarder();
   uint64_t version = 0;
   if (p.retain) {
-    version = forwarder.retain(message, broker.retained);
-    if (broker.commits) put_retained(write, *message, now);
+    // Submitted in the order the retained store takes them: of two
+    // publishers racing on one topic, the disk keeps the one it kept.
+    version = forwarder.retain(message, [&] {
+      broker.retained.set(message);
+      if (!broker.commits) return;
+      storage::WriteBatch retained;
+      put_retained(retained, *message, now);
+      if (gate) {
+        gate->submit(link, std::move(retained));
+      } else {
+        store(link, std::move(retained));
+      }
+    });
   }
   // Submitted before any subscriber sees the message (deliver, below).
   size_t peers = 0;  // other nodes it goes to
-  if (p.qos == QoS::k0) {
-    store(link, std::move(write));  // nobody waits for a QoS 0 message
+  if (!gate) {
+    store(link, std::move(write));
     peers = forwarder.forward(message, {}, version);
   } else {
-    // Acknowledged once stored here and acknowledged by every other node
-    // with a matching route.
-    auto gate = ReplyGate::make();
     gate->submit(link, std::move(write));
     peers = forwarder.forward(message, gate->part(), version);
     const bool nobody = route.deliveries.empty() && peers == 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <string_view>
 
 #include "broker/message.h"
@@ -27,11 +28,12 @@ class Forwarder {
   // now (or a bounded wait passed): a SUBACK sent after it means a message
   // published anywhere reaches the subscriber.
   virtual void when_routes_known(Done done) = 0;
-  // Keeps a retained message published on this node (an empty payload
-  // clears the topic) in `store`, and returns its version for forward(): in
-  // a cluster the version and the store change together, so that of two
-  // writes to a topic every node keeps the same one.
-  virtual uint64_t retain(const MessagePtr& message, RetainedStore& store) = 0;
+  // A retained message published on this node (an empty payload clears the
+  // topic): runs `apply`, which puts it in the retained store and submits
+  // its write to disk, under the lock that orders retained changes, and
+  // returns its version for forward(). So of two writes to a topic, the
+  // store, the disk and (in a cluster) every node keep the same one.
+  virtual uint64_t retain(const MessagePtr& message, const std::function<void()>& apply) = 0;
   // Sends a message published on this node (not one from a peer) to every
   // other node with a matching route, and a retained one (with the version
   // retain() gave it) to every node; returns to how many nodes it goes for
@@ -45,14 +47,18 @@ class LocalOnly final : public Forwarder {
   void subscribed(std::string_view) override {}
   void unsubscribed(std::string_view) override {}
   void when_routes_known(Done done) override { done(true); }
-  uint64_t retain(const MessagePtr& message, RetainedStore& store) override {
-    store.set(message);
+  uint64_t retain(const MessagePtr&, const std::function<void()>& apply) override {
+    std::lock_guard lock(retain_mu_);
+    apply();
     return 0;
   }
   size_t forward(const MessagePtr&, Done done, uint64_t) override {
     if (done) done(true);
     return 0;
   }
+
+ private:
+  std::mutex retain_mu_;
 };
 
 }  // namespace starling::broker

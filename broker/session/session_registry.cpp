@@ -81,8 +81,17 @@ void SessionRegistry::write_session(const std::shared_ptr<Session>& session, con
   if (done) done(storage::Status{});
 }
 
-void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_point now) {
-  const uint64_t version = message->retain ? router_.forwarder().retain(message, retained_) : 0;
+void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_point now, bool store_retained) {
+  uint64_t version = 0;
+  if (message->retain) {
+    version = router_.forwarder().retain(message, [&] {
+      retained_.set(message);
+      if (!store_retained || !commits_) return;
+      storage::WriteBatch batch;
+      put_retained(batch, *message, ClockPair{now, std::chrono::system_clock::now()});
+      submit(std::move(batch));
+    });
+  }
   Router::Route route = router_.route(message, Router::Policy::kBestEffort);
   if (commits_) {
     // A will or $SYS message queued for a persistent session is stored too
@@ -254,12 +263,7 @@ void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point no
     *shifted->expires_at += now - will.lost_at;
     message = std::move(shifted);
   }
-  publish_internal(message, now);
-  if (message->retain && commits_) {
-    storage::WriteBatch batch;
-    put_retained(batch, *message, ClockPair{now, std::chrono::system_clock::now()});
-    submit(std::move(batch));
-  }
+  publish_internal(message, now, /*store_retained=*/true);
 }
 
 void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optional<WillMessage> will,

@@ -111,7 +111,8 @@ class SessionRegistry {
 
   // Publishes a message that no connection sent (a will, $SYS): to the
   // retained store when it is retained, then to subscribers.
-  void publish_internal(const MessagePtr& message, Clock::time_point now);
+  // `store_retained`: a retained one is written to the node's store too.
+  void publish_internal(const MessagePtr& message, Clock::time_point now, bool store_retained = false);
   // A message another node forwarded: queued for the matching sessions here,
   // all or none (kAllOrNone), stored for persistent ones first; `done(true)`
   // once stored, false when a subscriber had no room or the store failed.

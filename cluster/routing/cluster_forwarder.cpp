@@ -162,12 +162,13 @@ void ClusterForwarder::tick() {
   }
 }
 
-uint64_t ClusterForwarder::retain(const broker::MessagePtr& message, broker::RetainedStore& store) {
+uint64_t ClusterForwarder::retain(const broker::MessagePtr& message, const std::function<void()>& apply) {
   if (node_local(message->topic)) {
-    store.set(message);
+    std::lock_guard lock(local_retain_mu_);
+    apply();
     return 0;
   }
-  return retained_.stamp(message->topic, [&] { store.set(message); }, /*cleared=*/message->payload.empty());
+  return retained_.stamp(message->topic, apply, /*cleared=*/message->payload.empty());
 }
 
 size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, uint64_t retained_version) {

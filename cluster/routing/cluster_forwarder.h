@@ -62,7 +62,7 @@ class ClusterForwarder final : public broker::Forwarder {
   void subscribed(std::string_view filter) override;
   void unsubscribed(std::string_view filter) override;
   void when_routes_known(Done done) override;
-  uint64_t retain(const broker::MessagePtr& message, broker::RetainedStore& store) override;
+  uint64_t retain(const broker::MessagePtr& message, const std::function<void()>& apply) override;
   size_t forward(const broker::MessagePtr& message, Done done, uint64_t retained_version) override;
 
   // Membership changed: a live member gets a link, a dead or gone one loses
@@ -114,6 +114,7 @@ class ClusterForwarder final : public broker::Forwarder {
   std::mutex waiters_mu_;
   std::vector<Waiter> waiters_;
   std::atomic<uint64_t> route_wait_timeouts_{0};
+  std::mutex local_retain_mu_;  // orders retained changes of node-local ($SYS) topics
   std::mutex pending_mu_;
   std::vector<Pending> pending_;
   std::atomic<uint64_t> group_turn_{0};  // round robin over a shared group's nodes
