@@ -24,8 +24,9 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   # clients this project did not write, used by the integration tests
   python3 python3-paho-mqtt mosquitto-clients
-  # a gRPC client for the tests that play a misbehaving cluster peer
-  python3-grpcio
+  # a gRPC client for the tests that play a misbehaving cluster peer, and
+  # the openssl command that makes the certificates of the cluster TLS test
+  python3-grpcio openssl
   # the Prometheus server and promtool, which scrape and check /metrics
   prometheus
   # the load balancer the cluster tests put in front of the nodes
