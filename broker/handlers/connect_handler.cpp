@@ -117,13 +117,16 @@ void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, Cl
   st.session = opened.session;
   storage::WriteBatch adopted;
   bool routes_added = false;
-  bool release = false;  // the other node holds the session until its routes here are known
+  // The other node holds the session until its routes here are known (or,
+  // when a session of the client was here already, just until it is told).
+  const bool release = handed && handed->held && !takeover.held_by.empty();
   size_t handed_queued = 0;
   if (handed && handed->resumed && !opened.present) {
     routes_added = !handed->subscriptions.empty();
-    release = handed->held && !takeover.held_by.empty();
     handed_queued = broker.sessions.adopt(opened.session, std::move(*handed), adopted);
     opened.present = true;
+  } else if (release) {
+    handed_queued = opened.session->queued_count();
   }
   if (fenced && !broker.cluster->connected(client_id, ticket)) {
     // A newer CONNECT elsewhere came in while this session opened: it ends

@@ -129,6 +129,11 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   }
 
   const auto result = broker.router.deliver(route, now.steady);
+  if (!result.unqueued.empty() && broker.commits) {
+    storage::WriteBatch erase;
+    erase_unqueued(erase, result);
+    store(link, std::move(erase));
+  }
   if (route.deliveries.empty() && peers == 0) broker.stats.count_drop(DropReason::kNoSubscribers);
   for (size_t r = 0; r < kDropReasons; ++r) broker.stats.count_drop(static_cast<DropReason>(r), result.dropped_by[r]);
   for (const auto& congested : result.congested) link.wait_for_room(*congested);

@@ -194,7 +194,10 @@ Router::Published Router::deliver(Route& route, Clock::time_point now, Policy po
     // Room was checked for every QoS 1/2 delivery of a client's PUBLISH, and
     // for every stored one (put_queued's caller).
     const bool checked = (policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0) || d.sequence != 0;
-    switch (session->enqueue(std::move(d), now, checked)) {
+    const uint64_t sequence = d.sequence;
+    const auto enqueued = session->enqueue(std::move(d), now, checked);
+    if (sequence != 0 && enqueued != Session::Enqueued::kQueued) result.unqueued.emplace_back(session, sequence);
+    switch (enqueued) {
       case Session::Enqueued::kQueued: ++result.deliveries; break;
       case Session::Enqueued::kQueueFull: drop(DropReason::kQueueFull); break;  // best effort only
       case Session::Enqueued::kOfflineQos0: drop(DropReason::kOffline); break;

@@ -45,6 +45,10 @@ class Router {
     // Subscribers queued past their slow-down mark: the publisher should wait
     // for them (Session::wait_for_room) before sending more.
     std::vector<std::shared_ptr<Session>> congested;
+    // Stored deliveries (sequence != 0) that were not queued after all (the
+    // session had the message already, or it expired meanwhile): their
+    // records are to be erased (erase_unqueued).
+    std::vector<std::pair<std::shared_ptr<Session>, uint64_t>> unqueued;
   };
   // kAllOrNone: a client's PUBLISH, refused as a whole when a QoS 1/2
   // subscriber has no room. kBestEffort: the broker's own messages (wills,

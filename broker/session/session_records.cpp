@@ -62,6 +62,10 @@ void erase_queued(storage::WriteBatch& batch, const Session& session, uint64_t s
   }
 }
 
+void erase_unqueued(storage::WriteBatch& batch, const Router::Published& published) {
+  for (const auto& [session, sequence] : published.unqueued) erase_queued(batch, *session, sequence);
+}
+
 void put_released(storage::WriteBatch& batch, const Session& session, uint64_t sequence) {
   batch.put(Column::inflight, storage::packet_key(session.client_id(), Session::packet_id_of(sequence)),
             storage::encode(storage::InflightRecord{sequence, true}));

@@ -38,6 +38,9 @@ void put_queued(storage::WriteBatch& batch, Router::Route& route, const ClockPai
 // Completed, expired or refused: the delivery, and its in-flight state when
 // it was `released`.
 void erase_queued(storage::WriteBatch& batch, const Session& session, uint64_t sequence, bool released = false);
+// The records of stored deliveries that Router::deliver did not queue after
+// all (Router::Published::unqueued); submitted after the batch that put them.
+void erase_unqueued(storage::WriteBatch& batch, const Router::Published& published);
 // PUBREC received for a stored QoS 2 delivery: its PUBREL is what goes again.
 void put_released(storage::WriteBatch& batch, const Session& session, uint64_t sequence);
 

@@ -54,6 +54,13 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
   return {old, true};
 }
 
+void SessionRegistry::forget_unqueued(const Router::Published& published) {
+  if (!commits_ || published.unqueued.empty()) return;
+  storage::WriteBatch erase;
+  erase_unqueued(erase, published);
+  submit(std::move(erase));
+}
+
 uint64_t SessionRegistry::new_first_sequence() { return next_first_sequence_.fetch_add(kSequenceRange); }
 
 void SessionRegistry::submit(storage::WriteBatch batch) {
@@ -100,7 +107,8 @@ void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_po
     put_queued(batch, route, ClockPair{now, std::chrono::system_clock::now()}, /*check_room=*/true);
     submit(std::move(batch));
   }
-  router_.deliver(route, now, Router::Policy::kBestEffort);
+  const auto result = router_.deliver(route, now, Router::Policy::kBestEffort);
+  forget_unqueued(result);
   if (!message->from_peer) router_.forwarder().forward(message, {}, version);
 }
 
@@ -117,7 +125,8 @@ void SessionRegistry::deliver_forwarded(const MessagePtr& message, const std::ve
   } else {
     done(true);
   }
-  router_.deliver(route, now.steady);
+  const auto result = router_.deliver(route, now.steady);
+  forget_unqueued(result);
 }
 
 std::optional<HandedSession> SessionRegistry::hand_over(const std::string& client_id, bool clean_start,

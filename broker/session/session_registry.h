@@ -180,6 +180,8 @@ class SessionRegistry {
   // Everything stored under the client id goes (mu_ held).
   void erase_stored_locked(std::string_view client_id);
   uint64_t new_first_sequence();
+  // Erases what Router::deliver stored but did not queue (nobody waits).
+  void forget_unqueued(const Router::Published& published);
   using Map = std::unordered_map<std::string, std::shared_ptr<Session>>;
   // `session`'s entry, or end() when another session replaced it under its
   // client id.

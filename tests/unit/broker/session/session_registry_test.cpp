@@ -171,5 +171,28 @@ TEST_F(RegistryFixture, ReleaseTakesWhatWasRoutedBeforeTheRoutesWent) {
   EXPECT_EQ(tail->size(), 1u);
 }
 
+// A delivery stored between routing and queuing that the session then
+// refuses (a late copy of a message its tail brought) is reported, so that
+// its record is erased and a restart does not send it again.
+TEST_F(RegistryFixture, AStoredDeliveryNotQueuedIsReportedForErasing) {
+  auto s = subscribed("c", a);
+  auto message = make_message("t", "p", QoS::k1, false, {}, 0, nullptr, Clock::now(), MessageId{1, 2, 3});
+  auto route = router.route(message);
+  ASSERT_EQ(route.deliveries.size(), 1u);
+  route.deliveries[0].second.sequence = 77;  // as put_queued would have stored it
+  Delivery copy;
+  copy.message = message;
+  copy.qos = QoS::k1;
+  std::vector<Delivery> tail;
+  tail.push_back(copy);
+  s->splice_tail(std::move(tail), 0, Clock::now());
+  const auto result = router.deliver(route, Clock::now());
+  EXPECT_EQ(result.deliveries, 0u);
+  ASSERT_EQ(result.unqueued.size(), 1u);
+  EXPECT_EQ(result.unqueued[0].first, s);
+  EXPECT_EQ(result.unqueued[0].second, 77u);
+  EXPECT_EQ(s->queued_count(), 1u) << "the tail's copy only";
+}
+
 }  // namespace
 }  // namespace starling::broker
