@@ -113,7 +113,16 @@ void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, Cl
   std::optional<HandedSession>& handed = takeover.handed;
   const uint64_t ticket = takeover.ticket;
 
-  auto opened = broker.sessions.open(client_id, terms.clean_start, st.session_expiry, link.listener());
+  // A session of the client here and one handed over: two copies, one left
+  // behind by a node that was down when the client moved on. The one a
+  // CONNECT opened last is the client's; an older one here is replaced.
+  bool replace = false;
+  if (handed && handed->resumed) {
+    const auto here = broker.sessions.find(client_id);
+    replace = here && handed->connect_epoch > here->connect_epoch();
+  }
+  auto opened = broker.sessions.open(client_id, terms.clean_start || replace, st.session_expiry, link.listener());
+  if (fenced) opened.session->set_connect_epoch(ticket);
   st.session = opened.session;
   storage::WriteBatch adopted;
   bool routes_added = false;

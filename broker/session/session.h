@@ -227,6 +227,13 @@ class Session {
   // tail came.
   bool already_has(const Message& message);
   static constexpr std::chrono::seconds kTailMemory{60};
+  // The epoch (ClusterLink::Takeover::ticket) of the last CONNECT in a
+  // cluster that opened or resumed it; 0: none since this node started (a
+  // session read back from disk). Of two copies of one session on two
+  // nodes (one left behind by a node that was down), the one with the later
+  // epoch is the client's.
+  uint64_t connect_epoch() const { return connect_epoch_.load(std::memory_order_relaxed); }
+  void set_connect_epoch(uint64_t epoch) { connect_epoch_.store(epoch, std::memory_order_relaxed); }
   // Counts the PUBLISHes its connections sent (MessageId::serial).
   uint64_t count_published() { return published_.fetch_add(1, std::memory_order_relaxed) + 1; }
   // What complete(), release() and discard() found: whether the packet id was
@@ -350,6 +357,7 @@ class Session {
   std::unique_ptr<WillMessage> pending_will_;  // rare: a pointer
   std::atomic<bool> ended_{false};
   std::atomic<uint64_t> published_{0};
+  std::atomic<uint64_t> connect_epoch_{0};
   // The ids of the last tail (splice_tail), until they are forgotten.
   struct RecentTail {
     std::unordered_set<MessageId, MessageIdHash> ids;

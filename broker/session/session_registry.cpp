@@ -163,6 +163,7 @@ std::optional<HandedSession> SessionRegistry::hand_over(const std::string& clien
   if (clean_start || session->expiry_interval() == 0) return handed;
   handed.resumed = true;
   handed.held = hold;
+  handed.connect_epoch = session->connect_epoch();
   for (auto& [filter, record] : session->subscriptions()) handed.subscriptions.emplace_back(filter, record);
   // Taken out in one step: what a held session queues from now on is its tail.
   auto taken = session->take_all();

@@ -41,6 +41,7 @@ struct HandedSession {
   std::vector<Inflight> inflight;
   std::vector<Delivery> deliveries;  // the queue, in order
   std::vector<uint16_t> inbound_qos2;
+  uint64_t connect_epoch = 0;  // Session::connect_epoch there
   // The old node keeps the session subscribed, queuing, until the new node
   // has announced its routes and calls for the rest (SessionRegistry::release).
   bool held = false;

@@ -44,6 +44,7 @@ v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed
   reply.set_found(true);
   reply.set_handed(handed->resumed);
   reply.set_held(handed->held);
+  reply.set_connect_epoch(handed->connect_epoch);
   for (const auto& [filter, record] : handed->subscriptions) {
     auto* s = reply.add_subscriptions();
     s->set_filter(filter);
@@ -67,6 +68,7 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
   broker::HandedSession handed;
   handed.resumed = reply.handed();
   handed.held = reply.held();
+  handed.connect_epoch = reply.connect_epoch();
   for (const auto& s : reply.subscriptions()) {
     auto options = mqtt::parse_options_byte(static_cast<uint8_t>(s.options()));
     if (!options || s.options() > 0xff || !mqtt::validate_topic_filter(s.filter())) continue;
