@@ -102,6 +102,21 @@ class Cluster:
         return time.monotonic() - start
 
 
+@contextlib.contextmanager
+def with_restartable_node(*extra):
+    """Cluster(2) and a third node, n3, on a data directory that outlives its
+    process (kill it, then start_node("n3", data_dir=kept) again); yields
+    (cluster, n3, kept), all converged. The directory goes at the end."""
+    kept = tempfile.mkdtemp(prefix="starling-kept-")
+    try:
+        with Cluster(2, *extra) as c:
+            n3 = c.start_node("n3", data_dir=kept)
+            c.wait_converged(c.nodes + [n3])
+            yield c, n3, kept
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
 def free_port():
     """A loopback port free at the time of asking (HAProxy cannot bind port 0
     and say which it got)."""

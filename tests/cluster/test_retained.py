@@ -6,12 +6,10 @@ and the last writer wins when two nodes set one topic.
 
 Usage: test_retained.py PATH_TO_STARLING
 """
-import shutil
-import tempfile
 import unittest
 
 from cluster_harness import *  # noqa: F401,F403
-from cluster_harness import Cluster, ClusterTest
+from cluster_harness import Cluster, ClusterTest, with_restartable_node
 
 
 
@@ -52,28 +50,22 @@ class Retained(ClusterTest):
                 self.assertNotIn("ret/0", self.retained_on(node, "ret/0"))
 
     def test_survives_a_restart_and_a_node_away_catches_up(self):
-        kept = tempfile.mkdtemp(prefix="starling-kept-")
-        try:
-            with Cluster(2) as c:
-                n1, n2 = c.nodes
-                # n3 on a data directory that outlives its process.
-                n3 = c.start_node("n3", data_dir=kept)
-                c.wait_converged([n1, n2, n3])
-                pub = self.client(n1)
-                pub.publish("keep/a", b"a1", qos=1, retain=True)
-                pub.publish("keep/gone", b"x", qos=1, retain=True)
-                self.assertEqual(self.retained_on(n3, "keep/#", expect=2), {"keep/a": b"a1", "keep/gone": b"x"})
-                n3.kill9()
-                # While n3 is down: one changed, one cleared, one new.
-                pub.publish("keep/a", b"a2", qos=1, retain=True)
-                pub.publish("keep/gone", b"", qos=1, retain=True)
-                pub.publish("keep/new", b"n", qos=1, retain=True)
-                back = c.start_node("n3", data_dir=kept)
-                c.wait_converged([n1, n2, back], timeout=20.0)
-                self.assertIn("retained messages synced from", back.read_log())
-                self.assertEqual(self.retained_on(back, "keep/#", expect=2), {"keep/a": b"a2", "keep/new": b"n"})
-        finally:
-            shutil.rmtree(kept, ignore_errors=True)
+        # n3 on a data directory that outlives its process.
+        with with_restartable_node() as (c, n3, kept):
+            n1, n2 = c.nodes
+            pub = self.client(n1)
+            pub.publish("keep/a", b"a1", qos=1, retain=True)
+            pub.publish("keep/gone", b"x", qos=1, retain=True)
+            self.assertEqual(self.retained_on(n3, "keep/#", expect=2), {"keep/a": b"a1", "keep/gone": b"x"})
+            n3.kill9()
+            # While n3 is down: one changed, one cleared, one new.
+            pub.publish("keep/a", b"a2", qos=1, retain=True)
+            pub.publish("keep/gone", b"", qos=1, retain=True)
+            pub.publish("keep/new", b"n", qos=1, retain=True)
+            back = c.start_node("n3", data_dir=kept)
+            c.wait_converged([n1, n2, back], timeout=20.0)
+            self.assertIn("retained messages synced from", back.read_log())
+            self.assertEqual(self.retained_on(back, "keep/#", expect=2), {"keep/a": b"a2", "keep/new": b"n"})
 
     def test_a_late_node_gets_the_retained_messages(self):
         with Cluster(3) as c:

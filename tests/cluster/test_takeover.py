@@ -6,16 +6,14 @@ connects to, with its subscriptions and queued messages.
 Usage: test_takeover.py PATH_TO_STARLING
 """
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 import unittest
 
 from cluster_harness import *  # noqa: F401,F403
-from cluster_harness import Cluster, ClusterTest
+from cluster_harness import Cluster, ClusterTest, with_restartable_node
 from harness import PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, RawClient, ack_packet, subscribe_packet
 
 SESSION_TAKEN_OVER = 142  # 0x8E
@@ -272,38 +270,32 @@ class Takeover(ClusterTest):
         there), not the old copy: n3 took the handed one over its own
         (the copy whose last CONNECT is newer wins). Before, n3 kept its old
         copy and the message queued on n2 was lost."""
-        kept = tempfile.mkdtemp(prefix="starling-kept-")
-        try:
-            with Cluster(2) as c:
-                n1, n2 = c.nodes
-                n3 = c.start_node("n3", data_dir=kept)
-                c.wait_converged([n1, n2, n3])
-                persistent = dict(clean_start=False, session_expiry=300)
-                x = self.client(client_id="mover")
-                self.connect(x, n3, **persistent)
-                x.subscribe("old/#", qos=1)
-                self.forget(x)
-                n3.kill9()
-                c.wait_state([n1, n2], "n3", "dead", 20.0)
-                x = self.client(client_id="mover")
-                self.assertEqual(self.connect(x, n2, **persistent)[0], 0, "n3 is down: a new session")
-                x.subscribe("new/#", qos=1)
-                self.forget(x)
-                back = c.start_node("n3", data_dir=kept)
-                c.wait_converged([n1, n2, back], timeout=20.0)
-                pub = self.client(n1)
-                pub.publish("new/1", b"current", qos=1)
-                x = self.client(client_id="mover")
-                self.assertEqual(self.connect(x, back, **persistent)[0], 1, "session present")
-                x.msgs.wait_for(1)
-                pub.publish("old/1", b"stale", qos=1)
-                pub.publish("new/2", b"after", qos=1)
-                x.msgs.wait_for(2)
-                time.sleep(0.3)
-                self.assertEqual(sorted(x.msgs.payloads()), [b"after", b"current"],
-                                 "the client got the old copy of its session")
-        finally:
-            shutil.rmtree(kept, ignore_errors=True)
+        with with_restartable_node() as (c, n3, kept):
+            n1, n2 = c.nodes
+            persistent = dict(clean_start=False, session_expiry=300)
+            x = self.client(client_id="mover")
+            self.connect(x, n3, **persistent)
+            x.subscribe("old/#", qos=1)
+            self.forget(x)
+            n3.kill9()
+            c.wait_state([n1, n2], "n3", "dead", 20.0)
+            x = self.client(client_id="mover")
+            self.assertEqual(self.connect(x, n2, **persistent)[0], 0, "n3 is down: a new session")
+            x.subscribe("new/#", qos=1)
+            self.forget(x)
+            back = c.start_node("n3", data_dir=kept)
+            c.wait_converged([n1, n2, back], timeout=20.0)
+            pub = self.client(n1)
+            pub.publish("new/1", b"current", qos=1)
+            x = self.client(client_id="mover")
+            self.assertEqual(self.connect(x, back, **persistent)[0], 1, "session present")
+            x.msgs.wait_for(1)
+            pub.publish("old/1", b"stale", qos=1)
+            pub.publish("new/2", b"after", qos=1)
+            x.msgs.wait_for(2)
+            time.sleep(0.3)
+            self.assertEqual(sorted(x.msgs.payloads()), [b"after", b"current"],
+                             "the client got the old copy of its session")
 
 
 if __name__ == "__main__":
