@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <random>
+#include <thread>
 #include <variant>
 
 #include "broker/metrics.h"
@@ -103,7 +104,10 @@ ClusterNode::~ClusterNode() { leave(); }
 void ClusterNode::serve(broker::SessionRegistry& sessions) {
   routing_service_->attach(&sessions);
   sessions_service_->attach(&sessions);
-  retained_sync_->start(sessions);
+  retained_sync_->start(sessions, [this, &sessions] {
+    drop_moved_sessions(sessions);
+    sessions_checked_ = true;
+  });
 }
 
 void ClusterNode::leave() {
@@ -179,6 +183,26 @@ void ClusterNode::release_session(const std::string& held_by, const std::string&
   });
 }
 
+void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions) {
+  const std::vector<std::string> restored = sessions.unclaimed_restored();
+  if (restored.empty()) return;
+  size_t dropped = 0;
+  for (const auto& peer : membership_->live_peers()) {
+    std::optional<std::vector<std::string>> moved;
+    for (int attempt = 0; attempt < 3 && !moved && !leaving_.load(); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      moved = find_moved_sessions(peer, secret_, credentials_, restored, node_id_);
+    }
+    if (!moved) {
+      log_->warn("cluster: could not ask {} which sessions read from disk here moved on", peer.node_id);
+      continue;
+    }
+    for (const auto& id : *moved) dropped += sessions.drop_stale(id) ? 1 : 0;
+  }
+  log_->info("cluster: {} of {} sessions read from disk had moved on to other nodes; dropped here", dropped,
+             restored.size());
+}
+
 bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {
   if (fence_->end(client_id, ConnectEpoch{ticket, node_id_})) return true;
   takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
@@ -200,6 +224,7 @@ std::vector<std::string> ClusterNode::not_ready() const {
   // this node reaches subscribers anywhere.
   std::vector<std::string> reasons;
   if (!retained_sync_->synced()) reasons.emplace_back("syncing: retained messages");
+  if (!sessions_checked_) reasons.emplace_back("syncing: sessions read from disk");
   for (const auto& m : membership_->live_peers()) {
     if (!routes_->version_of(m.node_id)) reasons.push_back("syncing: no routes from " + m.node_id + " yet");
   }

@@ -75,6 +75,10 @@ class ClusterNode final : public broker::ClusterLink {
   std::unique_ptr<grpc::Server> server_;  // last: stopped first
   std::once_flag left_;
   std::atomic<bool> leaving_{false};
+  // The sessions read from disk were checked against the peers' (start-up).
+  std::atomic<bool> sessions_checked_{false};
+  // Ends the sessions read from disk that a peer has a newer copy of.
+  void drop_moved_sessions(broker::SessionRegistry& sessions);
   std::shared_ptr<grpc::ChannelCredentials> credentials_;  // how peers are called; null: plain  // leave() began: no more releases
 };
 

@@ -185,6 +185,38 @@ std::optional<std::vector<Delivery>> SessionRegistry::release(const std::string&
   return end_held(session);
 }
 
+std::vector<std::string> SessionRegistry::unclaimed_restored() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& session : offline_) {
+    if (session->persistent() && session->connect_epoch() == 0) out.push_back(session->client_id());
+  }
+  return out;
+}
+
+std::optional<uint64_t> SessionRegistry::connect_epoch_of(const std::string& client_id) const {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(client_id);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second->connect_epoch();
+}
+
+bool SessionRegistry::drop_stale(const std::string& client_id) {
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end() || it->second->connect_epoch() != 0 || it->second->online()) return false;
+    session = it->second;
+    sessions_.erase(it);
+    offline_.erase(session);
+    if (session->persistent()) erase_stored_locked(client_id);
+  }
+  router_.remove_session(*session);
+  session->take_pending_will();  // not published: the client lives on elsewhere
+  return true;
+}
+
 bool SessionRegistry::unroute_held(const std::string& client_id, uint64_t key) {
   std::shared_ptr<Session> session;
   {

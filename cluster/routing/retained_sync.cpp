@@ -18,8 +18,9 @@ RetainedSync::RetainedSync(Membership& membership, RetainedVersions& versions, s
 
 RetainedSync::~RetainedSync() { stop(); }
 
-void RetainedSync::start(broker::SessionRegistry& sessions) {
+void RetainedSync::start(broker::SessionRegistry& sessions, std::function<void()> then) {
   sessions_ = &sessions;
+  then_ = std::move(then);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -38,21 +39,26 @@ bool RetainedSync::wait(std::chrono::milliseconds pause) {
 }
 
 void RetainedSync::run() {
+  if (pull() && then_) then_();
+}
+
+bool RetainedSync::pull() {
   while (wait(std::chrono::milliseconds(100))) {
     if (!membership_.joined()) continue;
     const std::vector<Member> peers = membership_.live_peers();
     if (peers.empty()) {
       synced_ = true;  // alone: what is here is all there is
-      return;
+      return true;
     }
     for (const auto& peer : peers) {
       if (pull_from(peer.node_id, peer.address)) {
         synced_ = true;
-        return;
+        return true;
       }
     }
-    if (!wait(std::chrono::milliseconds(400))) return;
+    if (!wait(std::chrono::milliseconds(400))) return false;
   }
+  return false;
 }
 
 bool RetainedSync::pull_from(const std::string& node_id, const std::string& address) {

@@ -7,11 +7,13 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include <spdlog/logger.h>
+
 #include <grpcpp/security/credentials.h>
 
 #include "broker/session/session_registry.h"
@@ -28,13 +30,15 @@ class RetainedSync {
   RetainedSync(const RetainedSync&) = delete;
   RetainedSync& operator=(const RetainedSync&) = delete;
 
-  // Pulls on a thread of its own once the node has joined.
-  void start(broker::SessionRegistry& sessions);
+  // Pulls on a thread of its own once the node has joined, then runs
+  // `then` there.
+  void start(broker::SessionRegistry& sessions, std::function<void()> then = {});
   void stop();
   bool synced() const { return synced_.load(); }
 
  private:
   void run();
+  bool pull();  // false when stopped first
   // Everything from the peer at `address`; false when it could not be had.
   bool pull_from(const std::string& node_id, const std::string& address);
   bool wait(std::chrono::milliseconds pause);  // false when stopping
@@ -45,6 +49,7 @@ class RetainedSync {
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   spdlog::logger& log_;
   broker::SessionRegistry* sessions_ = nullptr;
+  std::function<void()> then_;
   std::atomic<bool> synced_{false};
   std::mutex mu_;
   std::condition_variable cv_;

@@ -25,6 +25,28 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
   return reactor;
 }
 
+grpc::ServerUnaryReactor* SessionsService::FindSessions(grpc::CallbackServerContext* context,
+                                                        const v1::FindSessionsRequest* request,
+                                                        v1::FindSessionsReply* reply) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!admit(*context, *reactor, secret_, refused_)) return reactor;
+  if (request->client_ids_size() > kMaxFindSessions) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "more than 1,000 client ids"));
+    return reactor;
+  }
+  if (broker::SessionRegistry* sessions = sessions_.load()) {
+    for (const auto& id : request->client_ids()) {
+      if (auto epoch = sessions->connect_epoch_of(id)) {
+        auto* found = reply->add_sessions();
+        found->set_client_id(id);
+        found->set_connect_epoch(*epoch);
+      }
+    }
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerContext* context,
                                                           const v1::ReleaseSessionRequest* request,
                                                           v1::ReleaseSessionReply* reply) {

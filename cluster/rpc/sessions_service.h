@@ -25,6 +25,8 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
   grpc::ServerUnaryReactor* TakeSession(grpc::CallbackServerContext* context, const v1::TakeSessionRequest* request,
                                         v1::TakeSessionReply* reply) override;
+  grpc::ServerUnaryReactor* FindSessions(grpc::CallbackServerContext* context, const v1::FindSessionsRequest* request,
+                                         v1::FindSessionsReply* reply) override;
   grpc::ServerUnaryReactor* ReleaseSession(grpc::CallbackServerContext* context,
                                            const v1::ReleaseSessionRequest* request,
                                            v1::ReleaseSessionReply* reply) override;

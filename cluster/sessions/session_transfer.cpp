@@ -110,6 +110,29 @@ std::vector<broker::Delivery> from_proto(const v1::ReleaseSessionReply& reply) {
   return tail;
 }
 
+std::optional<std::vector<std::string>> find_moved_sessions(const Member& peer, const std::string& secret,
+                                                            const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                                                            const std::vector<std::string>& client_ids,
+                                                            const std::string& self) {
+  auto stub = v1::Sessions::NewStub(peer_channel(peer.address, credentials));
+  std::vector<std::string> moved;
+  for (size_t start = 0; start < client_ids.size(); start += kMaxFindSessions) {
+    v1::FindSessionsRequest request;
+    request.set_from_node(self);
+    const size_t end = std::min(client_ids.size(), start + static_cast<size_t>(kMaxFindSessions));
+    for (size_t i = start; i < end; ++i) request.add_client_ids(client_ids[i]);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    attach_secret(context, secret);
+    v1::FindSessionsReply reply;
+    if (!stub->FindSessions(&context, request, &reply).ok()) return std::nullopt;
+    for (const auto& found : reply.sessions()) {
+      if (found.connect_epoch() != 0) moved.push_back(found.client_id());
+    }
+  }
+  return moved;
+}
+
 void release_from_peer(const Member& peer, const std::string& secret,
                        const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
                        const ConnectEpoch& epoch, std::chrono::milliseconds timeout, spdlog::logger& log,

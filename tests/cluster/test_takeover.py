@@ -269,7 +269,9 @@ class Takeover(ClusterTest):
         through n3 gets the session it had on n2 (with the message queued
         there), not the old copy: n3 took the handed one over its own
         (the copy whose last CONNECT is newer wins). Before, n3 kept its old
-        copy and the message queued on n2 was lost."""
+        copy and the message queued on n2 was lost. And before it reports
+        ready, n3 asks the others which of the sessions it read from disk
+        moved on, and drops those: the old subscription matches nothing."""
         with with_restartable_node() as (c, n3, kept):
             n1, n2 = c.nodes
             persistent = dict(clean_start=False, session_expiry=300)
@@ -285,7 +287,12 @@ class Takeover(ClusterTest):
             self.forget(x)
             back = c.start_node("n3", data_dir=kept)
             c.wait_converged([n1, n2, back], timeout=20.0)
+            self.assertIn("1 of 1 sessions read from disk had moved on", back.read_log())
             pub = self.client(n1)
+            before = metric(scrape(n1.http_port), "starling_messages_dropped_total", reason="no_subscribers") or 0
+            pub.publish("old/0", b"to nobody", qos=1)
+            self.assertEqual(metric(scrape(n1.http_port), "starling_messages_dropped_total", reason="no_subscribers"),
+                             before + 1, "n3's old copy still subscribed")
             pub.publish("new/1", b"current", qos=1)
             x = self.client(client_id="mover")
             self.assertEqual(self.connect(x, back, **persistent)[0], 1, "session present")

@@ -3,6 +3,8 @@
 // left behind.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <memory>
 
@@ -96,6 +98,36 @@ TEST_F(RecoveryTest, PersistentSessionsComeBackOfflineSubscribedAndQueued) {
   EXPECT_EQ(opened.session->queued_count(), 1u);
   EXPECT_EQ(opened.session->subscriptions().count("a/#"), 1u);
   EXPECT_FALSE(after.registry.open("clean", false, 0, std::make_shared<NullListener>()).present);
+}
+
+// A node back from being down asks its peers about the sessions it read
+// from disk that no CONNECT has opened since, and drops those that moved on:
+// their routes and records go, and a restart does not bring them back.
+TEST_F(RecoveryTest, AnUnclaimedRestoredSessionCanBeDroppedForGood) {
+  on_a_node([&](Node& node) {
+    for (const char* id : {"moved", "stays"}) {
+      auto s = node.registry.open(id, true, 600, listener).session;
+      subscribe(node, s, std::string(id) + "/#", QoS::k1);
+      ASSERT_TRUE(s->detach(listener.get()));
+      node.registry.closed(s, std::nullopt, Clock::now());
+    }
+  });
+  on_a_node([&](Node& node) {
+    restore(node);
+    auto unclaimed = node.registry.unclaimed_restored();
+    std::sort(unclaimed.begin(), unclaimed.end());
+    EXPECT_EQ(unclaimed, (std::vector<std::string>{"moved", "stays"}));
+    EXPECT_EQ(node.registry.connect_epoch_of("moved"), 0u);
+    EXPECT_EQ(node.registry.connect_epoch_of("nobody"), std::nullopt);
+    auto opened = node.registry.open("stays", false, 600, listener);
+    opened.session->set_connect_epoch(42);  // a CONNECT in a cluster claimed it
+    EXPECT_EQ(node.registry.unclaimed_restored(), std::vector<std::string>{"moved"});
+    EXPECT_FALSE(node.registry.drop_stale("stays"));
+    EXPECT_TRUE(node.registry.drop_stale("moved"));
+    EXPECT_EQ(node.router.subscription_count(), 1u);
+  });
+  Node after;
+  EXPECT_EQ(restore(after).sessions, 1u) << "the dropped copy's records are gone";
 }
 
 TEST_F(RecoveryTest, WhatAnEndedSessionWroteLateIsDroppedAndNewRangesStartAboveIt) {
