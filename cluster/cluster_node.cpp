@@ -184,11 +184,11 @@ void ClusterNode::release_session(const std::string& held_by, const std::string&
 }
 
 void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions) {
-  const std::vector<std::string> restored = sessions.unclaimed_restored();
+  const auto restored = sessions.offline_epochs();
   if (restored.empty()) return;
   size_t dropped = 0;
   for (const auto& peer : membership_->live_peers()) {
-    std::optional<std::vector<std::string>> moved;
+    std::optional<std::vector<std::pair<std::string, uint64_t>>> moved;
     for (int attempt = 0; attempt < 3 && !moved && !leaving_.load(); ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
       moved = find_moved_sessions(peer, secret_, credentials_, restored, node_id_);
@@ -197,7 +197,7 @@ void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions) {
       log_->warn("cluster: could not ask {} which sessions read from disk here moved on", peer.node_id);
       continue;
     }
-    for (const auto& id : *moved) dropped += sessions.drop_stale(id) ? 1 : 0;
+    for (const auto& [id, epoch] : *moved) dropped += sessions.drop_stale(id, epoch) ? 1 : 0;
   }
   log_->info("cluster: {} of {} sessions read from disk had moved on to other nodes; dropped here", dropped,
              restored.size());

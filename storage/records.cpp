@@ -8,6 +8,7 @@ namespace {
 
 // The version byte of each record's current encoding.
 constexpr std::uint8_t kSessionV1 = 1;
+constexpr std::uint8_t kSessionV2 = 2;  // V1, then the connect epoch
 constexpr std::uint8_t kQueuedV1 = 1;
 constexpr std::uint8_t kInflightV1 = 1;
 constexpr std::uint8_t kMessageV1 = 1;
@@ -216,7 +217,7 @@ std::optional<ClientKey> parse_session_key(std::string_view key) { return parse_
 
 std::string encode(const SessionRecord& s) {
   Writer w;
-  w.u8(kSessionV1);
+  w.u8(kSessionV2);
   w.u32(s.expiry_s);
   w.i64(s.disconnected_at_ms);
   w.u16(s.next_packet_id);
@@ -232,6 +233,7 @@ std::string encode(const SessionRecord& s) {
     write_message(w, s.will->message);
     w.u32(s.will->delay_s);
   }
+  w.u64(s.connect_epoch);
   return w.take();
 }
 
@@ -265,7 +267,9 @@ std::string encode(const StoredMessage& m) {
 }
 
 Result<SessionRecord> decode_session(std::string_view bytes) {
-  auto result = decode_versioned<SessionRecord>(bytes, kSessionV1, "session", [](Reader& r) {
+  // Version 1 (written before the connect epoch) still loads, with epoch 0.
+  const bool v1 = !bytes.empty() && static_cast<std::uint8_t>(bytes[0]) == kSessionV1;
+  auto result = decode_versioned<SessionRecord>(bytes, v1 ? kSessionV1 : kSessionV2, "session", [v1](Reader& r) {
     SessionRecord s;
     s.expiry_s = r.u32();
     s.disconnected_at_ms = r.i64();
@@ -285,6 +289,7 @@ Result<SessionRecord> decode_session(std::string_view bytes) {
       will.delay_s = r.u32();
       s.will = std::move(will);
     }
+    if (!v1) s.connect_epoch = r.u64();
     return s;
   });
   if (result && result->will && !qos_ok(result->will->message.qos)) return corrupt("session");

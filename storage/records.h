@@ -67,6 +67,10 @@ struct SessionRecord {
   std::uint64_t first_sequence = 0;
   std::vector<StoredSubscription> subscriptions;
   std::optional<StoredWill> will;
+  // The epoch of the CONNECT in a cluster that last opened the session (0:
+  // none, or a record written before version 2): of two nodes' copies, the
+  // newer one is the client's.
+  std::uint64_t connect_epoch = 0;
 
   friend bool operator==(const SessionRecord&, const SessionRecord&) = default;
 };

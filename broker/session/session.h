@@ -228,10 +228,9 @@ class Session {
   bool already_has(const Message& message);
   static constexpr std::chrono::seconds kTailMemory{60};
   // The epoch (ClusterLink::Takeover::ticket) of the last CONNECT in a
-  // cluster that opened or resumed it; 0: none since this node started (a
-  // session read back from disk). Of two copies of one session on two
-  // nodes (one left behind by a node that was down), the one with the later
-  // epoch is the client's.
+  // cluster that opened or resumed it, kept on disk with the session; 0:
+  // none. Of two copies of one session on two nodes (one left behind by a
+  // node that was down), the one with the later epoch is the client's.
   uint64_t connect_epoch() const { return connect_epoch_.load(std::memory_order_relaxed); }
   void set_connect_epoch(uint64_t epoch) { connect_epoch_.store(epoch, std::memory_order_relaxed); }
   // Counts the PUBLISHes its connections sent (MessageId::serial).

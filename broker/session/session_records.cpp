@@ -24,6 +24,7 @@ void put_session(storage::WriteBatch& batch, const Session& session, const WillR
   if (auto since = session.disconnected_at()) r.disconnected_at_ms = std::max<int64_t>(1, wall_ms(*since, now));
   r.next_packet_id = session.last_packet_id();
   r.first_sequence = session.first_sequence();
+  r.connect_epoch = session.connect_epoch();
   for (const auto& [filter, sub] : session.subscriptions()) {
     r.subscriptions.push_back({filter, mqtt::options_byte(sub.options), sub.subscription_id});
   }

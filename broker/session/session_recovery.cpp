@@ -86,6 +86,7 @@ storage::Result<SessionRegistry::Restored> SessionRegistry::restore(storage::KvS
     auto session = std::make_shared<Session>(client_id, next_id_++, queue_limits_, f.first_sequence);
     session->set_expiry_interval(r.expiry_s);
     session->restore_offline(since, r.next_packet_id);
+    session->set_connect_epoch(r.connect_epoch);
     for (const auto& sub : r.subscriptions) {
       auto options = mqtt::parse_options_byte(sub.options);
       if (!options) return damaged("a stored subscription's options are damaged", client_id);

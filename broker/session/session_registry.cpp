@@ -185,11 +185,11 @@ std::optional<std::vector<Delivery>> SessionRegistry::release(const std::string&
   return end_held(session);
 }
 
-std::vector<std::string> SessionRegistry::unclaimed_restored() const {
+std::vector<std::pair<std::string, uint64_t>> SessionRegistry::offline_epochs() const {
   std::lock_guard lock(mu_);
-  std::vector<std::string> out;
+  std::vector<std::pair<std::string, uint64_t>> out;
   for (const auto& session : offline_) {
-    if (session->persistent() && session->connect_epoch() == 0) out.push_back(session->client_id());
+    if (session->persistent()) out.emplace_back(session->client_id(), session->connect_epoch());
   }
   return out;
 }
@@ -201,12 +201,12 @@ std::optional<uint64_t> SessionRegistry::connect_epoch_of(const std::string& cli
   return it->second->connect_epoch();
 }
 
-bool SessionRegistry::drop_stale(const std::string& client_id) {
+bool SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch) {
   std::shared_ptr<Session> session;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
-    if (it == sessions_.end() || it->second->connect_epoch() != 0 || it->second->online()) return false;
+    if (it == sessions_.end() || it->second->connect_epoch() != epoch || it->second->online()) return false;
     session = it->second;
     sessions_.erase(it);
     offline_.erase(session);

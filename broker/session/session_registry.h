@@ -148,16 +148,15 @@ class SessionRegistry {
   // behind the first `handed` queued deliveries; `done(ok)` once stored.
   void splice_released(const std::shared_ptr<Session>& session, std::vector<Delivery> tail, size_t handed,
                        std::function<void(bool ok)> done);
-  // Persistent sessions read back from disk that no CONNECT has opened since
-  // (Session::connect_epoch 0) and that are offline: copies a node that was
-  // down may hold of sessions that moved on meanwhile.
-  std::vector<std::string> unclaimed_restored() const;
+  // The offline persistent sessions, with their connect epochs: after a
+  // restart, copies of sessions that may have moved on meanwhile.
+  std::vector<std::pair<std::string, uint64_t>> offline_epochs() const;
   // The client's session's connect epoch; nullopt: no session here.
   std::optional<uint64_t> connect_epoch_of(const std::string& client_id) const;
-  // Ends such a copy here (its routes and records go; its will is not
-  // published: its client lives on elsewhere). False when it is no longer
-  // one (a CONNECT opened it meanwhile).
-  bool drop_stale(const std::string& client_id);
+  // Ends the client's offline session here if its connect epoch is still
+  // `epoch` (another node has a newer copy): its routes and records go; its
+  // will is not published, its client lives on elsewhere.
+  bool drop_stale(const std::string& client_id, uint64_t epoch);
   // A retained message (or a topic's clearing) another node sent: into the
   // retained store and the node's store; `done(ok)` once stored.
   void retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <unordered_map>
 
 #include "broker/stored_message.h"
 #include "cluster/routing/peer_link.h"
@@ -110,24 +111,28 @@ std::vector<broker::Delivery> from_proto(const v1::ReleaseSessionReply& reply) {
   return tail;
 }
 
-std::optional<std::vector<std::string>> find_moved_sessions(const Member& peer, const std::string& secret,
-                                                            const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-                                                            const std::vector<std::string>& client_ids,
-                                                            const std::string& self) {
+std::optional<std::vector<std::pair<std::string, uint64_t>>> find_moved_sessions(
+    const Member& peer, const std::string& secret, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+    const std::vector<std::pair<std::string, uint64_t>>& sessions, const std::string& self) {
   auto stub = v1::Sessions::NewStub(peer_channel(peer.address, credentials));
-  std::vector<std::string> moved;
-  for (size_t start = 0; start < client_ids.size(); start += kMaxFindSessions) {
+  std::vector<std::pair<std::string, uint64_t>> moved;
+  for (size_t start = 0; start < sessions.size(); start += kMaxFindSessions) {
     v1::FindSessionsRequest request;
     request.set_from_node(self);
-    const size_t end = std::min(client_ids.size(), start + static_cast<size_t>(kMaxFindSessions));
-    for (size_t i = start; i < end; ++i) request.add_client_ids(client_ids[i]);
+    const size_t end = std::min(sessions.size(), start + static_cast<size_t>(kMaxFindSessions));
+    std::unordered_map<std::string_view, uint64_t> here;
+    for (size_t i = start; i < end; ++i) {
+      request.add_client_ids(sessions[i].first);
+      here.emplace(sessions[i].first, sessions[i].second);
+    }
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     attach_secret(context, secret);
     v1::FindSessionsReply reply;
     if (!stub->FindSessions(&context, request, &reply).ok()) return std::nullopt;
     for (const auto& found : reply.sessions()) {
-      if (found.connect_epoch() != 0) moved.push_back(found.client_id());
+      auto it = here.find(found.client_id());
+      if (it != here.end() && found.connect_epoch() > it->second) moved.emplace_back(it->first, it->second);
     }
   }
   return moved;

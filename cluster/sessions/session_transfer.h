@@ -50,13 +50,12 @@ void take_from_peers(const std::vector<Member>& peers, const std::string& secret
 // At most this many client ids per FindSessions call.
 constexpr int kMaxFindSessions = 1000;
 
-// Which of `client_ids` `peer` holds a session of that a CONNECT opened
-// since it started (connect epoch above 0): copies read from this node's
-// disk that moved on. nullopt when the peer could not be asked. Blocking.
-std::optional<std::vector<std::string>> find_moved_sessions(const Member& peer, const std::string& secret,
-                                                            const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-                                                            const std::vector<std::string>& client_ids,
-                                                            const std::string& self);
+// Which of `sessions` (client id, connect epoch here) `peer` holds a copy
+// of with a newer connect epoch: sessions that moved on while this node
+// was down. nullopt when the peer could not be asked. Blocking.
+std::optional<std::vector<std::pair<std::string, uint64_t>>> find_moved_sessions(
+    const Member& peer, const std::string& secret, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+    const std::vector<std::pair<std::string, uint64_t>>& sessions, const std::string& self);
 
 // Asks `peer`, which held a session it handed over, for what it queued
 // since; `done` gets it (nothing when the call failed: logged) on a gRPC

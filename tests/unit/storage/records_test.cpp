@@ -50,6 +50,25 @@ TEST(Records, SessionRoundTrips) {
   EXPECT_EQ(*bare_back, bare);
 }
 
+// Version 2 added the connect epoch at the end; a version 1 record (from a
+// data directory written before) loads with epoch 0.
+TEST(Records, SessionVersion1StillLoads) {
+  SessionRecord s = sample_session();
+  s.connect_epoch = 0x1234;
+  std::string bytes = encode(s);
+  ASSERT_EQ(bytes[0], 2);
+  auto back = decode_session(bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->connect_epoch, 0x1234u);
+  std::string v1 = bytes.substr(0, bytes.size() - 8);
+  v1[0] = 1;
+  auto old = decode_session(v1);
+  ASSERT_TRUE(old) << old.error().message;
+  s.connect_epoch = 0;
+  EXPECT_EQ(*old, s);
+  EXPECT_FALSE(decode_session(bytes.substr(0, bytes.size() - 8))) << "a version 2 record cut short";
+}
+
 TEST(Records, InboundRoundTrips) {
   auto back = decode_inbound(encode(InboundRecord{1ull << 32}));
   ASSERT_TRUE(back) << back.error().message;

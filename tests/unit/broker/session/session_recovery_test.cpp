@@ -100,13 +100,15 @@ TEST_F(RecoveryTest, PersistentSessionsComeBackOfflineSubscribedAndQueued) {
   EXPECT_FALSE(after.registry.open("clean", false, 0, std::make_shared<NullListener>()).present);
 }
 
-// A node back from being down asks its peers about the sessions it read
-// from disk that no CONNECT has opened since, and drops those that moved on:
-// their routes and records go, and a restart does not bring them back.
-TEST_F(RecoveryTest, AnUnclaimedRestoredSessionCanBeDroppedForGood) {
+// A session keeps the epoch of the CONNECT that last opened it across a
+// restart. A node back from being down asks its peers about its offline
+// sessions, and drops those a peer has a newer copy of: their routes and
+// records go, and a restart does not bring them back.
+TEST_F(RecoveryTest, AnOutdatedRestoredSessionCanBeDroppedForGood) {
   on_a_node([&](Node& node) {
     for (const char* id : {"moved", "stays"}) {
       auto s = node.registry.open(id, true, 600, listener).session;
+      s->set_connect_epoch(77);
       subscribe(node, s, std::string(id) + "/#", QoS::k1);
       ASSERT_TRUE(s->detach(listener.get()));
       node.registry.closed(s, std::nullopt, Clock::now());
@@ -114,16 +116,16 @@ TEST_F(RecoveryTest, AnUnclaimedRestoredSessionCanBeDroppedForGood) {
   });
   on_a_node([&](Node& node) {
     restore(node);
-    auto unclaimed = node.registry.unclaimed_restored();
-    std::sort(unclaimed.begin(), unclaimed.end());
-    EXPECT_EQ(unclaimed, (std::vector<std::string>{"moved", "stays"}));
-    EXPECT_EQ(node.registry.connect_epoch_of("moved"), 0u);
+    auto offline = node.registry.offline_epochs();
+    std::sort(offline.begin(), offline.end());
+    EXPECT_EQ(offline, (std::vector<std::pair<std::string, uint64_t>>{{"moved", 77}, {"stays", 77}}));
+    EXPECT_EQ(node.registry.connect_epoch_of("moved"), 77u);
     EXPECT_EQ(node.registry.connect_epoch_of("nobody"), std::nullopt);
-    auto opened = node.registry.open("stays", false, 600, listener);
-    opened.session->set_connect_epoch(42);  // a CONNECT in a cluster claimed it
-    EXPECT_EQ(node.registry.unclaimed_restored(), std::vector<std::string>{"moved"});
-    EXPECT_FALSE(node.registry.drop_stale("stays"));
-    EXPECT_TRUE(node.registry.drop_stale("moved"));
+    auto opened = node.registry.open("stays", false, 600, listener);  // its client is back
+    EXPECT_EQ(node.registry.offline_epochs().size(), 1u);
+    EXPECT_FALSE(node.registry.drop_stale("stays", 77)) << "online";
+    EXPECT_FALSE(node.registry.drop_stale("moved", 76)) << "another epoch: a CONNECT opened it meanwhile";
+    EXPECT_TRUE(node.registry.drop_stale("moved", 77));
     EXPECT_EQ(node.router.subscription_count(), 1u);
   });
   Node after;
