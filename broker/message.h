@@ -37,7 +37,8 @@ uint64_t new_message_origin();
 
 struct MessageIdHash {
   size_t operator()(const MessageId& id) const {
-    return static_cast<size_t>(id.origin ^ (id.publisher * 0x9e3779b97f4a7c15ULL) ^ (id.serial * 0xc2b2ae3d27d4eb4fULL));
+    return static_cast<size_t>(id.origin ^ (id.publisher * 0x9e3779b97f4a7c15ULL) ^
+                               (id.serial * 0xc2b2ae3d27d4eb4fULL));
   }
 };
 

@@ -52,7 +52,8 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   node->routing_service_ = std::make_unique<RoutingService>(config.cluster_secret, *node->routes_, *node->forwarder_,
                                                             *node->retained_, refused, log);
   node->fence_ = std::make_unique<ConnectFence>(config.node_id);
-  node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_, refused);
+  node->sessions_service_ =
+      std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_, refused);
   node->node_id_ = config.node_id;
   node->secret_ = config.cluster_secret;
   node->log_ = &log;
@@ -65,8 +66,8 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   builder.RegisterService(node->sessions_service_.get());
   node->server_ = builder.BuildAndStart();
   if (!node->server_ || port == 0) {
-    return Started{nullptr, "--cluster-listen " + listen.to_string() + ": cannot listen there" +
-                                (peers.channel ? " (or --cluster-tls-cert/--cluster-tls-key are not a valid pair)" : "")};
+    const char* tls = peers.channel ? " (or --cluster-tls-cert/--cluster-tls-key are not a valid pair)" : "";
+    return Started{nullptr, "--cluster-listen " + listen.to_string() + ": cannot listen there" + tls};
   }
   // Tests and scripts read the port from this line.
   log.info("listener cluster bound to {}{}", broker::HostPort{listen.host, static_cast<uint16_t>(port)}.to_string(),
@@ -133,12 +134,9 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
   // Registered before the others are asked: of two CONNECTs at once on two
   // nodes, each side sees the other's, and both agree which is newer.
   const ConnectEpoch epoch = fence_->begin(client_id);
-  {
-    std::lock_guard lock(takeovers_mu_);
-    ++takeovers_pending_;
-  }
-  take_from_peers(peers, secret_, credentials_, client_id, clean_start, epoch, std::chrono::milliseconds(2000), takeovers_, *log_,
-                  [this, client_id, epoch, done = std::move(done)](PeersAnswer answer) {
+  takeover_began();
+  take_from_peers(peers, secret_, credentials_, client_id, clean_start, epoch, std::chrono::milliseconds(2000),
+                  takeovers_, *log_, [this, client_id, epoch, done = std::move(done)](PeersAnswer answer) {
                     if (answer.superseded) {
                       fence_->end(client_id, epoch);
                       takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
@@ -150,9 +148,18 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
                       // meanwhile finds it and wins.
                       done(Takeover{false, std::move(answer.handed), epoch.hlc, std::move(answer.held_by)});
                     }
-                    std::lock_guard lock(takeovers_mu_);
-                    if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
+                    takeover_ended();
                   });
+}
+
+void ClusterNode::takeover_began() {
+  std::lock_guard lock(takeovers_mu_);
+  ++takeovers_pending_;
+}
+
+void ClusterNode::takeover_ended() {
+  std::lock_guard lock(takeovers_mu_);
+  if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
 }
 
 void ClusterNode::release_session(const std::string& held_by, const std::string& client_id, uint64_t ticket,
@@ -165,10 +172,7 @@ void ClusterNode::release_session(const std::string& held_by, const std::string&
                client_id);
     return done({});
   }
-  {
-    std::lock_guard lock(takeovers_mu_);
-    ++takeovers_pending_;
-  }
+  takeover_began();
   // What this node forwarded to the holder before it routed the session's
   // messages here must be there before the release: the holder queues it.
   forwarder_->after_forwards_answered(std::chrono::milliseconds(1000), [this, peer = *peer, client_id, ticket,
@@ -177,8 +181,7 @@ void ClusterNode::release_session(const std::string& held_by, const std::string&
                       std::chrono::milliseconds(2000), *log_,
                       [this, done = std::move(done)](std::vector<broker::Delivery> tail) {
                         done(std::move(tail));
-                        std::lock_guard lock(takeovers_mu_);
-                        if (--takeovers_pending_ == 0) takeovers_cv_.notify_all();
+                        takeover_ended();
                       });
   });
 }

@@ -53,6 +53,13 @@ class ClusterNode final : public broker::ClusterLink {
   const std::string& address() const { return address_; }
 
  private:
+  // Ends the sessions read from disk that a peer has a newer copy of.
+  void drop_moved_sessions(broker::SessionRegistry& sessions);
+  // A takeover call (take or release) begins and ends: leave() waits for
+  // those under way.
+  void takeover_began();
+  void takeover_ended();
+
   std::string address_;  // advertised
   std::unique_ptr<RouteTable> routes_;
   std::unique_ptr<RetainedVersions> retained_;
@@ -71,15 +78,13 @@ class ClusterNode final : public broker::ClusterLink {
   size_t takeovers_pending_ = 0;
   std::string node_id_;
   std::string secret_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // how peers are called; null: plain
   spdlog::logger* log_ = nullptr;
-  std::unique_ptr<grpc::Server> server_;  // last: stopped first
   std::once_flag left_;
-  std::atomic<bool> leaving_{false};
+  std::atomic<bool> leaving_{false};  // leave() began: no more releases
   // The sessions read from disk were checked against the peers' (start-up).
   std::atomic<bool> sessions_checked_{false};
-  // Ends the sessions read from disk that a peer has a newer copy of.
-  void drop_moved_sessions(broker::SessionRegistry& sessions);
-  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // how peers are called; null: plain  // leave() began: no more releases
+  std::unique_ptr<grpc::Server> server_;  // last: stopped first
 };
 
 }  // namespace starling::cluster

@@ -87,7 +87,8 @@ void ClusterForwarder::after_forwards_answered(std::chrono::milliseconds timeout
     for (const auto& [id, link] : links_) marks.emplace_back(link, link->handed());
   }
   auto ready = [marks = std::move(marks)] {
-    return std::all_of(marks.begin(), marks.end(), [](const auto& m) { return m.first->answered_through() >= m.second; });
+    return std::all_of(marks.begin(), marks.end(),
+                       [](const auto& m) { return m.first->answered_through() >= m.second; });
   };
   if (ready()) return done();
   {

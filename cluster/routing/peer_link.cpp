@@ -71,7 +71,8 @@ broker::MessagePtr from_forwarded(const v1::ForwardedMessage& f, const broker::C
   if (f.qos() > 2 || !mqtt::validate_topic_name(f.topic()) || !mqtt::is_valid_mqtt_utf8(f.topic())) return nullptr;
   return broker::from_stored(storage::StoredMessage{f.topic(), f.payload(), static_cast<uint8_t>(f.qos()), f.retain(),
                                                     f.properties(), f.expires_at_ms()},
-                             now, /*from_peer=*/true, broker::MessageId{f.id().origin(), f.id().publisher(), f.id().serial()});
+                             now, /*from_peer=*/true,
+                             broker::MessageId{f.id().origin(), f.id().publisher(), f.id().serial()});
 }
 
 struct PeerLink::Stream {

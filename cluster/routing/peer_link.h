@@ -67,7 +67,8 @@ struct PeerLinkConfig {
 // something no client could have: a bad topic, QoS or properties).
 v1::ForwardedMessage to_forwarded(const broker::Message& message, const broker::ClockPair& now);
 // ... with how it goes to the peer.
-v1::ForwardedMessage to_forwarded(const broker::Message& message, const broker::ClockPair& now, const ForwardMeta& meta);
+v1::ForwardedMessage to_forwarded(const broker::Message& message, const broker::ClockPair& now,
+                                  const ForwardMeta& meta);
 broker::MessagePtr from_forwarded(const v1::ForwardedMessage& message, const broker::ClockPair& now);
 
 class PeerLink {
