@@ -15,6 +15,7 @@
 
 #include "broker/routing/forwarder.h"
 #include "broker/session/session_registry.h"
+#include "broker/session/session_replication.h"
 
 namespace starling::broker {
 
@@ -73,6 +74,9 @@ class ClusterLink {
   virtual void leave() = 0;
   // The cluster's own metric families, appended at scrape time.
   virtual void collect_metrics(std::vector<prometheus::MetricFamily>& out) const = 0;
+  // Where this node's persistent sessions are copied to; null when they are
+  // not (a single node, or --replication-factor 1).
+  virtual SessionReplication* replication() { return nullptr; }
 };
 
 class SingleNode final : public ClusterLink {

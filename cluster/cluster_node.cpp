@@ -52,8 +52,16 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   node->routing_service_ = std::make_unique<RoutingService>(config.cluster_secret, *node->routes_, *node->forwarder_,
                                                             *node->retained_, refused, log);
   node->fence_ = std::make_unique<ConnectFence>(config.node_id);
-  node->sessions_service_ =
-      std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_, refused);
+  ReplicaRules rules;
+  rules.member_alive = [n = node.get()](const std::string& id) {
+    for (const auto& m : n->membership_->members()) {
+      if (m.node_id == id) return m.state == MemberState::alive || m.state == MemberState::suspect;
+    }
+    return false;
+  };
+  rules.new_epoch = [n = node.get()] { return n->fence_->stamp(); };
+  node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_,
+                                                              refused, std::move(rules));
   node->node_id_ = config.node_id;
   node->secret_ = config.cluster_secret;
   node->log_ = &log;
@@ -89,8 +97,25 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   mc.credentials = peers.channel;
   node->membership_ = std::make_unique<Membership>(
       std::move(mc), [seeds = config.join] { return resolve_seeds(seeds); }, log);
-  node->membership_->on_change(
-      [forwarder = node->forwarder_.get()](const Member& m, std::optional<MemberState>) { forwarder->member_changed(m); });
+  if (config.replication_factor > 1) {
+    ReplicationConfig rc;
+    rc.node_id = config.node_id;
+    rc.factor = config.replication_factor;
+    rc.secret = config.cluster_secret;
+    rc.credentials = peers.channel;
+    auto* n = node.get();
+    node->replicator_ = std::make_unique<SessionReplicator>(
+        std::move(rc), *node->membership_, [n] { return n->fence_->stamp(); },
+        [n](const Member& back) {
+          if (auto* sessions = n->sessions_.load()) n->drop_moved_sessions(*sessions, {back});
+        },
+        log);
+  }
+  node->membership_->on_change([forwarder = node->forwarder_.get(), replicator = node->replicator_.get()](
+                                   const Member& m, std::optional<MemberState> before) {
+    forwarder->member_changed(m);
+    if (replicator) replicator->member_changed(m, before);
+  });
   node->retained_sync_ =
       std::make_unique<RetainedSync>(*node->membership_, *node->retained_, config.cluster_secret, peers.channel, log);
   node->membership_service_->attach(*node->membership_);
@@ -105,9 +130,12 @@ ClusterNode::~ClusterNode() { leave(); }
 void ClusterNode::serve(broker::SessionRegistry& sessions) {
   routing_service_->attach(&sessions);
   sessions_service_->attach(&sessions);
+  sessions_ = &sessions;
   retained_sync_->start(sessions, [this, &sessions] {
-    drop_moved_sessions(sessions);
+    drop_moved_sessions(sessions, membership_->live_peers());
     sessions_checked_ = true;
+    // Only now: a stale session read from disk must not be copied out.
+    if (replicator_) replicator_->start(sessions);
   });
 }
 
@@ -116,6 +144,7 @@ void ClusterNode::leave() {
     leaving_.store(true);
     if (retained_sync_) retained_sync_->stop();
     if (membership_) membership_->leave();
+    if (replicator_) replicator_->stop();
     // No more messages in or out; calls in flight finish (or are cancelled)
     // before the node's parts go.
     if (routing_service_) routing_service_->attach(nullptr);
@@ -136,13 +165,23 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
   const ConnectEpoch epoch = fence_->begin(client_id);
   takeover_began();
   take_from_peers(peers, secret_, credentials_, client_id, clean_start, epoch, std::chrono::milliseconds(2000),
-                  takeovers_, *log_, [this, client_id, epoch, done = std::move(done)](PeersAnswer answer) {
-                    if (answer.superseded) {
+                  takeovers_, *log_,
+                  [this, client_id, clean_start, epoch, peers, done = std::move(done)](PeersAnswer answer) {
+                    const std::string waiting =
+                        clean_start ? std::string{} : owner_unanswered(client_id, answer, peers);
+                    if (answer.superseded || !waiting.empty()) {
                       fence_->end(client_id, epoch);
                       takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
-                      log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
+                      if (answer.superseded) {
+                        log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
+                      } else {
+                        log_->warn("cluster: CONNECT of {} refused for now: {}, which has its session, cannot "
+                                   "be reached; a copy takes over once every node has declared it dead",
+                                   client_id, waiting);
+                      }
                       done(Takeover{true, std::nullopt, 0, {}});
                     } else {
+                      if (!answer.handed && !clean_start) adopt_local_copy(client_id, epoch.hlc);
                       // The epoch stays registered until the session is open
                       // here (connected()): a newer CONNECT elsewhere asking
                       // meanwhile finds it and wins.
@@ -150,6 +189,40 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
                     }
                     takeover_ended();
                   });
+}
+
+std::string ClusterNode::owner_unanswered(const std::string& client_id, const PeersAnswer& answer,
+                                          const std::vector<Member>& asked) const {
+  if (answer.handed) return {};
+  const auto unanswered = [&](const std::string& owner) {
+    return std::find(answer.unanswered.begin(), answer.unanswered.end(), owner) != answer.unanswered.end();
+  };
+  // A peer's copy: its owner is alive as far as that peer knows. Not asked
+  // here (dead as far as this node knows): the peer adopts it soon.
+  for (const auto& owner : answer.replica_owners) {
+    const bool was_asked = std::any_of(asked.begin(), asked.end(), [&](const Member& m) { return m.node_id == owner; });
+    if (owner != node_id_ && (unanswered(owner) || !was_asked)) return owner;
+  }
+  if (auto* sessions = sessions_.load()) {
+    if (auto copy = sessions->replica_of(client_id); copy && unanswered(copy->owner)) return copy->owner;
+  }
+  return {};
+}
+
+void ClusterNode::adopt_local_copy(const std::string& client_id, uint64_t epoch) {
+  auto* sessions = sessions_.load();
+  if (sessions == nullptr) return;
+  auto copy = sessions->replica_of(client_id);
+  if (!copy) return;
+  // The owner answered without the session (it ended there) or is gone:
+  // a copy whose owner is gone is the session now; any other is stale
+  // (SessionRegistry::open drops it).
+  const auto peers = membership_->live_peers();
+  const bool owner_alive = std::any_of(peers.begin(), peers.end(), [&](const Member& m) { return m.node_id == copy->owner; });
+  if (!owner_alive && sessions->promote(client_id, epoch)) {
+    log_->info("cluster: client {}'s session resumed from the copy here: its owner {} is gone", client_id,
+               copy->owner);
+  }
 }
 
 void ClusterNode::takeover_began() {
@@ -186,11 +259,11 @@ void ClusterNode::release_session(const std::string& held_by, const std::string&
   });
 }
 
-void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions) {
+void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers) {
   const auto restored = sessions.offline_epochs();
   if (restored.empty()) return;
   size_t dropped = 0;
-  for (const auto& peer : membership_->live_peers()) {
+  for (const auto& peer : peers) {
     std::optional<std::vector<std::pair<std::string, uint64_t>>> moved;
     for (int attempt = 0; attempt < 3 && !moved && !leaving_.load(); ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -202,8 +275,8 @@ void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions) {
     }
     for (const auto& [id, epoch] : *moved) dropped += sessions.drop_stale(id, epoch) ? 1 : 0;
   }
-  log_->info("cluster: {} of {} sessions read from disk had moved on to other nodes; dropped here", dropped,
-             restored.size());
+  log_->info("cluster: {} of {} offline sessions here had moved on to other nodes ({} asked); dropped here", dropped,
+             restored.size(), peers.size());
 }
 
 bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {
@@ -251,6 +324,7 @@ void ClusterNode::collect_metrics(std::vector<prometheus::MetricFamily>& out) co
   broker::add_sample(probed, static_cast<double>(probes.failed), {{"result", "failed"}});
   out.push_back(std::move(probed));
   forwarder_->collect_metrics(out);
+  if (replicator_) replicator_->collect_metrics(out);
   auto takeovers = broker::metric_family(
       "starling_cluster_takeovers_total",
       "CONNECTs here whose client had a connection or session on another node, by result: taken (closed there, "

@@ -15,6 +15,7 @@
 #include "broker/cluster_link.h"
 #include "broker/config.h"
 #include "cluster/membership/membership.h"
+#include "cluster/replication/session_replicator.h"
 #include "cluster/routing/cluster_forwarder.h"
 #include "cluster/routing/retained_sync.h"
 #include "cluster/routing/retained_versions.h"
@@ -49,12 +50,22 @@ class ClusterNode final : public broker::ClusterLink {
   std::vector<std::string> not_ready() const override;
   void leave() override;
   void collect_metrics(std::vector<prometheus::MetricFamily>& out) const override;
+  broker::SessionReplication* replication() override { return replicator_.get(); }
 
   const std::string& address() const { return address_; }
 
  private:
-  // Ends the sessions read from disk that a peer has a newer copy of.
-  void drop_moved_sessions(broker::SessionRegistry& sessions);
+  // Ends the offline sessions here that one of `peers` has a newer copy of
+  // (read from disk at start-up, or left here by a partition). Blocking.
+  void drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers);
+  // The owner of the client's session (a copy is here or on a peer) when it
+  // did not answer, or a peer with a copy still counts it alive: the CONNECT
+  // waits for it to be declared dead. Empty when none. `asked`: the peers
+  // asked.
+  std::string owner_unanswered(const std::string& client_id, const PeersAnswer& answer,
+                               const std::vector<Member>& asked) const;
+  // No peer handed the session: a copy here whose owner is gone becomes it.
+  void adopt_local_copy(const std::string& client_id, uint64_t epoch);
   // A takeover call (take or release) begins and ends: leave() waits for
   // those under way.
   void takeover_began();
@@ -70,6 +81,8 @@ class ClusterNode final : public broker::ClusterLink {
   std::unique_ptr<RetainedSync> retained_sync_;
   std::unique_ptr<ConnectFence> fence_;
   std::unique_ptr<SessionsService> sessions_service_;
+  std::unique_ptr<SessionReplicator> replicator_;  // null with --replication-factor 1
+  std::atomic<broker::SessionRegistry*> sessions_{nullptr};  // set by serve()
   TakeoverStats takeovers_;
   // Takeovers whose peers have not all answered: their callbacks use this
   // node, which waits for them (bounded by the calls' deadline) as it goes.

@@ -1,5 +1,6 @@
 #include "broker/handlers/client_link.h"
 
+#include "broker/cluster_link.h"
 #include "storage/group_commit.h"
 
 namespace starling::broker {
@@ -87,8 +88,16 @@ void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After
   gate->hold(link, std::move(reply), std::move(after));
 }
 
+SessionReplication* replication_of(ClientLink& link) {
+  ClusterLink* cluster = link.broker().cluster;
+  SessionReplication* replication = cluster != nullptr ? cluster->replication() : nullptr;
+  const auto& session = link.state().session;
+  return replication != nullptr && session && session->expiry_interval() > 0 ? replication : nullptr;
+}
+
 void record_session(ClientLink& link, ReplyGate& gate, storage::WriteBatch batch) {
   ClientState& st = link.state();
+  if (auto* replication = replication_of(link)) replication->recorded(st.session, gate.part());
   if (!st.session->persistent() || link.broker().commits == nullptr) return;
   const auto will = st.will_record(Clock::now());
   link.broker().sessions.write_session(st.session, will ? &*will : nullptr, std::move(batch),

@@ -14,6 +14,7 @@
 
 #include "broker/broker_context.h"
 #include "broker/mqtt/packet.h"
+#include "broker/session/session_replication.h"
 #include "broker/session/session.h"
 #include "broker/session/session_records.h"
 #include "storage/kv_store.h"
@@ -159,7 +160,11 @@ void forget_stored(ClientLink& link, std::span<const uint64_t> sequences, bool r
 // UNSUBSCRIBE): for a persistent session, once the record, with the
 // connection's will, is stored; else at once.
 void reply_when_recorded(ClientLink& link, mqtt::Packet reply, ClientLink::After after = {});
+// Where the client's session is copied to: null unless it is a persistent
+// session (expiry > 0) of a node that replicates them.
+SessionReplication* replication_of(ClientLink& link);
 // The same as one part of a gate, for a reply that waits for more.
+// The session's replicas (replication_of) are told too, as another part.
 // `batch`: more to store with the record (a handed-over session's queue).
 void record_session(ClientLink& link, ReplyGate& gate, storage::WriteBatch batch = {});
 

@@ -173,12 +173,17 @@ void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, Cl
     // what came here directly meanwhile.
     broker.router.forwarder().when_routes_known(
         [&broker, session = opened.session, held_by = takeover.held_by, client_id, ticket, handed_queued,
-         part = gate->part()](bool) {
-          broker.cluster->release_session(held_by, client_id, ticket,
-                                          [&broker, session, handed_queued, part](std::vector<Delivery> tail) {
-                                            broker.sessions.splice_released(session, std::move(tail), handed_queued,
-                                                                            part);
-                                          });
+         replication = replication_of(link), part = gate->part()](bool) {
+          broker.cluster->release_session(
+              held_by, client_id, ticket,
+              [&broker, session, handed_queued, replication, part](std::vector<Delivery> tail) {
+                broker.sessions.splice_released(session, std::move(tail), handed_queued,
+                                                [session, replication, part](bool ok) {
+                                                  // The tail goes to the session's replicas too.
+                                                  if (!replication) return part(ok);
+                                                  replication->recorded(session, [part, ok](bool) { part(ok); });
+                                                });
+              });
         });
   } else if (routes_added) {
     broker.router.forwarder().when_routes_known(gate->part());

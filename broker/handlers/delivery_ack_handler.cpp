@@ -10,7 +10,9 @@ namespace {
 // A delivery is done with: off the disk if it was stored, and a large queue
 // that drained with it gives its erased range back to the disk.
 void forget(ClientLink& link, const Session::Found& found, bool released) {
+  if (!found) return;
   forget_stored(link, {&found.sequence, 1}, released);
+  if (auto* replication = replication_of(link)) replication->completed(*link.state().session, found.id);
   if (found.drained && link.broker().compactor) {
     link.broker().compactor->request(storage::Column::queue,
                                      storage::client_prefix(link.state().session->client_id()));
@@ -41,7 +43,11 @@ void handle_pubrec(ClientLink& link, const mqtt::Pubrec& rec) {
   // never the PUBLISH, which the client would take for a new message.
   storage::WriteBatch write;
   if (found.sequence != 0) put_released(write, session, found.sequence);
-  reply_after(link, pub_response<mqtt::Pubrel>(rec.packet_id), std::move(write));
+  auto gate = ReplyGate::make();
+  gate->submit(link, std::move(write));
+  // The same for the session's replicas.
+  if (auto* replication = replication_of(link)) replication->released(session, found.id, rec.packet_id, gate->part());
+  gate->hold(link, pub_response<mqtt::Pubrel>(rec.packet_id));
 }
 
 void handle_pubcomp(ClientLink& link, const mqtt::Pubcomp& comp) {

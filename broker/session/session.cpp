@@ -307,23 +307,84 @@ Session::Spliced Session::splice_tail(std::vector<Delivery> tail, size_t handed,
     }
     requeue(d);
   }
-  if (!ids.empty()) {
-    recent_tail_ = std::make_unique<RecentTail>(RecentTail{std::move(ids), now + kTailMemory});
-    has_recent_tail_.store(true, std::memory_order_relaxed);
-  }
+  for (const MessageId& id : ids) remember_locked(id, now);
   return out;
 }
 
-bool Session::already_has(const Message& message) {
-  if (!has_recent_tail_.load(std::memory_order_relaxed) || !message.id.known()) return false;
-  std::lock_guard lock(mu_);
-  if (!recent_tail_) return false;
-  if (Clock::now() >= recent_tail_->until) {
-    recent_tail_.reset();
-    has_recent_tail_.store(false, std::memory_order_relaxed);
-    return false;
+void Session::remember_locked(const MessageId& id, Clock::time_point now) {
+  if (!recent_) {
+    recent_ = std::make_unique<RecentIds>();
+    recent_->rotate_at = now + kTailMemory;
+    has_recent_.store(true, std::memory_order_relaxed);
   }
-  return recent_tail_->ids.contains(message.id);
+  remembered_locked(id, now);  // rotates when due
+  recent_->current.insert(id);
+}
+
+bool Session::remembered_locked(const MessageId& id, Clock::time_point now) {
+  if (!recent_) return false;
+  if (now >= recent_->rotate_at) {
+    recent_->previous = std::move(recent_->current);
+    recent_->current.clear();
+    recent_->rotate_at = now + kTailMemory;
+    if (recent_->previous.empty()) {
+      recent_.reset();
+      has_recent_.store(false, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  return recent_->current.contains(id) || recent_->previous.contains(id);
+}
+
+bool Session::already_has(const Message& message) {
+  if (!has_recent_.load(std::memory_order_relaxed) || !message.id.known()) return false;
+  std::lock_guard lock(mu_);
+  return remembered_locked(message.id, Clock::now());
+}
+
+size_t Session::forget_ids(std::span<const MessageId> ids, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  std::unordered_set<MessageId, MessageIdHash> wanted;
+  for (const MessageId& id : ids) {
+    if (!id.known()) continue;
+    wanted.insert(id);
+    remember_locked(id, now);
+  }
+  if (!flow_ || wanted.empty()) return 0;
+  Flow& f = *flow_;
+  size_t dropped = 0;
+  boost::circular_buffer<Delivery> kept(f.queue.capacity());
+  for (Delivery& d : f.queue) {
+    if (wanted.contains(d.message->id)) {
+      f.queued_bytes -= cost(d);
+      ++dropped;
+    } else {
+      kept.push_back(std::move(d));
+    }
+  }
+  if (dropped != 0) f.queue = std::move(kept);
+  drop_flow_if_empty_locked();
+  return dropped;
+}
+
+size_t Session::merge_queued(std::vector<Delivery> deliveries, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  Flow& f = make_flow_locked();
+  std::unordered_set<MessageId, MessageIdHash> queued;
+  for (const Delivery& d : f.queue) {
+    if (d.message->id.known()) queued.insert(d.message->id);
+  }
+  size_t added = 0;
+  for (Delivery& d : deliveries) {
+    const MessageId& id = d.message->id;
+    if (id.known() && (queued.contains(id) || remembered_locked(id, now))) continue;
+    if (id.known()) queued.insert(id);
+    f.queued_bytes += cost(d);
+    push_grow(f.queue, std::move(d));
+    ++added;
+  }
+  drop_flow_if_empty_locked();
+  return added;
 }
 
 std::vector<uint16_t> Session::inbound_qos2_snapshot() const {
@@ -339,13 +400,14 @@ Session::Found Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   Flow& f = *flow_;
   const uint64_t sequence = f.inflight[i].delivery.sequence;
   if (sequence != 0) f.completed_stored_bytes += cost(f.inflight[i].delivery);
+  const MessageId id = f.inflight[i].delivery.message->id;
   erase_inflight_locked(i);
   bool drained = false;
   if (f.queue.empty() && f.inflight.empty()) {
     drained = f.completed_stored_bytes >= kCompactAfterBytes;
     f.completed_stored_bytes = 0;
   }
-  return {true, sequence, drained};
+  return {true, sequence, id, drained};
 }
 
 Session::Found Session::release(uint16_t packet_id) {
@@ -353,7 +415,7 @@ Session::Found Session::release(uint16_t packet_id) {
   const size_t i = find_inflight_locked(packet_id);
   if (i == kNotInflight || flow_->inflight[i].delivery.qos != mqtt::QoS::k2) return {};
   flow_->inflight[i].released = true;
-  return {true, flow_->inflight[i].delivery.sequence};
+  return {true, flow_->inflight[i].delivery.sequence, flow_->inflight[i].delivery.message->id};
 }
 
 Session::Found Session::discard(uint16_t packet_id) {
@@ -361,8 +423,9 @@ Session::Found Session::discard(uint16_t packet_id) {
   const size_t i = find_inflight_locked(packet_id);
   if (i == kNotInflight) return {};
   const uint64_t sequence = flow_->inflight[i].delivery.sequence;
+  const MessageId id = flow_->inflight[i].delivery.message->id;
   erase_inflight_locked(i);
-  return {true, sequence};
+  return {true, sequence, id};
 }
 
 size_t Session::inflight_count() const {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -227,6 +228,15 @@ class Session {
   // tail came.
   bool already_has(const Message& message);
   static constexpr std::chrono::seconds kTailMemory{60};
+
+  // --- a replica of a session another node owns (SessionRegistry) ---
+  // Drops the queued deliveries of `ids` (the owner's client has them); an
+  // id not queued yet is remembered for a while, so that its copy arriving
+  // late is not queued (already_has). Returns how many it dropped.
+  size_t forget_ids(std::span<const MessageId> ids, Clock::time_point now);
+  // Queues those of `deliveries` not queued already (by MessageId), behind
+  // what is queued; returns how many.
+  size_t merge_queued(std::vector<Delivery> deliveries, Clock::time_point now);
   // The epoch (ClusterLink::Takeover::ticket) of the last CONNECT in a
   // cluster that opened or resumed it, kept on disk with the session; 0:
   // none. Of two copies of one session on two nodes (one left behind by a
@@ -240,6 +250,7 @@ class Session {
   struct Found {
     bool known = false;
     uint64_t sequence = 0;
+    MessageId id;  // the delivered message's (to tell the session's replicas)
     // The queue and window ran empty after at least kCompactAfterBytes of
     // stored messages completed: their space on disk can be reclaimed.
     bool drained = false;
@@ -357,13 +368,20 @@ class Session {
   std::atomic<bool> ended_{false};
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> connect_epoch_{0};
-  // The ids of the last tail (splice_tail), until they are forgotten.
-  struct RecentTail {
-    std::unordered_set<MessageId, MessageIdHash> ids;
-    Clock::time_point until;
+  // The ids of recent tails (splice_tail) and of messages a replica was
+  // told are done with (forget_ids), until they are forgotten.
+  // Kept for between one and two kTailMemory: ids go into `current`, which
+  // becomes `previous` when it is time, so a replica that hears of many
+  // keeps a bounded set.
+  struct RecentIds {
+    std::unordered_set<MessageId, MessageIdHash> current;
+    std::unordered_set<MessageId, MessageIdHash> previous;
+    Clock::time_point rotate_at;
   };
-  std::unique_ptr<RecentTail> recent_tail_;  // guarded by mu_; rare
-  std::atomic<bool> has_recent_tail_{false};
+  void remember_locked(const MessageId& id, Clock::time_point now);
+  bool remembered_locked(const MessageId& id, Clock::time_point now);
+  std::unique_ptr<RecentIds> recent_;  // guarded by mu_; rare
+  std::atomic<bool> has_recent_{false};
 };
 
 }  // namespace starling::broker

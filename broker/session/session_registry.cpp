@@ -16,8 +16,10 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
   std::shared_ptr<Session> old;
   std::shared_ptr<Session> fresh;
   std::shared_ptr<SessionListener> previous;
+  std::shared_ptr<Session> copy;  // a replica of the client's session here: this node owns it now
   {
     std::lock_guard lock(mu_);
+    copy = take_replica_locked(client_id);
     auto it = sessions_.find(client_id);
     if (it != sessions_.end()) {
       old = it->second;
@@ -40,6 +42,7 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
       previous = old->attach(std::move(listener));
     }
   }
+  if (copy) router_.remove_session(*copy);
   if (previous) previous->kick(mqtt::ReasonCode::kSessionTakenOver);
   // Resumed: a connection within the will delay cancels the will [MQTT-3.1.3-9].
   if (old && !fresh) old->cancel_pending_will();

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -157,6 +158,51 @@ class SessionRegistry {
   // `epoch` (another node has a newer copy): its routes and records go; its
   // will is not published, its client lives on elsewhere.
   bool drop_stale(const std::string& client_id, uint64_t epoch);
+  // --- replicas: this node's copies of sessions other nodes own ---
+  // (session_replicas.cpp; SessionReplication is the owner's side.) A copy
+  // is a session in memory that no client attaches to: subscribed here like
+  // the owner's session (shared subscriptions excepted), so a message for it
+  // is queued here too, until the owner says the client has it (forget).
+  // Owners' updates are taken only from the copy's current owner.
+  struct ReplicaTerms {
+    std::string owner;
+    uint64_t generation = 0;  // the owner's session
+    uint32_t expiry_interval = 0;
+    uint64_t connect_epoch = 0;
+    std::vector<std::pair<std::string, SubscriptionRecord>> subscriptions;  // all of them
+    std::vector<std::string> replicas;  // the nodes with a copy
+  };
+  // Makes or updates the copy; returns whether it added a route. Refused
+  // (false, nothing changes) when a session of the client here, or a copy
+  // from another owner, has a newer connect epoch; an older offline one
+  // here is dropped as stale.
+  bool replica_open(const std::string& client_id, ReplicaTerms terms);
+  // The owner's in-flight and queued deliveries: those the copy lacks are
+  // queued; `released` ones (QoS 2, PUBREC received) keep their packet id.
+  void replica_fill(const std::string& client_id, const std::string& owner, std::vector<Inflight> inflight,
+                    std::vector<Delivery> deliveries);
+  void replica_forget(const std::string& client_id, const std::string& owner, std::span<const MessageId> ids);
+  void replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
+                        uint16_t packet_id);
+  void replica_drop(const std::string& client_id, const std::string& owner);
+  struct ReplicaOf {
+    std::string owner;
+    std::vector<std::string> replicas;
+  };
+  std::optional<ReplicaOf> replica_of(const std::string& client_id) const;
+  // Every copy here: client id, owner and the nodes with copies.
+  std::vector<std::pair<std::string, ReplicaOf>> replicas() const;
+  size_t replica_count() const;
+  // The owner is gone: the copy becomes this node's offline session (its
+  // routes stay: a message published meanwhile is queued), persisted when
+  // the node stores sessions, with `connect_epoch` (newer than the old
+  // owner's, whose copy is then the stale one). False when there is no copy
+  // (or a session of the client is here already: the copy just goes).
+  bool promote(const std::string& client_id, uint64_t connect_epoch);
+  // This node's sessions that outlive their connections (expiry > 0): what
+  // it copies to replicas.
+  std::vector<std::shared_ptr<Session>> lasting_sessions() const;
+
   // A retained message (or a topic's clearing) another node sent: into the
   // retained store and the node's store; `done(ok)` once stored.
   void retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);
@@ -219,6 +265,20 @@ class SessionRegistry {
     Clock::time_point until;
   };
   std::unordered_map<std::string, Held> held_;
+  // Copies of other nodes' sessions, by client id. Guarded by mu_.
+  struct Replica {
+    std::shared_ptr<Session> session;
+    std::string owner;
+    uint64_t generation = 0;
+    std::vector<std::string> replicas;
+    // QoS 2 deliveries the client sent PUBREC for: their packet ids.
+    std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
+  };
+  std::unordered_map<std::string, Replica> replicas_;
+  // The copy of `client_id` from `owner`, or null (mu_ held).
+  Replica* replica_locked(const std::string& client_id, const std::string& owner);
+  // Takes the client's copy out, if any (mu_ held); the caller unroutes it.
+  std::shared_ptr<Session> take_replica_locked(const std::string& client_id);
   // Ends a held session here (out of held_): its routes go, and what it
   // queued is erased from the store and returned.
   std::vector<Delivery> end_held(const std::shared_ptr<Session>& session);

@@ -18,7 +18,14 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
   }
   if (!fence_.yield_to(request->client_id(), ConnectEpoch{request->epoch(), request->from_node()})) {
     reply->set_superseded(true);  // a newer CONNECT of the client is under way here
+  } else if (auto copy = sessions->replica_of(request->client_id()); copy && rules_.member_alive(copy->owner)) {
+    // Only a copy is here: the owner answers for the session (unless it is
+    // the one asking, which has it).
+    if (copy->owner != request->from_node()) reply->set_replica_of(copy->owner);
   } else {
+    // A copy whose owner is gone becomes this node's session first (the
+    // loop that adopts such copies may not have come to it yet).
+    if (copy) sessions->promote(request->client_id(), rules_.new_epoch());
     *reply = to_proto(sessions->hand_over(request->client_id(), request->clean_start(), request->epoch()));
   }
   reactor->Finish(grpc::Status::OK);
@@ -64,6 +71,70 @@ grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerCo
     *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
     reactor->Finish(grpc::Status::OK);
   });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext* context,
+                                                     const v1::ReplicateRequest* request, v1::ReplicateReply*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!admit(*context, *reactor, secret_, refused_)) return reactor;
+  broker::SessionRegistry* sessions = sessions_.load();
+  if (!sessions) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving yet"));
+    return reactor;
+  }
+  const std::string& owner = request->from_node();
+  bool routes_added = false;
+  for (const auto& update : request->updates()) {
+    const std::string& client_id = update.client_id();
+    switch (update.change_case()) {
+      case v1::ReplicaUpdate::kOpen: {
+        const auto& o = update.open();
+        broker::SessionRegistry::ReplicaTerms terms;
+        terms.owner = owner;
+        terms.generation = o.generation();
+        terms.expiry_interval = o.expiry_interval();
+        terms.connect_epoch = o.connect_epoch();
+        terms.subscriptions = parse_subscriptions(o.subscriptions());
+        terms.replicas.assign(o.replicas().begin(), o.replicas().end());
+        routes_added = sessions->replica_open(client_id, std::move(terms)) || routes_added;
+        break;
+      }
+      case v1::ReplicaUpdate::kFill: {
+        std::vector<broker::Inflight> inflight;
+        std::vector<broker::Delivery> queued;
+        parse_deliveries(update.fill().deliveries(), inflight, queued);
+        sessions->replica_fill(client_id, owner, std::move(inflight), std::move(queued));
+        break;
+      }
+      case v1::ReplicaUpdate::kForget: {
+        std::vector<broker::MessageId> ids;
+        ids.reserve(static_cast<size_t>(update.forget().ids_size()));
+        for (const auto& id : update.forget().ids()) ids.push_back({id.origin(), id.publisher(), id.serial()});
+        sessions->replica_forget(client_id, owner, ids);
+        break;
+      }
+      case v1::ReplicaUpdate::kReleased: {
+        const auto& r = update.released();
+        if (r.packet_id() == 0 || r.packet_id() > 0xffff) break;
+        sessions->replica_released(client_id, owner, {r.id().origin(), r.id().publisher(), r.id().serial()},
+                                   static_cast<uint16_t>(r.packet_id()));
+        break;
+      }
+      case v1::ReplicaUpdate::kDrop:
+        sessions->replica_drop(client_id, owner);
+        break;
+      case v1::ReplicaUpdate::CHANGE_NOT_SET:
+        break;
+    }
+  }
+  // A copy newly subscribed answers once every node routes to it: the
+  // owner's client is told of its SUBSCRIBE only then.
+  if (!routes_added) {
+    reactor->Finish(grpc::Status::OK);
+  } else {
+    forwarder_.when_routes_known([reactor](bool) { reactor->Finish(grpc::Status::OK); });
+  }
   return reactor;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 
 // The Sessions gRPC service (proto/cluster.proto): another node has a CONNECT
-// for a client whose connection or session is here.
+// for a client whose connection or session is here; another keeps its copies
+// of sessions here current (Replicate).
 
 #include <atomic>
 #include <functional>
@@ -17,10 +18,24 @@
 
 namespace starling::cluster {
 
+// What the service asks of its node about copies (replicas) of sessions.
+struct ReplicaRules {
+  // Whether `node` is a member that may still answer for its sessions
+  // (alive or suspect).
+  std::function<bool(const std::string& node)> member_alive;
+  // A connect epoch newer than any given out so far (for an adopted session).
+  std::function<uint64_t()> new_epoch;
+};
+
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  SessionsService(std::string secret, ConnectFence& fence, ClusterForwarder& forwarder, OnRefused refused)
-      : secret_(std::move(secret)), fence_(fence), forwarder_(forwarder), refused_(std::move(refused)) {}
+  SessionsService(std::string secret, ConnectFence& fence, ClusterForwarder& forwarder, OnRefused refused,
+                  ReplicaRules rules)
+      : secret_(std::move(secret)),
+        fence_(fence),
+        forwarder_(forwarder),
+        refused_(std::move(refused)),
+        rules_(std::move(rules)) {}
   void attach(broker::SessionRegistry* sessions) { sessions_.store(sessions); }
 
   grpc::ServerUnaryReactor* TakeSession(grpc::CallbackServerContext* context, const v1::TakeSessionRequest* request,
@@ -30,12 +45,15 @@ class SessionsService final : public v1::Sessions::CallbackService {
   grpc::ServerUnaryReactor* ReleaseSession(grpc::CallbackServerContext* context,
                                            const v1::ReleaseSessionRequest* request,
                                            v1::ReleaseSessionReply* reply) override;
+  grpc::ServerUnaryReactor* Replicate(grpc::CallbackServerContext* context, const v1::ReplicateRequest* request,
+                                      v1::ReplicateReply* reply) override;
 
  private:
   const std::string secret_;  // never logged
   ConnectFence& fence_;
   ClusterForwarder& forwarder_;  // its ticker times a release
   OnRefused refused_;
+  const ReplicaRules rules_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };
 

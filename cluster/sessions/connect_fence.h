@@ -39,6 +39,10 @@ class ConnectFence {
   // Another node's CONNECT: false when one under way here is newer (theirs
   // loses); otherwise one here, if any, loses.
   bool yield_to(const std::string& client_id, const ConnectEpoch& theirs);
+  // A reading newer than every epoch this node gave out or saw: the epoch
+  // of a session adopted from a copy, which makes the dead owner's copy
+  // the older one.
+  uint64_t stamp() { return clock_.tick(); }
 
  private:
   struct Pending {

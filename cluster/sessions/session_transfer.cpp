@@ -39,6 +39,54 @@ std::optional<broker::Delivery> to_delivery(const v1::HandedDelivery& h, const b
 
 }  // namespace
 
+void add_subscriptions(google::protobuf::RepeatedPtrField<v1::HandedSubscription>& out,
+                       const std::vector<std::pair<std::string, broker::SubscriptionRecord>>& subscriptions) {
+  for (const auto& [filter, record] : subscriptions) {
+    auto* s = out.Add();
+    s->set_filter(filter);
+    s->set_options(mqtt::options_byte(record.options));
+    s->set_identifier(record.subscription_id);
+  }
+}
+
+std::vector<std::pair<std::string, broker::SubscriptionRecord>> parse_subscriptions(
+    const google::protobuf::RepeatedPtrField<v1::HandedSubscription>& in) {
+  std::vector<std::pair<std::string, broker::SubscriptionRecord>> out;
+  for (const auto& s : in) {
+    auto options = mqtt::parse_options_byte(static_cast<uint8_t>(s.options()));
+    if (!options || s.options() > 0xff || !mqtt::validate_topic_filter(s.filter())) continue;
+    out.emplace_back(s.filter(), broker::SubscriptionRecord{*options, s.identifier()});
+  }
+  return out;
+}
+
+void add_deliveries(google::protobuf::RepeatedPtrField<v1::HandedDelivery>& out,
+                    const std::vector<broker::Inflight>& inflight, const std::vector<broker::Delivery>& queued) {
+  const broker::ClockPair now;
+  for (const auto& in : inflight) {
+    auto* h = add_delivery(out, in.delivery, now);
+    h->set_dup(true);
+    h->set_packet_id(in.packet_id);
+    h->set_released(in.released);
+  }
+  for (const auto& d : queued) add_delivery(out, d, now);
+}
+
+void parse_deliveries(const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& in,
+                      std::vector<broker::Inflight>& inflight, std::vector<broker::Delivery>& queued) {
+  const broker::ClockPair now;
+  for (const auto& h : in) {
+    auto d = to_delivery(h, now);
+    if (!d) continue;
+    if (h.packet_id() != 0 && h.packet_id() <= 0xffff && d->qos != mqtt::QoS::k0) {
+      const bool released = h.released() && d->qos == mqtt::QoS::k2;
+      inflight.push_back(broker::Inflight{static_cast<uint16_t>(h.packet_id()), std::move(*d), released, false});
+    } else {
+      queued.push_back(std::move(*d));
+    }
+  }
+}
+
 v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed) {
   v1::TakeSessionReply reply;
   if (!handed) return reply;
@@ -46,20 +94,8 @@ v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed
   reply.set_handed(handed->resumed);
   reply.set_held(handed->held);
   reply.set_connect_epoch(handed->connect_epoch);
-  for (const auto& [filter, record] : handed->subscriptions) {
-    auto* s = reply.add_subscriptions();
-    s->set_filter(filter);
-    s->set_options(mqtt::options_byte(record.options));
-    s->set_identifier(record.subscription_id);
-  }
-  const broker::ClockPair now;
-  for (const auto& in : handed->inflight) {
-    auto* h = add_delivery(*reply.mutable_deliveries(), in.delivery, now);
-    h->set_dup(true);
-    h->set_packet_id(in.packet_id);
-    h->set_released(in.released);
-  }
-  for (const auto& d : handed->deliveries) add_delivery(*reply.mutable_deliveries(), d, now);
+  add_subscriptions(*reply.mutable_subscriptions(), handed->subscriptions);
+  add_deliveries(*reply.mutable_deliveries(), handed->inflight, handed->deliveries);
   for (uint16_t id : handed->inbound_qos2) reply.add_inbound_qos2(id);
   return reply;
 }
@@ -70,23 +106,8 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
   handed.resumed = reply.handed();
   handed.held = reply.held();
   handed.connect_epoch = reply.connect_epoch();
-  for (const auto& s : reply.subscriptions()) {
-    auto options = mqtt::parse_options_byte(static_cast<uint8_t>(s.options()));
-    if (!options || s.options() > 0xff || !mqtt::validate_topic_filter(s.filter())) continue;
-    handed.subscriptions.emplace_back(s.filter(), broker::SubscriptionRecord{*options, s.identifier()});
-  }
-  const broker::ClockPair now;
-  for (const auto& h : reply.deliveries()) {
-    auto d = to_delivery(h, now);
-    if (!d) continue;
-    if (h.packet_id() != 0 && h.packet_id() <= 0xffff && d->qos != mqtt::QoS::k0) {
-      const bool released = h.released() && d->qos == mqtt::QoS::k2;
-      handed.inflight.push_back(
-          broker::Inflight{static_cast<uint16_t>(h.packet_id()), std::move(*d), released, false});
-    } else {
-      handed.deliveries.push_back(std::move(*d));
-    }
-  }
+  handed.subscriptions = parse_subscriptions(reply.subscriptions());
+  parse_deliveries(reply.deliveries(), handed.inflight, handed.deliveries);
   for (uint32_t id : reply.inbound_qos2()) {
     if (id != 0 && id <= 0xffff) handed.inbound_qos2.push_back(static_cast<uint16_t>(id));
   }
@@ -199,8 +220,10 @@ void take_from_peers(const std::vector<Member>& peers, const std::string& secret
           stats->failed.fetch_add(1, std::memory_order_relaxed);
           log->warn("cluster: {} did not answer for client {}'s session: {}", call->peer_id, client_id,
                    call->status.error_message());
+          answer.unanswered.push_back(call->peer_id);
           continue;
         }
+        if (!call->reply.replica_of().empty()) answer.replica_owners.push_back(call->reply.replica_of());
         if (call->reply.superseded()) {
           answer.superseded = true;
           continue;
@@ -210,9 +233,11 @@ void take_from_peers(const std::vector<Member>& peers, const std::string& secret
         stats->taken.fetch_add(1, std::memory_order_relaxed);
         log->info("cluster: client {} taken over from {}{}", client_id, call->peer_id,
                  handed->resumed ? " with its session" : "");
-        // Only one node should have had it; should two, the first is kept.
-        if (!answer.handed) {
-          if (handed->held) answer.held_by = call->peer_id;
+        // Only one node should have had it. Should two (one back from a
+        // partition or a restart with an older copy), the one a CONNECT or
+        // an adoption opened last is the client's.
+        if (!answer.handed || handed->connect_epoch > answer.handed->connect_epoch) {
+          answer.held_by = handed->held ? call->peer_id : std::string{};
           answer.handed = std::move(handed);
         }
       }

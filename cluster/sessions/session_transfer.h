@@ -19,6 +19,18 @@
 
 namespace starling::cluster {
 
+// A session's subscriptions and deliveries as they travel between nodes
+// (taken over, or copied to a replica). In-flight deliveries carry their
+// packet id; parse_ leaves out what is damaged.
+void add_subscriptions(google::protobuf::RepeatedPtrField<v1::HandedSubscription>& out,
+                       const std::vector<std::pair<std::string, broker::SubscriptionRecord>>& subscriptions);
+std::vector<std::pair<std::string, broker::SubscriptionRecord>> parse_subscriptions(
+    const google::protobuf::RepeatedPtrField<v1::HandedSubscription>& in);
+void add_deliveries(google::protobuf::RepeatedPtrField<v1::HandedDelivery>& out,
+                    const std::vector<broker::Inflight>& inflight, const std::vector<broker::Delivery>& queued);
+void parse_deliveries(const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& in,
+                      std::vector<broker::Inflight>& inflight, std::vector<broker::Delivery>& queued);
+
 v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed);
 // nullopt when the reply says the peer had nothing; a damaged delivery is
 // left out.
@@ -40,6 +52,10 @@ struct PeersAnswer {
   bool superseded = false;  // a peer has a newer CONNECT of the client under way
   std::optional<broker::HandedSession> handed;
   std::string held_by;  // the peer that holds the session until released (HandedSession::held)
+  // Owners of the client's session that peers hold only copies of
+  // (TakeSessionReply.replica_of), and the peers that did not answer.
+  std::vector<std::string> replica_owners;
+  std::vector<std::string> unanswered;
 };
 // `secret` and `credentials`: how peers are called (PeerCredentials::channel).
 void take_from_peers(const std::vector<Member>& peers, const std::string& secret,

@@ -194,5 +194,107 @@ TEST_F(RegistryFixture, AStoredDeliveryNotQueuedIsReportedForErasing) {
   EXPECT_EQ(s->queued_count(), 1u) << "the tail's copy only";
 }
 
+
+// A copy of another node's session: subscribed here (so what matches is
+// queued here too), dropped by what its owner says the client has, never
+// a session of this node's, and updated only by its owner.
+TEST_F(RegistryFixture, AReplicaQueuesWhatItsOwnerHasNotSaidIsDone) {
+  const auto message = [&](uint64_t serial) {
+    auto m = std::const_pointer_cast<Message>(make_message("t/x", "p", QoS::k1, false, {}, 0, nullptr, Clock::now()));
+    m->id = MessageId{1, 2, serial};
+    return MessagePtr(m);
+  };
+  const auto publish = [&](const MessagePtr& m) {
+    auto route = router.route(m);
+    router.deliver(route, Clock::now());
+  };
+  SessionRegistry::ReplicaTerms terms;
+  terms.owner = "n1";
+  terms.generation = 5;
+  terms.expiry_interval = 600;
+  terms.connect_epoch = 100;
+  terms.subscriptions = {{"t/#", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k1}, 0}},
+                         {"$share/g/t/#", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k1}, 0}}};
+  terms.replicas = {"n2"};
+  EXPECT_TRUE(registry.replica_open("c", terms)) << "a route was added";
+  EXPECT_EQ(router.subscription_count(), 1u) << "not the shared one: a group gets a message once";
+  EXPECT_EQ(registry.find("c"), nullptr) << "not a session of this node's";
+  EXPECT_EQ(registry.replica_count(), 1u);
+  ASSERT_TRUE(registry.replica_of("c"));
+  EXPECT_EQ(registry.replica_of("c")->owner, "n1");
+
+  publish(message(1));
+  publish(message(2));
+  const auto delivery = [&](uint64_t serial) {
+    Delivery d;
+    d.message = message(serial);
+    d.qos = QoS::k1;
+    return d;
+  };
+  registry.replica_fill("c", "n1", {}, {delivery(2), delivery(3)});
+  const MessageId done[] = {MessageId{1, 2, 1}, MessageId{1, 2, 4}};
+  registry.replica_forget("c", "n1", done);
+  registry.replica_forget("c", "n9", std::span<const MessageId>(done).subspan(0, 0));
+  publish(message(4));  // came late, after the owner said it was done with it
+  registry.replica_drop("c", "n9");  // not the owner: ignored
+  EXPECT_EQ(registry.replica_count(), 1u);
+
+  // The owner is gone: the copy becomes this node's session, with 2 and 3.
+  ASSERT_TRUE(registry.promote("c", 200));
+  EXPECT_EQ(registry.replica_count(), 0u);
+  auto session = registry.find("c");
+  ASSERT_NE(session, nullptr);
+  EXPECT_EQ(session->connect_epoch(), 200u);
+  EXPECT_EQ(session->expiry_interval(), 600u);
+  EXPECT_EQ(router.subscription_count(), 1u) << "the session's own route replaced the copy's";
+  std::vector<uint64_t> serials;
+  for (const auto& d : session->queued_snapshot()) serials.push_back(d.message->id.serial);
+  EXPECT_EQ(serials, (std::vector<uint64_t>{2, 3}));
+  publish(message(5));
+  EXPECT_EQ(session->queued_count(), 3u) << "still subscribed";
+  EXPECT_FALSE(registry.promote("c", 300)) << "no copy left";
+}
+
+// A QoS 2 delivery whose PUBREC the owner reported goes out again as a
+// PUBREL under the same packet id, never as a new PUBLISH.
+TEST_F(RegistryFixture, APromotedReplicaKeepsReleasedDeliveriesInFlight) {
+  auto m = std::const_pointer_cast<Message>(make_message("t", "p", QoS::k2, false, {}, 0, nullptr, Clock::now()));
+  m->id = MessageId{1, 2, 3};
+  SessionRegistry::ReplicaTerms terms;
+  terms.owner = "n1";
+  terms.expiry_interval = 600;
+  terms.subscriptions = {{"t", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k2}, 0}}};
+  registry.replica_open("c", terms);
+  Delivery d;
+  d.message = m;
+  d.qos = QoS::k2;
+  registry.replica_fill("c", "n1", {}, {d});
+  registry.replica_released("c", "n1", m->id, 42);
+  ASSERT_TRUE(registry.promote("c", 1));
+  auto session = registry.find("c");
+  ASSERT_NE(session, nullptr);
+  EXPECT_EQ(session->released_ids(), (std::vector<uint16_t>{42}));
+  EXPECT_EQ(session->queued_count(), 0u);
+}
+
+// An owner's copy never replaces a newer session: one a client opened here
+// since (connected), or another owner's copy opened later.
+TEST_F(RegistryFixture, AnOlderOwnersCopyIsRefused) {
+  SessionRegistry::ReplicaTerms older;
+  older.owner = "n1";
+  older.expiry_interval = 600;
+  older.connect_epoch = 100;
+  auto newer = older;
+  newer.owner = "n3";
+  newer.connect_epoch = 200;
+  registry.replica_open("c", newer);
+  EXPECT_FALSE(registry.replica_open("c", older));
+  EXPECT_EQ(registry.replica_of("c")->owner, "n3");
+  // A client connecting here makes the session this node's: the copy goes.
+  registry.open("c", false, 600, a);
+  EXPECT_EQ(registry.replica_count(), 0u);
+  EXPECT_FALSE(registry.replica_open("c", newer)) << "the client is connected here";
+}
+
 }  // namespace
 }  // namespace starling::broker

@@ -1,0 +1,206 @@
+// This node's copies (replicas) of sessions that other nodes own, and the
+// promotion of a copy to a session of this node's when its owner is gone.
+#include "broker/session/session_registry.h"
+
+namespace starling::broker {
+
+SessionRegistry::Replica* SessionRegistry::replica_locked(const std::string& client_id, const std::string& owner) {
+  auto it = replicas_.find(client_id);
+  return it != replicas_.end() && it->second.owner == owner ? &it->second : nullptr;
+}
+
+std::shared_ptr<Session> SessionRegistry::take_replica_locked(const std::string& client_id) {
+  auto it = replicas_.find(client_id);
+  if (it == replicas_.end()) return nullptr;
+  auto copy = std::move(it->second.session);
+  replicas_.erase(it);
+  return copy;
+}
+
+bool SessionRegistry::replica_open(const std::string& client_id, ReplicaTerms terms) {
+  std::shared_ptr<Session> stale;
+  std::shared_ptr<Session> copy;
+  std::vector<std::pair<std::string, SubscriptionRecord>> add;
+  std::vector<std::string> remove;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+      // A copy of this node's own, left from before it was down, and the
+      // client has moved on: that one is stale.
+      if (it->second->online() || it->second->connect_epoch() >= terms.connect_epoch) return false;
+      stale = it->second;
+      sessions_.erase(it);
+      offline_.erase(stale);
+      if (stale->persistent()) erase_stored_locked(client_id);
+    }
+    auto [it, fresh] = replicas_.try_emplace(client_id);
+    Replica& r = it->second;
+    if (!fresh && r.owner != terms.owner && r.session->connect_epoch() > terms.connect_epoch) return false;
+    if (fresh) r.session = std::make_shared<Session>(client_id, next_id_++, queue_limits_);
+    r.owner = std::move(terms.owner);
+    r.generation = terms.generation;
+    r.replicas = std::move(terms.replicas);
+    copy = r.session;
+    copy->set_expiry_interval(terms.expiry_interval);
+    copy->set_connect_epoch(terms.connect_epoch);
+    const auto current = copy->subscriptions();
+    std::unordered_set<std::string> wanted;
+    for (auto& [filter, record] : terms.subscriptions) {
+      // A shared group delivers a message once, on one node of its
+      // members': a copy must not be that member.
+      if (filter.starts_with("$share/")) continue;
+      wanted.insert(filter);
+      add.emplace_back(std::move(filter), record);
+    }
+    for (const auto& [filter, record] : current) {
+      if (!wanted.contains(filter)) remove.push_back(filter);
+    }
+  }
+  if (stale) {
+    router_.remove_session(*stale);
+    stale->take_pending_will();  // not published: the client lives on elsewhere
+  }
+  bool added = false;
+  for (const auto& [filter, record] : add) {
+    added = copy->add_subscription(filter, record) || added;
+    router_.subscribe(copy, filter, SubscriptionEntry{record.options, record.subscription_id});
+  }
+  for (const auto& filter : remove) {
+    copy->remove_subscription(filter);
+    router_.unsubscribe(copy->id(), filter);
+  }
+  return added;
+}
+
+void SessionRegistry::replica_fill(const std::string& client_id, const std::string& owner,
+                                   std::vector<Inflight> inflight, std::vector<Delivery> deliveries) {
+  std::shared_ptr<Session> copy;
+  std::vector<Delivery> all;
+  all.reserve(inflight.size() + deliveries.size());
+  {
+    std::lock_guard lock(mu_);
+    Replica* r = replica_locked(client_id, owner);
+    if (r == nullptr) return;
+    copy = r->session;
+    for (auto& in : inflight) {
+      if (in.released && in.delivery.message->id.known()) r->released[in.delivery.message->id] = in.packet_id;
+      in.delivery.dup = true;
+      all.push_back(std::move(in.delivery));
+    }
+  }
+  for (auto& d : deliveries) all.push_back(std::move(d));
+  for (auto& d : all) d.sequence = 0;
+  copy->merge_queued(std::move(all), Clock::now());
+}
+
+void SessionRegistry::replica_forget(const std::string& client_id, const std::string& owner,
+                                     std::span<const MessageId> ids) {
+  std::shared_ptr<Session> copy;
+  {
+    std::lock_guard lock(mu_);
+    Replica* r = replica_locked(client_id, owner);
+    if (r == nullptr) return;
+    copy = r->session;
+    for (const MessageId& id : ids) r->released.erase(id);
+  }
+  copy->forget_ids(ids, Clock::now());
+}
+
+void SessionRegistry::replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
+                                       uint16_t packet_id) {
+  std::lock_guard lock(mu_);
+  Replica* r = replica_locked(client_id, owner);
+  if (r != nullptr && id.known()) r->released[id] = packet_id;
+}
+
+void SessionRegistry::replica_drop(const std::string& client_id, const std::string& owner) {
+  std::shared_ptr<Session> copy;
+  {
+    std::lock_guard lock(mu_);
+    if (replica_locked(client_id, owner) == nullptr) return;
+    copy = take_replica_locked(client_id);
+  }
+  router_.remove_session(*copy);
+}
+
+std::optional<SessionRegistry::ReplicaOf> SessionRegistry::replica_of(const std::string& client_id) const {
+  std::lock_guard lock(mu_);
+  auto it = replicas_.find(client_id);
+  if (it == replicas_.end()) return std::nullopt;
+  return ReplicaOf{it->second.owner, it->second.replicas};
+}
+
+std::vector<std::pair<std::string, SessionRegistry::ReplicaOf>> SessionRegistry::replicas() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, ReplicaOf>> out;
+  out.reserve(replicas_.size());
+  for (const auto& [client_id, r] : replicas_) out.emplace_back(client_id, ReplicaOf{r.owner, r.replicas});
+  return out;
+}
+
+size_t SessionRegistry::replica_count() const {
+  std::lock_guard lock(mu_);
+  return replicas_.size();
+}
+
+std::vector<std::shared_ptr<Session>> SessionRegistry::lasting_sessions() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<Session>> out;
+  for (const auto& [client_id, session] : sessions_) {
+    if (session->expiry_interval() > 0) out.push_back(session);
+  }
+  return out;
+}
+
+bool SessionRegistry::promote(const std::string& client_id, uint64_t connect_epoch) {
+  std::shared_ptr<Session> copy;
+  std::shared_ptr<Session> fresh;
+  Replica r;
+  {
+    std::lock_guard lock(mu_);
+    auto it = replicas_.find(client_id);
+    if (it == replicas_.end()) return false;
+    r = std::move(it->second);
+    replicas_.erase(it);
+    copy = r.session;
+    if (!sessions_.contains(client_id)) {
+      const uint32_t expiry = copy->expiry_interval();
+      fresh = std::make_shared<Session>(client_id, next_id_++, queue_limits_,
+                                        commits_ != nullptr && expiry > 0 ? new_first_sequence() : 0);
+      fresh->set_expiry_interval(expiry);
+      fresh->set_connect_epoch(connect_epoch);
+      sessions_[client_id] = fresh;
+      offline_.insert(fresh);
+    }
+  }
+  if (!fresh) {
+    router_.remove_session(*copy);
+    return false;
+  }
+  HandedSession handed;
+  handed.resumed = true;
+  for (auto& [filter, record] : copy->subscriptions()) handed.subscriptions.emplace_back(filter, record);
+  for (auto& d : copy->take_all().queued) {
+    auto released = r.released.find(d.message->id);
+    if (released != r.released.end()) {
+      handed.inflight.push_back(Inflight{released->second, std::move(d), /*released=*/true});
+    } else {
+      handed.deliveries.push_back(std::move(d));
+    }
+  }
+  storage::WriteBatch batch;
+  // The session subscribes before the copy unsubscribes: no moment without
+  // the routes. What the copy got meanwhile follows what it had, each once.
+  const size_t handed_count = adopt(fresh, std::move(handed), batch);
+  router_.remove_session(*copy);
+  if (auto tail = copy->take_all().queued; !tail.empty()) {
+    const ClockPair now;
+    auto spliced = fresh->splice_tail(std::move(tail), handed_count, now.steady);
+    for (const Delivery& d : spliced.stored) put_queued(batch, *fresh, d, now);
+    for (uint64_t sequence : spliced.forget) erase_queued(batch, *fresh, sequence);
+  }
+  write_session(fresh, nullptr, std::move(batch), [](const storage::Status&) {});
+  return true;
+}
+
+}  // namespace starling::broker

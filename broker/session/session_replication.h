@@ -1,0 +1,42 @@
+// What a node tells the other nodes that keep copies (replicas) of its
+// persistent sessions, so that one of them can resume a session when this
+// node dies (DESIGN.md "Cluster": Sessions). cluster/replication implements
+// it; a single node has none (ClusterLink::replication is null).
+//
+// Messages reach a replica the way they reach the owner: the replica's copy
+// is subscribed there, so every node forwards a matching message to it too,
+// and a publisher's PUBACK waits for it. What the owner tells it is what
+// only the owner sees: subscriptions, and what the client acknowledged.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "broker/message.h"
+#include "broker/session/session.h"
+
+namespace starling::broker {
+
+class SessionReplication {
+ public:
+  // Called once, with true, when the replicas have it or a bounded wait
+  // passed (a replica that could not be reached is filled again later): the
+  // reply to the client goes out either way.
+  using Done = std::function<void(bool ok)>;
+  virtual ~SessionReplication() = default;
+  // A persistent session opened, resumed or changed its subscriptions here:
+  // its replicas get its subscriptions and expiry, then what it has queued
+  // and in flight. `done` once they have all of it and their routes are
+  // known, so a message acknowledged after it reaches them too.
+  virtual void recorded(const std::shared_ptr<Session>& session, Done done) = 0;
+  // The client sent PUBREC for `id` under `packet_id`: `done` once the
+  // replicas know, so that after this node's death the PUBREL (not the
+  // PUBLISH, which the client would take for a new message) goes again.
+  virtual void released(const Session& session, const MessageId& id, uint16_t packet_id, Done done) = 0;
+  // The client acknowledged `id` (or refused it): the replicas drop it.
+  // Nobody waits: at worst a replica that resumes the session sends it
+  // again, as QoS 1 allows.
+  virtual void completed(const Session& session, const MessageId& id) = 0;
+};
+
+}  // namespace starling::broker

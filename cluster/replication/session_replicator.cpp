@@ -1,0 +1,413 @@
+#include "cluster/replication/session_replicator.h"
+
+#include <algorithm>
+
+#include "broker/metrics.h"
+#include "cluster/log_limit.h"
+#include "cluster/replication/replica_set.h"
+#include "cluster/rpc/cluster_secret.h"
+#include "cluster/rpc/peer_channel.h"
+#include "cluster/sessions/session_transfer.h"
+
+namespace starling::cluster {
+namespace {
+
+// One Replicate call carries at most this much.
+constexpr size_t kMaxUpdatesPerCall = 1000;
+constexpr size_t kMaxBytesPerCall = 4 * 1024 * 1024;
+constexpr auto kPassEvery = std::chrono::seconds(1);
+
+void set_id(v1::MessageId& out, const broker::MessageId& id) {
+  out.set_origin(id.origin);
+  out.set_publisher(id.publisher);
+  out.set_serial(id.serial);
+}
+
+// Calls `done(true)` once `count` parts have answered (each, whatever its outcome).
+std::function<void(bool)> countdown(size_t count, std::function<void(bool)> done) {
+  auto left = std::make_shared<std::atomic<size_t>>(count);
+  auto shared = std::make_shared<std::function<void(bool)>>(std::move(done));
+  return [left, shared](bool) {
+    if (left->fetch_sub(1) == 1 && *shared) (*shared)(true);
+  };
+}
+
+}  // namespace
+
+struct SessionReplicator::Call {
+  std::string node;
+  grpc::ClientContext context;
+  v1::ReplicateRequest request;
+  v1::ReplicateReply reply;
+  std::shared_ptr<v1::Sessions::Stub> stub;
+  std::vector<std::function<void(bool)>> dones;
+  size_t bytes = 0;
+};
+
+SessionReplicator::SessionReplicator(ReplicationConfig config, Membership& membership,
+                                     std::function<uint64_t()> new_epoch,
+                                     std::function<void(const Member&)> rejoined, spdlog::logger& log)
+    : config_(std::move(config)),
+      membership_(membership),
+      new_epoch_(std::move(new_epoch)),
+      rejoined_hook_(std::move(rejoined)),
+      log_(log) {}
+
+SessionReplicator::~SessionReplicator() { stop(); }
+
+void SessionReplicator::start(broker::SessionRegistry& sessions) {
+  std::lock_guard lock(loop_mu_);
+  if (thread_.joinable() || stopping_) return;
+  sessions_ = &sessions;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void SessionReplicator::stop() {
+  {
+    std::lock_guard lock(loop_mu_);
+    stopping_ = true;
+  }
+  loop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Calls under way call back into this object: they end by their deadline.
+  std::unique_lock lock(mu_);
+  stopping_calls_ = true;
+  calls_cv_.wait_for(lock, config_.call_timeout + std::chrono::seconds(1), [this] { return calls_ == 0; });
+}
+
+void SessionReplicator::member_changed(const Member& member, std::optional<MemberState> before) {
+  {
+    std::lock_guard lock(loop_mu_);
+    woken_ = true;
+    const bool back = before && (*before == MemberState::dead || *before == MemberState::left);
+    if (!member.self && member.state == MemberState::alive && back) rejoined_.push_back(member);
+  }
+  loop_cv_.notify_all();
+}
+
+std::map<std::string, std::string> SessionReplicator::members_now() const {
+  std::map<std::string, std::string> out;
+  for (const auto& m : membership_.members()) {
+    if (m.state == MemberState::alive || m.state == MemberState::suspect) out.emplace(m.node_id, m.address);
+  }
+  return out;
+}
+
+std::vector<std::string> SessionReplicator::choose(const std::string& client_id,
+                                                   const std::map<std::string, std::string>& members) const {
+  std::vector<std::string> names;
+  names.reserve(members.size());
+  for (const auto& [name, address] : members) names.push_back(name);
+  return pick_replicas(client_id, names, config_.node_id, config_.factor - 1);
+}
+
+void SessionReplicator::recorded(const std::shared_ptr<broker::Session>& session, Done done) {
+  const auto members = members_now();
+  const std::string& client_id = session->client_id();
+  auto replicas = choose(client_id, members);
+  std::vector<std::string> gone;
+  {
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = placed_.try_emplace(client_id);
+    Placement& p = it->second;
+    for (const auto& node : p.replicas) {
+      // Another session of the client (a clean start): the old copy goes
+      // first, so the new one starts from what this session has.
+      const bool kept = std::find(replicas.begin(), replicas.end(), node) != replicas.end();
+      if (!kept || p.generation != session->id()) gone.push_back(node);
+    }
+    for (const auto& node : replicas) {
+      if (fresh || std::find(p.replicas.begin(), p.replicas.end(), node) == p.replicas.end()) ++copies_made_;
+    }
+    p.generation = session->id();
+    p.replicas = replicas;
+  }
+  for (const auto& node : gone) drop_at(node, client_id);
+  if (replicas.empty()) {
+    if (done) done(true);
+    return;
+  }
+  auto each = countdown(replicas.size(), std::move(done));
+  for (const auto& node : replicas) copy_to(node, members.at(node), session, replicas, each);
+}
+
+void SessionReplicator::copy_to(const std::string& node, const std::string& address,
+                                const std::shared_ptr<broker::Session>& session,
+                                const std::vector<std::string>& replicas, std::function<void(bool)> done) {
+  Pending open;
+  open.update.set_client_id(session->client_id());
+  auto* o = open.update.mutable_open();
+  o->set_generation(session->id());
+  o->set_expiry_interval(session->expiry_interval());
+  o->set_connect_epoch(session->connect_epoch());
+  const auto subscriptions = session->subscriptions();
+  add_subscriptions(*o->mutable_subscriptions(), {subscriptions.begin(), subscriptions.end()});
+  for (const auto& r : replicas) o->add_replicas(r);
+  // The fill is taken once the member has the copy's routes: what came to
+  // the session before is in it, what comes after reaches the copy itself.
+  open.done = [this, node, address, weak = std::weak_ptr(session), done = std::move(done)](bool ok) {
+    auto session = weak.lock();
+    if (!ok || !session) return done(ok);
+    Pending fill;
+    fill.update.set_client_id(session->client_id());
+    add_deliveries(*fill.update.mutable_fill()->mutable_deliveries(), session->inflight_snapshot(),
+                   session->queued_snapshot());
+    fill.done = done;
+    send(node, address, std::move(fill));
+  };
+  send(node, address, std::move(open));
+}
+
+void SessionReplicator::drop_at(const std::string& node, const std::string& client_id) {
+  Pending drop;
+  drop.update.set_client_id(client_id);
+  drop.update.set_drop(true);
+  send(node, {}, std::move(drop));
+}
+
+void SessionReplicator::released(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id,
+                                 Done done) {
+  std::vector<std::string> replicas;
+  {
+    std::lock_guard lock(mu_);
+    auto it = placed_.find(session.client_id());
+    if (it != placed_.end() && it->second.generation == session.id()) replicas = it->second.replicas;
+  }
+  if (replicas.empty() || !id.known()) return done(true);
+  auto each = countdown(replicas.size(), std::move(done));
+  for (const auto& node : replicas) {
+    Pending p;
+    p.update.set_client_id(session.client_id());
+    auto* r = p.update.mutable_released();
+    set_id(*r->mutable_id(), id);
+    r->set_packet_id(packet_id);
+    p.done = each;
+    send(node, {}, std::move(p));
+  }
+}
+
+void SessionReplicator::completed(const broker::Session& session, const broker::MessageId& id) {
+  if (!id.known()) return;
+  std::vector<std::shared_ptr<Call>> start;
+  {
+    std::lock_guard lock(mu_);
+    auto it = placed_.find(session.client_id());
+    if (it == placed_.end() || it->second.generation != session.id()) return;
+    for (const auto& node : it->second.replicas) {
+      auto box = outboxes_.find(node);
+      if (box == outboxes_.end()) continue;
+      auto& queue = box->second.queue;
+      // Acknowledgements of one session coming one after another travel
+      // as one update.
+      if (!queue.empty() && queue.back().update.has_forget() && queue.back().update.client_id() == session.client_id()) {
+        set_id(*queue.back().update.mutable_forget()->add_ids(), id);
+        continue;
+      }
+      Pending p;
+      p.update.set_client_id(session.client_id());
+      set_id(*p.update.mutable_forget()->add_ids(), id);
+      queue.push_back(std::move(p));
+      ++pending_updates_;
+      if (auto call = prepare_locked(node, box->second)) start.push_back(std::move(call));
+    }
+  }
+  for (auto& call : start) launch(std::move(call));
+}
+
+void SessionReplicator::send(const std::string& node, const std::string& address, Pending pending) {
+  std::shared_ptr<Call> call;
+  {
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = outboxes_.try_emplace(node);
+    Outbox& box = it->second;
+    if (!address.empty() && address != box.address) {
+      box.address = address;
+      box.stub.reset();
+    }
+    if (box.address.empty() || stopping_calls_) {
+      // Never reached: nothing was ever sent to it, so it has nothing to drop.
+      if (fresh) outboxes_.erase(it);
+      if (pending.done) pending.done(false);
+      return;
+    }
+    box.queue.push_back(std::move(pending));
+    ++pending_updates_;
+    call = prepare_locked(node, box);
+  }
+  if (call) launch(std::move(call));
+}
+
+std::shared_ptr<SessionReplicator::Call> SessionReplicator::prepare_locked(const std::string& node, Outbox& box) {
+  if (box.busy || box.queue.empty() || stopping_calls_) return nullptr;
+  auto call = std::make_shared<Call>();
+  call->node = node;
+  call->request.set_from_node(config_.node_id);
+  while (!box.queue.empty() && call->request.updates_size() < static_cast<int>(kMaxUpdatesPerCall) &&
+         call->bytes < kMaxBytesPerCall) {
+    Pending& p = box.queue.front();
+    call->bytes += p.update.ByteSizeLong();
+    *call->request.add_updates() = std::move(p.update);
+    call->dones.push_back(std::move(p.done));
+    box.queue.pop_front();
+  }
+  if (!box.stub) box.stub = v1::Sessions::NewStub(peer_channel(box.address, config_.credentials));
+  call->stub = box.stub;
+  box.busy = true;
+  ++calls_;
+  return call;
+}
+
+void SessionReplicator::launch(std::shared_ptr<Call> call) {
+  call->context.set_deadline(std::chrono::system_clock::now() + config_.call_timeout);
+  attach_secret(call->context, config_.secret);
+  call->stub->async()->Replicate(&call->context, &call->request, &call->reply,
+                                 [this, call](grpc::Status status) { finished(call, status); });
+}
+
+void SessionReplicator::finished(const std::shared_ptr<Call>& call, const grpc::Status& status) {
+  static LogLimit warn_limit(std::chrono::seconds(5));
+  const bool ok = status.ok();
+  const size_t count = call->dones.size();
+  (ok ? updates_ok_ : updates_failed_).fetch_add(count, std::memory_order_relaxed);
+  if (ok) bytes_sent_.fetch_add(call->bytes, std::memory_order_relaxed);
+  if (!ok && warn_limit.allow()) {
+    log_.warn("cluster: {} did not take {} replica update(s): {}; its copies are filled again", call->node, count,
+              status.error_message());
+  }
+  std::shared_ptr<Call> next;
+  {
+    std::lock_guard lock(mu_);
+    pending_updates_ -= std::min(pending_updates_, count);
+    if (!ok) dirty_.insert(call->node);
+    auto box = outboxes_.find(call->node);
+    if (box != outboxes_.end()) {
+      box->second.busy = false;
+      next = prepare_locked(call->node, box->second);
+    }
+  }
+  for (auto& done : call->dones) {
+    if (done) done(ok);
+  }
+  if (next) launch(std::move(next));
+  std::lock_guard lock(mu_);
+  if (--calls_ == 0) calls_cv_.notify_all();
+}
+
+void SessionReplicator::loop() {
+  std::unique_lock lock(loop_mu_);
+  while (!stopping_) {
+    loop_cv_.wait_for(lock, kPassEvery, [this] { return stopping_ || woken_; });
+    if (stopping_) break;
+    woken_ = false;
+    auto rejoined = std::exchange(rejoined_, {});
+    lock.unlock();
+    for (const auto& member : rejoined) {
+      if (rejoined_hook_) rejoined_hook_(member);
+    }
+    pass();
+    lock.lock();
+  }
+}
+
+void SessionReplicator::pass() {
+  broker::SessionRegistry* sessions = sessions_.load();
+  const auto members = members_now();
+  adopt_orphans(members);
+  std::unordered_set<std::string> dirty;
+  {
+    std::lock_guard lock(mu_);
+    dirty.swap(dirty_);
+  }
+  for (const auto& session : sessions->lasting_sessions()) {
+    const auto replicas = choose(session->client_id(), members);
+    bool current = false;
+    {
+      std::lock_guard lock(mu_);
+      auto it = placed_.find(session->client_id());
+      current = it != placed_.end() && it->second.generation == session->id() && it->second.replicas == replicas &&
+                std::none_of(replicas.begin(), replicas.end(), [&](const auto& n) { return dirty.contains(n); });
+    }
+    if (!current) recorded(session, {});
+  }
+  // Sessions that ended here, or moved to another node: their copies go.
+  std::vector<std::pair<std::string, std::vector<std::string>>> ended;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = placed_.begin(); it != placed_.end();) {
+      auto session = sessions->find(it->first);
+      if (session && session->id() == it->second.generation && session->expiry_interval() > 0) {
+        ++it;
+        continue;
+      }
+      ended.emplace_back(it->first, std::move(it->second.replicas));
+      it = placed_.erase(it);
+    }
+  }
+  for (const auto& [client_id, replicas] : ended) {
+    for (const auto& node : replicas) drop_at(node, client_id);
+  }
+}
+
+void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& members) {
+  broker::SessionRegistry* sessions = sessions_.load();
+  for (const auto& [client_id, of] : sessions->replicas()) {
+    if (members.contains(of.owner)) continue;
+    std::vector<std::string> live;
+    for (const auto& node : of.replicas) {
+      if (members.contains(node)) live.push_back(node);
+    }
+    // The copies' owner is gone: the highest-ranked surviving replica takes
+    // the session (each survivor computes the same one).
+    const auto adopter = pick_adopter(client_id, of.replicas, live);
+    if (adopter && *adopter != config_.node_id) continue;
+    if (sessions->promote(client_id, new_epoch_())) {
+      adopted_.fetch_add(1, std::memory_order_relaxed);
+      log_.info("cluster: adopted client {}'s session: its owner {} is gone", client_id, of.owner);
+    }
+  }
+}
+
+void SessionReplicator::collect_metrics(std::vector<prometheus::MetricFamily>& out) const {
+  using prometheus::MetricType;
+  auto updates = broker::metric_family("starling_cluster_replication_updates_total",
+                                       "Updates sent to the members that keep copies of this node's persistent "
+                                       "sessions, by result: ok (applied there), failed (not answered in time; "
+                                       "the copies are filled again).",
+                                       MetricType::Counter);
+  broker::add_sample(updates, static_cast<double>(updates_ok_.load()), {{"result", "ok"}});
+  broker::add_sample(updates, static_cast<double>(updates_failed_.load()), {{"result", "failed"}});
+  out.push_back(std::move(updates));
+  auto bytes = broker::metric_family("starling_cluster_replication_bytes_total",
+                                     "Bytes of session updates that replicas applied.", MetricType::Counter);
+  broker::add_sample(bytes, static_cast<double>(bytes_sent_.load()));
+  out.push_back(std::move(bytes));
+  size_t pending = 0;
+  {
+    std::lock_guard lock(mu_);
+    pending = pending_updates_;
+  }
+  auto lag = broker::metric_family("starling_cluster_replication_pending_updates",
+                                   "Session updates queued for replicas or under way (replication lag).",
+                                   MetricType::Gauge);
+  broker::add_sample(lag, static_cast<double>(pending));
+  out.push_back(std::move(lag));
+  auto adopted = broker::metric_family("starling_cluster_sessions_adopted_total",
+                                       "Sessions this node took over from its copy when their owner died.",
+                                       MetricType::Counter);
+  broker::add_sample(adopted, static_cast<double>(adopted_.load()));
+  out.push_back(std::move(adopted));
+  auto copies = broker::metric_family("starling_cluster_replicas_made_total",
+                                      "Copies of this node's sessions made on a member that had none (a new "
+                                      "session, or re-replication after a member came or went).",
+                                      MetricType::Counter);
+  broker::add_sample(copies, static_cast<double>(copies_made_.load()));
+  out.push_back(std::move(copies));
+  if (broker::SessionRegistry* sessions = sessions_.load()) {
+    auto held = broker::metric_family("starling_cluster_replicas",
+                                      "Copies of other nodes' sessions held here.", MetricType::Gauge);
+    broker::add_sample(held, static_cast<double>(sessions->replica_count()));
+    out.push_back(std::move(held));
+  }
+}
+
+}  // namespace starling::cluster

@@ -1,0 +1,142 @@
+// The owner's side of session replication (broker::SessionReplication): for
+// each persistent session of this node, the `replication-factor - 1` live
+// members that keep a copy (replica_set.h), and the updates that keep the
+// copies current (proto: Sessions.Replicate), sent to each member in order,
+// one call at a time, batched while one is under way.
+//
+// A loop, woken by membership changes and every second, moves copies when
+// the members change (a new replica is filled, a former one told to drop
+// its copy), drops the copies of sessions that ended here, and adopts the
+// copies this node holds of a dead member's sessions (pick_adopter: one
+// survivor each), which then become this node's sessions and are copied on.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <grpcpp/security/credentials.h>
+#include <prometheus/metric_family.h>
+#include <spdlog/logger.h>
+
+#include "broker/session/session_registry.h"
+#include "broker/session/session_replication.h"
+#include "cluster/membership/membership.h"
+#include "proto/cluster.grpc.pb.h"
+
+namespace starling::cluster {
+
+struct ReplicationConfig {
+  std::string node_id;
+  size_t factor = 2;  // copies of a session, the owner's included
+  std::string secret;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plain
+  std::chrono::milliseconds call_timeout{2000};
+};
+
+class SessionReplicator final : public broker::SessionReplication {
+ public:
+  // `new_epoch`: a connect epoch newer than any this cluster gave out so
+  // far, for a session adopted here.
+  // `rejoined`: run on the loop's thread for a member back after it was
+  // declared dead or gone (a partition healed): the two sides may both
+  // have a copy of a session.
+  SessionReplicator(ReplicationConfig config, Membership& membership, std::function<uint64_t()> new_epoch,
+                    std::function<void(const Member&)> rejoined, spdlog::logger& log);
+  ~SessionReplicator() override;
+  // Starts the loop once the sessions read from disk were checked against
+  // the peers' (a stale one must not be copied out).
+  void start(broker::SessionRegistry& sessions);
+  void stop();
+  // From the membership: wakes the loop.
+  void member_changed(const Member& member, std::optional<MemberState> before);
+
+  void recorded(const std::shared_ptr<broker::Session>& session, Done done) override;
+  void released(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id,
+                Done done) override;
+  void completed(const broker::Session& session, const broker::MessageId& id) override;
+
+  void collect_metrics(std::vector<prometheus::MetricFamily>& out) const;
+
+ private:
+  struct Pending {
+    v1::ReplicaUpdate update;
+    std::function<void(bool ok)> done;  // may be empty
+  };
+  // Updates for one member, in order; one call under way at most.
+  struct Outbox {
+    std::string address;
+    std::shared_ptr<v1::Sessions::Stub> stub;
+    std::deque<Pending> queue;
+    bool busy = false;
+  };
+  struct Call;
+  // Where a session's copies are: for its current session here.
+  struct Placement {
+    broker::SessionId generation = 0;
+    std::vector<std::string> replicas;
+  };
+
+  // Members that count (alive or suspect), self included, by node id.
+  std::map<std::string, std::string> members_now() const;
+  std::vector<std::string> choose(const std::string& client_id, const std::map<std::string, std::string>& members)
+      const;
+  // Open, then (once the member answered) fill with what the session has
+  // then; `done` after the fill was answered.
+  void copy_to(const std::string& node, const std::string& address, const std::shared_ptr<broker::Session>& session,
+               const std::vector<std::string>& replicas, std::function<void(bool)> done);
+  // Queues `pending` for `node` (its address: empty when known already).
+  void send(const std::string& node, const std::string& address, Pending pending);
+  // The next call for `box`, when none is under way (mu_ held); launch()
+  // starts it, outside the lock.
+  std::shared_ptr<Call> prepare_locked(const std::string& node, Outbox& box);
+  void launch(std::shared_ptr<Call> call);
+  void finished(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  void drop_at(const std::string& node, const std::string& client_id);
+  void loop();
+  void pass();
+  void adopt_orphans(const std::map<std::string, std::string>& members);
+
+  const ReplicationConfig config_;
+  Membership& membership_;
+  const std::function<uint64_t()> new_epoch_;
+  const std::function<void(const Member&)> rejoined_hook_;
+  spdlog::logger& log_;
+  std::atomic<broker::SessionRegistry*> sessions_{nullptr};  // set by start()
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Placement> placed_;  // by client id
+  std::unordered_map<std::string, Outbox> outboxes_;    // by node id
+  size_t pending_updates_ = 0;                          // queued or under way, all members
+  // Members whose updates failed: the next pass fills their copies again.
+  std::unordered_set<std::string> dirty_;
+  size_t calls_ = 0;  // under way
+  std::condition_variable calls_cv_;
+  bool stopping_calls_ = false;  // no new calls
+
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  bool woken_ = false;
+  std::vector<Member> rejoined_;  // guarded by loop_mu_
+  bool stopping_ = false;
+  std::thread thread_;
+
+  std::atomic<uint64_t> updates_ok_{0};
+  std::atomic<uint64_t> updates_failed_{0};
+  std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<uint64_t> adopted_{0};
+  std::atomic<uint64_t> copies_made_{0};  // a session copied to a member that had no copy of it
+};
+
+}  // namespace starling::cluster
