@@ -43,6 +43,9 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   fc.node_id = config.node_id;
   fc.secret = config.cluster_secret;
   fc.credentials = peers.channel;
+  if (config.replication_factor > 1) {
+    fc.quorum = [n = node.get()] { return n->quorum_.load(std::memory_order_relaxed); };
+  }
   node->forwarder_ = std::make_unique<ClusterForwarder>(std::move(fc), *node->routes_, *node->retained_, log);
   // Refused calls are counted in one place whichever service they called.
   const OnRefused refused = [n = node.get()](const std::string& peer) {
@@ -111,8 +114,11 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
         },
         log);
   }
-  node->membership_->on_change([forwarder = node->forwarder_.get(), replicator = node->replicator_.get()](
-                                   const Member& m, std::optional<MemberState> before) {
+  node->membership_->on_change([n = node.get(), forwarder = node->forwarder_.get(),
+                                replicator = node->replicator_.get()](const Member& m,
+                                                                      std::optional<MemberState> before) {
+    // Read on every QoS 1/2 PUBLISH: kept here rather than counted each time.
+    n->quorum_.store(n->membership_->has_quorum(), std::memory_order_relaxed);
     forwarder->member_changed(m);
     if (replicator) replicator->member_changed(m, before);
   });
@@ -159,6 +165,12 @@ void ClusterNode::leave() {
 }
 
 void ClusterNode::take_session(const std::string& client_id, bool clean_start, TakeoverDone done) {
+  if (replicator_ && !clean_start && !quorum_.load(std::memory_order_relaxed)) {
+    // The other side of a partition may have taken the session over.
+    log_->warn("cluster: CONNECT of {} refused for now: this node sees less than half of the cluster", client_id);
+    takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
+    return done(Takeover{true, std::nullopt, 0, {}});
+  }
   const std::vector<Member> peers = membership_->live_peers();
   // Registered before the others are asked: of two CONNECTs at once on two
   // nodes, each side sees the other's, and both agree which is newer.

@@ -83,6 +83,8 @@ class ClusterNode final : public broker::ClusterLink {
   std::unique_ptr<SessionsService> sessions_service_;
   std::unique_ptr<SessionReplicator> replicator_;  // null with --replication-factor 1
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};  // set by serve()
+  // Membership::has_quorum as of the last change.
+  std::atomic<bool> quorum_{true};
   TakeoverStats takeovers_;
   // Takeovers whose peers have not all answered: their callbacks use this
   // node, which waits for them (bounded by the calls' deadline) as it goes.

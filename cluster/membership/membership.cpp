@@ -380,6 +380,17 @@ std::vector<Member> Membership::members() const {
   return swim_.members();
 }
 
+bool Membership::has_quorum() const {
+  size_t up = 0;
+  size_t counted = 0;
+  for (const auto& m : members()) {
+    if (m.state == MemberState::left) continue;
+    ++counted;
+    if (m.state != MemberState::dead) ++up;
+  }
+  return up * 2 > counted;
+}
+
 std::vector<Member> Membership::live_peers() const {
   std::vector<Member> peers;
   for (auto& m : members()) {

@@ -73,6 +73,10 @@ class Membership {
   std::vector<Member> members() const;
   // The other members that are alive: those a node asks or sends to.
   std::vector<Member> live_peers() const;
+  // Whether this node sees more than half of the members it knows (alive or
+  // suspect, itself included, against those and the dead ones; members that
+  // left do not count): false on the small side of a partition.
+  bool has_quorum() const;
   // Synced with a seed, or alone on purpose (no seeds, only itself among
   // them, or none answered within join_timeout).
   bool joined() const;

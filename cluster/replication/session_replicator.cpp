@@ -349,6 +349,9 @@ void SessionReplicator::pass() {
 }
 
 void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& members) {
+  // The small side of a partition adopts nothing: the other side has the
+  // sessions' owners, or adopts for them.
+  if (!membership_.has_quorum()) return;
   broker::SessionRegistry* sessions = sessions_.load();
   for (const auto& [client_id, of] : sessions->replicas()) {
     if (members.contains(of.owner)) continue;

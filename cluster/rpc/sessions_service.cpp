@@ -12,8 +12,10 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
   if (!admit(*context, *reactor, secret_, refused_)) return reactor;
   broker::SessionRegistry* sessions = sessions_.load();
   if (!sessions) {
-    // Not serving: nothing of the client can be here yet.
-    reactor->Finish(grpc::Status::OK);
+    // Starting (its sessions not read yet) or leaving: it cannot answer for
+    // them. The asker counts it as not answering, and a CONNECT whose
+    // session a copy says is here waits (owner_unanswered).
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving sessions"));
     return reactor;
   }
   if (!fence_.yield_to(request->client_id(), ConnectEpoch{request->epoch(), request->from_node()})) {

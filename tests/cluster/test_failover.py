@@ -90,6 +90,35 @@ class Failover(ClusterTest):
                     payloads = [int(p) for p in sub.msgs.payloads()]
                     self.assertEqual(len(payloads), len(set(payloads)), "QoS 2 delivered twice")
 
+    def test_a_node_that_sees_less_than_half_the_cluster_acknowledges_nothing(self):
+        """n2 and n3 die; n1, alone out of three, cannot know whether the
+        others took its sessions over (a partition looks the same): it
+        refuses QoS 1 publishes and CONNECTs that resume a session, and still
+        takes QoS 0 and clean sessions. Once n2 is back, it acknowledges
+        again."""
+        with Cluster(3) as c:
+            n1, n2, n3 = c.nodes
+            pub = self.client(n1, client_id="q-pub", version=4)
+            pub.publish("q/0", b"0", qos=1)
+            n2.kill9()
+            n3.kill9()
+            c.wait_state([n1], "n2", "dead", 20.0)
+            c.wait_state([n1], "n3", "dead", 20.0)
+            with self.assertRaises(AssertionError):
+                pub.publish("q/1", b"1", qos=1, timeout=5.0)  # closed without PUBACK
+            self.forget(pub)
+            refused = self.client(client_id="q-sub")
+            _, rc, _ = refused.connect(n1, clean_start=False, session_expiry=600, expect_rc=None)
+            self.assertEqual(rc, 0x89, "server busy: try again")
+            self.forget(refused)
+            clean = self.client(n1, client_id="q-clean")
+            clean.publish("q/2", b"2", qos=0)
+            # With n2 back (same id, new process), n1 is in the majority again.
+            back = c.start_node("n2")
+            c.wait_converged([n1, back], timeout=30.0)
+            pub = self.client(n1, client_id="q-pub2", version=4)
+            pub.publish("q/3", b"3", qos=1)
+
 
 if __name__ == "__main__":
     main()
