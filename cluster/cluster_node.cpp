@@ -43,9 +43,7 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   fc.node_id = config.node_id;
   fc.secret = config.cluster_secret;
   fc.credentials = peers.channel;
-  if (config.replication_factor > 1) {
-    fc.quorum = [n = node.get()] { return n->quorum_.load(std::memory_order_relaxed); };
-  }
+  fc.quorum = [n = node.get(), copies = config.replication_factor > 1] { return n->may_acknowledge(copies); };
   node->forwarder_ = std::make_unique<ClusterForwarder>(std::move(fc), *node->routes_, *node->retained_, log);
   // Refused calls are counted in one place whichever service they called.
   const OnRefused refused = [n = node.get()](const std::string& peer) {
@@ -56,13 +54,9 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
                                                             *node->retained_, refused, log);
   node->fence_ = std::make_unique<ConnectFence>(config.node_id);
   ReplicaRules rules;
-  rules.member_alive = [n = node.get()](const std::string& id) {
-    for (const auto& m : n->membership_->members()) {
-      if (m.node_id == id) return m.state == MemberState::alive || m.state == MemberState::suspect;
-    }
-    return false;
-  };
+  rules.member_alive = [n = node.get()](const std::string& id) { return n->member_up(id); };
   rules.new_epoch = [n = node.get()] { return n->fence_->stamp(); };
+  rules.sessions_ready = [n = node.get()] { return n->sessions_ready(); };
   node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_,
                                                               refused, std::move(rules));
   node->node_id_ = config.node_id;
@@ -108,9 +102,17 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
     rc.credentials = peers.channel;
     auto* n = node.get();
     node->replicator_ = std::make_unique<SessionReplicator>(
-        std::move(rc), *node->membership_, [n] { return n->fence_->stamp(); },
+        std::move(rc), *node->membership_, *node->forwarder_, [n] { return n->fence_->stamp(); },
         [n](const Member& back) {
-          if (auto* sessions = n->sessions_.load()) n->drop_moved_sessions(*sessions, {back});
+          if (auto* sessions = n->sessions_.load()) n->drop_moved_sessions(*sessions, {back}, /*online_too=*/true);
+          // Until this node has the member's routes again, its messages went
+          // to the copies here only (at most a few seconds).
+          for (int i = 0; i < 60 && !n->routes_->version_of(back.node_id); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+          n->replicator_->send_copies_back(back);
+          // And once more when the other nodes surely route to it too.
+          n->forwarder_->after(std::chrono::seconds(3), [n, back] { n->replicator_->send_copies_back(back); });
         },
         log);
   }
@@ -165,9 +167,12 @@ void ClusterNode::leave() {
 }
 
 void ClusterNode::take_session(const std::string& client_id, bool clean_start, TakeoverDone done) {
-  if (replicator_ && !clean_start && !quorum_.load(std::memory_order_relaxed)) {
-    // The other side of a partition may have taken the session over.
-    log_->warn("cluster: CONNECT of {} refused for now: this node sees less than half of the cluster", client_id);
+  const bool joined = membership_->joined() && sessions_ready();
+  if (replicator_ && !clean_start && (!quorum_.load(std::memory_order_relaxed) || !joined)) {
+    // The other side of a partition may have taken the session over; a
+    // node still joining does not know where the session is.
+    log_->warn("cluster: CONNECT of {} refused for now: this node {}", client_id,
+               joined ? "sees less than half of the cluster" : "has not joined the cluster yet");
     takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
     return done(Takeover{true, std::nullopt, 0, {}});
   }
@@ -211,12 +216,18 @@ std::string ClusterNode::owner_unanswered(const std::string& client_id, const Pe
   };
   // A peer's copy: its owner is alive as far as that peer knows. Not asked
   // here (dead as far as this node knows): the peer adopts it soon.
+  const auto was_asked = [&](const std::string& owner) {
+    return std::any_of(asked.begin(), asked.end(), [&](const Member& m) { return m.node_id == owner; });
+  };
   for (const auto& owner : answer.replica_owners) {
-    const bool was_asked = std::any_of(asked.begin(), asked.end(), [&](const Member& m) { return m.node_id == owner; });
-    if (owner != node_id_ && (unanswered(owner) || !was_asked)) return owner;
+    if (owner != node_id_ && (unanswered(owner) || !was_asked(owner))) return owner;
   }
+  // The copy here: its owner not asked because it is suspect (not dead yet).
   if (auto* sessions = sessions_.load()) {
-    if (auto copy = sessions->replica_of(client_id); copy && unanswered(copy->owner)) return copy->owner;
+    auto copy = sessions->replica_of(client_id);
+    if (copy && (unanswered(copy->owner) || (!was_asked(copy->owner) && member_up(copy->owner)))) {
+      return copy->owner;
+    }
   }
   return {};
 }
@@ -229,12 +240,31 @@ void ClusterNode::adopt_local_copy(const std::string& client_id, uint64_t epoch)
   // The owner answered without the session (it ended there) or is gone:
   // a copy whose owner is gone is the session now; any other is stale
   // (SessionRegistry::open drops it).
-  const auto peers = membership_->live_peers();
-  const bool owner_alive = std::any_of(peers.begin(), peers.end(), [&](const Member& m) { return m.node_id == copy->owner; });
-  if (!owner_alive && sessions->promote(client_id, epoch)) {
+  if (!member_up(copy->owner) && sessions->promote(client_id, epoch)) {
     log_->info("cluster: client {}'s session resumed from the copy here: its owner {} is gone", client_id,
                copy->owner);
   }
+}
+
+bool ClusterNode::may_acknowledge(bool copies) {
+  // Until it has every live node's routes (after a start or restart), a
+  // message published here could miss a subscriber elsewhere.
+  if (!synced_.load(std::memory_order_relaxed)) {
+    if (!not_ready().empty()) return false;
+    synced_.store(true, std::memory_order_relaxed);
+  }
+  return !copies || quorum_.load(std::memory_order_relaxed);
+}
+
+bool ClusterNode::sessions_ready() const {
+  return sessions_checked_.load() && (!replicator_ || replicator_->resynced());
+}
+
+bool ClusterNode::member_up(const std::string& node_id) const {
+  for (const auto& m : membership_->members()) {
+    if (m.node_id == node_id) return m.state == MemberState::alive || m.state == MemberState::suspect;
+  }
+  return false;
 }
 
 void ClusterNode::takeover_began() {
@@ -271,8 +301,9 @@ void ClusterNode::release_session(const std::string& held_by, const std::string&
   });
 }
 
-void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers) {
-  const auto restored = sessions.offline_epochs();
+void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers,
+                                      bool online_too) {
+  const auto restored = sessions.offline_epochs(online_too);
   if (restored.empty()) return;
   size_t dropped = 0;
   for (const auto& peer : peers) {
@@ -285,10 +316,10 @@ void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions, const s
       log_->warn("cluster: could not ask {} which sessions read from disk here moved on", peer.node_id);
       continue;
     }
-    for (const auto& [id, epoch] : *moved) dropped += sessions.drop_stale(id, epoch) ? 1 : 0;
+    for (const auto& [id, epoch] : *moved) dropped += sessions.drop_stale(id, epoch, online_too) ? 1 : 0;
   }
-  log_->info("cluster: {} of {} offline sessions here had moved on to other nodes ({} asked); dropped here", dropped,
-             restored.size(), peers.size());
+  log_->info("cluster: {} of {} {}sessions here had moved on to other nodes ({} asked); dropped here", dropped,
+             restored.size(), online_too ? "" : "offline ", peers.size());
 }
 
 bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {
@@ -312,7 +343,7 @@ std::vector<std::string> ClusterNode::not_ready() const {
   // this node reaches subscribers anywhere.
   std::vector<std::string> reasons;
   if (!retained_sync_->synced()) reasons.emplace_back("syncing: retained messages");
-  if (!sessions_checked_) reasons.emplace_back("syncing: sessions read from disk");
+  if (!sessions_ready()) reasons.emplace_back("syncing: sessions read from disk");
   for (const auto& m : membership_->live_peers()) {
     if (!routes_->version_of(m.node_id)) reasons.push_back("syncing: no routes from " + m.node_id + " yet");
   }

@@ -57,13 +57,25 @@ class ClusterNode final : public broker::ClusterLink {
  private:
   // Ends the offline sessions here that one of `peers` has a newer copy of
   // (read from disk at start-up, or left here by a partition). Blocking.
-  void drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers);
+  // `online_too`: a session with a connection too (after a partition: the
+  // client connected on the other side since).
+  void drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers,
+                           bool online_too = false);
   // The owner of the client's session (a copy is here or on a peer) when it
   // did not answer, or a peer with a copy still counts it alive: the CONNECT
   // waits for it to be declared dead. Empty when none. `asked`: the peers
   // asked.
   std::string owner_unanswered(const std::string& client_id, const PeersAnswer& answer,
                                const std::vector<Member>& asked) const;
+  // Whether a QoS 1/2 PUBLISH here may be acknowledged: not before the node
+  // is synced (not_ready() empty once), nor, with copies of sessions, on
+  // the small side of a partition.
+  bool may_acknowledge(bool copies);
+  // The sessions read from disk were checked against the peers' and filled
+  // from their copies (SessionReplicator::resynced).
+  bool sessions_ready() const;
+  // Alive or suspect (not yet declared dead): still the owner of its sessions.
+  bool member_up(const std::string& node_id) const;
   // No peer handed the session: a copy here whose owner is gone becomes it.
   void adopt_local_copy(const std::string& client_id, uint64_t epoch);
   // A takeover call (take or release) begins and ends: leave() waits for
@@ -85,6 +97,7 @@ class ClusterNode final : public broker::ClusterLink {
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};  // set by serve()
   // Membership::has_quorum as of the last change.
   std::atomic<bool> quorum_{true};
+  std::atomic<bool> synced_{false};  // not_ready() was empty once
   TakeoverStats takeovers_;
   // Takeovers whose peers have not all answered: their callbacks use this
   // node, which waits for them (bounded by the calls' deadline) as it goes.

@@ -10,6 +10,7 @@ namespace {
 constexpr std::uint8_t kSessionV1 = 1;
 constexpr std::uint8_t kSessionV2 = 2;  // V1, then the connect epoch
 constexpr std::uint8_t kQueuedV1 = 1;
+constexpr std::uint8_t kQueuedV2 = 2;  // V1, then the message id
 constexpr std::uint8_t kInflightV1 = 1;
 constexpr std::uint8_t kMessageV1 = 1;
 constexpr std::uint8_t kInboundV1 = 1;
@@ -239,8 +240,11 @@ std::string encode(const SessionRecord& s) {
 
 std::string encode(const QueuedRecord& q) {
   Writer w;
-  w.u8(kQueuedV1);
+  w.u8(kQueuedV2);
   write_queued(w, q);
+  w.u64(q.id_origin);
+  w.u64(q.id_publisher);
+  w.u64(q.id_serial);
   return w.take();
 }
 
@@ -297,7 +301,17 @@ Result<SessionRecord> decode_session(std::string_view bytes) {
 }
 
 Result<QueuedRecord> decode_queued(std::string_view bytes) {
-  auto result = decode_versioned<QueuedRecord>(bytes, kQueuedV1, "queued message", read_queued);
+  // Version 1 (written before the message id) still loads, with id 0.
+  const bool v1 = !bytes.empty() && static_cast<std::uint8_t>(bytes[0]) == kQueuedV1;
+  auto result = decode_versioned<QueuedRecord>(bytes, v1 ? kQueuedV1 : kQueuedV2, "queued message", [v1](Reader& r) {
+    QueuedRecord q = read_queued(r);
+    if (!v1) {
+      q.id_origin = r.u64();
+      q.id_publisher = r.u64();
+      q.id_serial = r.u64();
+    }
+    return q;
+  });
   if (result && (!qos_ok(result->qos) || !qos_ok(result->message.qos))) return corrupt("queued message");
   return result;
 }

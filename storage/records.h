@@ -81,6 +81,12 @@ struct QueuedRecord {
   std::uint8_t qos = 0;  // as granted to this subscriber
   bool retain = false;   // as it goes out
   std::vector<std::uint32_t> subscription_ids;
+  // Which message it is (origin node, publishing session, its count; all 0:
+  // not known, or a record written before version 2): a copy of it another
+  // node sends back is told apart by it.
+  std::uint64_t id_origin = 0;
+  std::uint64_t id_publisher = 0;
+  std::uint64_t id_serial = 0;
 
   friend bool operator==(const QueuedRecord&, const QueuedRecord&) = default;
 };

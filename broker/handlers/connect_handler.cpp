@@ -137,6 +137,11 @@ void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, Cl
   } else if (release) {
     handed_queued = opened.session->queued_count();
   }
+  // A copy of the session here (this node kept one for the old owner) goes;
+  // what it has that the session lacks comes along.
+  if (const size_t absorbed = broker.sessions.absorb_replica(opened.session, terms.clean_start, adopted)) {
+    broker.log.info("client {}: {} messages from the copy of its session here that it lacked", client_id, absorbed);
+  }
   if (fenced && !broker.cluster->connected(client_id, ticket)) {
     // A newer CONNECT elsewhere came in while this session opened: it ends
     // here, and the other node has what it held.

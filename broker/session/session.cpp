@@ -342,43 +342,56 @@ bool Session::already_has(const Message& message) {
   return remembered_locked(message.id, Clock::now());
 }
 
+void Session::remember_ids(std::span<const MessageId> ids, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  for (const MessageId& id : ids) {
+    if (id.known()) remember_locked(id, now);
+  }
+}
+
 size_t Session::forget_ids(std::span<const MessageId> ids, Clock::time_point now) {
   std::lock_guard lock(mu_);
   std::unordered_set<MessageId, MessageIdHash> wanted;
   for (const MessageId& id : ids) {
-    if (!id.known()) continue;
-    wanted.insert(id);
-    remember_locked(id, now);
+    if (id.known()) wanted.insert(id);
   }
-  if (!flow_ || wanted.empty()) return 0;
-  Flow& f = *flow_;
   size_t dropped = 0;
-  boost::circular_buffer<Delivery> kept(f.queue.capacity());
-  for (Delivery& d : f.queue) {
-    if (wanted.contains(d.message->id)) {
+  if (flow_ && !wanted.empty()) {
+    Flow& f = *flow_;
+    auto kept = std::remove_if(f.queue.begin(), f.queue.end(), [&](const Delivery& d) {
+      if (wanted.erase(d.message->id) == 0) return false;
       f.queued_bytes -= cost(d);
       ++dropped;
-    } else {
-      kept.push_back(std::move(d));
-    }
+      return true;
+    });
+    f.queue.erase(kept, f.queue.end());
+    drop_flow_if_empty_locked();
   }
-  if (dropped != 0) f.queue = std::move(kept);
-  drop_flow_if_empty_locked();
+  // Not queued yet: its copy is still on its way here.
+  for (const MessageId& id : wanted) remember_locked(id, now);
   return dropped;
 }
 
-size_t Session::merge_queued(std::vector<Delivery> deliveries, Clock::time_point now) {
+size_t Session::merge_queued(std::vector<Delivery> deliveries, Clock::time_point now, std::vector<Delivery>* stored) {
   std::lock_guard lock(mu_);
   Flow& f = make_flow_locked();
   std::unordered_set<MessageId, MessageIdHash> queued;
   for (const Delivery& d : f.queue) {
     if (d.message->id.known()) queued.insert(d.message->id);
   }
+  for (const Inflight& in : f.inflight) {
+    if (in.delivery.message->id.known()) queued.insert(in.delivery.message->id);
+  }
   size_t added = 0;
   for (Delivery& d : deliveries) {
     const MessageId& id = d.message->id;
     if (id.known() && (queued.contains(id) || remembered_locked(id, now))) continue;
-    if (id.known()) queued.insert(id);
+    if (id.known()) {
+      queued.insert(id);
+      remember_locked(id, now);
+    }
+    d.sequence = 0;
+    if (stored != nullptr && assign_sequence(d)) stored->push_back(d);
     f.queued_bytes += cost(d);
     push_grow(f.queue, std::move(d));
     ++added;

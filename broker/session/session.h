@@ -230,13 +230,20 @@ class Session {
   static constexpr std::chrono::seconds kTailMemory{60};
 
   // --- a replica of a session another node owns (SessionRegistry) ---
+  // A late copy of any of `ids` (which came with a session handed over) is
+  // not queued for a while (already_has).
+  void remember_ids(std::span<const MessageId> ids, Clock::time_point now);
   // Drops the queued deliveries of `ids` (the owner's client has them); an
   // id not queued yet is remembered for a while, so that its copy arriving
   // late is not queued (already_has). Returns how many it dropped.
   size_t forget_ids(std::span<const MessageId> ids, Clock::time_point now);
-  // Queues those of `deliveries` not queued already (by MessageId), behind
-  // what is queued; returns how many.
-  size_t merge_queued(std::vector<Delivery> deliveries, Clock::time_point now);
+  // Queues those of `deliveries` not queued or in flight already (by
+  // MessageId), behind what is queued; returns how many. A persistent
+  // session numbers them, and adds them to `stored` (if given) to write.
+  // Their ids are remembered (already_has): a copy of one coming later by
+  // another way (a forward sent again) is not queued a second time.
+  size_t merge_queued(std::vector<Delivery> deliveries, Clock::time_point now,
+                      std::vector<Delivery>* stored = nullptr);
   // The epoch (ClusterLink::Takeover::ticket) of the last CONNECT in a
   // cluster that opened or resumed it, kept on disk with the session; 0:
   // none. Of two copies of one session on two nodes (one left behind by a

@@ -44,6 +44,9 @@ void put_queued(storage::WriteBatch& batch, const Session& session, const Delive
   r.qos = static_cast<uint8_t>(d.qos);
   r.retain = d.retain;
   r.subscription_ids = d.subscription_ids;
+  r.id_origin = d.message->id.origin;
+  r.id_publisher = d.message->id.publisher;
+  r.id_serial = d.message->id.serial;
   batch.put(Column::queue, storage::queue_key(session.client_id(), d.sequence), storage::encode(r));
 }
 

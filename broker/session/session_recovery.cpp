@@ -120,7 +120,8 @@ storage::Result<SessionRegistry::Restored> SessionRegistry::restore(storage::KvS
     }
     auto record = storage::decode_queued(value);
     if (!record) return fail(damaged(record.error().message, k->client_id));
-    MessagePtr message = from_stored(record->message, now);
+    MessagePtr message = from_stored(record->message, now, /*from_peer=*/false,
+                                     MessageId{record->id_origin, record->id_publisher, record->id_serial});
     if (!message) return fail(damaged("damaged properties of a queued message", k->client_id));
     if (message->expired(now.steady)) {
       erase.erase(Column::queue, std::string(key));

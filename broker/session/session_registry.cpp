@@ -16,10 +16,8 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
   std::shared_ptr<Session> old;
   std::shared_ptr<Session> fresh;
   std::shared_ptr<SessionListener> previous;
-  std::shared_ptr<Session> copy;  // a replica of the client's session here: this node owns it now
   {
     std::lock_guard lock(mu_);
-    copy = take_replica_locked(client_id);
     auto it = sessions_.find(client_id);
     if (it != sessions_.end()) {
       old = it->second;
@@ -42,7 +40,6 @@ SessionRegistry::Opened SessionRegistry::open(const std::string& client_id, bool
       previous = old->attach(std::move(listener));
     }
   }
-  if (copy) router_.remove_session(*copy);
   if (previous) previous->kick(mqtt::ReasonCode::kSessionTakenOver);
   // Resumed: a connection within the will delay cancels the will [MQTT-3.1.3-9].
   if (old && !fresh) old->cancel_pending_will();
@@ -188,9 +185,15 @@ std::optional<std::vector<Delivery>> SessionRegistry::release(const std::string&
   return end_held(session);
 }
 
-std::vector<std::pair<std::string, uint64_t>> SessionRegistry::offline_epochs() const {
+std::vector<std::pair<std::string, uint64_t>> SessionRegistry::offline_epochs(bool online_too) const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, uint64_t>> out;
+  if (online_too) {
+    for (const auto& [client_id, session] : sessions_) {
+      if (session->expiry_interval() > 0) out.emplace_back(client_id, session->connect_epoch());
+    }
+    return out;
+  }
   for (const auto& session : offline_) {
     if (session->persistent()) out.emplace_back(session->client_id(), session->connect_epoch());
   }
@@ -204,17 +207,22 @@ std::optional<uint64_t> SessionRegistry::connect_epoch_of(const std::string& cli
   return it->second->connect_epoch();
 }
 
-bool SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch) {
+bool SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch, bool online_too) {
   std::shared_ptr<Session> session;
+  std::shared_ptr<SessionListener> connection;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
-    if (it == sessions_.end() || it->second->connect_epoch() != epoch || it->second->online()) return false;
+    if (it == sessions_.end() || it->second->connect_epoch() != epoch) return false;
+    if (it->second->online() && !online_too) return false;
     session = it->second;
     sessions_.erase(it);
     offline_.erase(session);
+    // Closing, the connection ends nothing here any more.
+    connection = session->attach({});
     if (session->persistent()) erase_stored_locked(client_id);
   }
+  if (connection) connection->kick(mqtt::ReasonCode::kSessionTakenOver);
   router_.remove_session(*session);
   session->take_pending_will();  // not published: the client lives on elsewhere
   return true;
@@ -252,6 +260,13 @@ std::vector<Delivery> SessionRegistry::end_held(const std::shared_ptr<Session>& 
 size_t SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSession handed,
                               storage::WriteBatch& batch) {
   const ClockPair now;
+  // A copy of a handed message that comes here later by another way (a
+  // forward sent again, a copy sent back) is not queued twice.
+  std::vector<MessageId> ids;
+  ids.reserve(handed.inflight.size() + handed.deliveries.size());
+  for (const auto& in : handed.inflight) ids.push_back(in.delivery.message->id);
+  for (const auto& d : handed.deliveries) ids.push_back(d.message->id);
+  session->remember_ids(ids, now.steady);
   for (auto& in : handed.inflight) {
     Delivery& d = in.delivery;
     d.sequence = 0;

@@ -150,14 +150,17 @@ class SessionRegistry {
   void splice_released(const std::shared_ptr<Session>& session, std::vector<Delivery> tail, size_t handed,
                        std::function<void(bool ok)> done);
   // The offline persistent sessions, with their connect epochs: after a
-  // restart, copies of sessions that may have moved on meanwhile.
-  std::vector<std::pair<std::string, uint64_t>> offline_epochs() const;
+  // restart, copies of sessions that may have moved on meanwhile. With
+  // `online_too`, every session with an expiry (after a partition).
+  std::vector<std::pair<std::string, uint64_t>> offline_epochs(bool online_too = false) const;
   // The client's session's connect epoch; nullopt: no session here.
   std::optional<uint64_t> connect_epoch_of(const std::string& client_id) const;
   // Ends the client's offline session here if its connect epoch is still
   // `epoch` (another node has a newer copy): its routes and records go; its
-  // will is not published, its client lives on elsewhere.
-  bool drop_stale(const std::string& client_id, uint64_t epoch);
+  // will is not published, its client lives on elsewhere. `online_too`: a
+  // connection attached to it is told to go (0x8E): it is older than the
+  // client's CONNECT elsewhere (a partition kept the two apart).
+  bool drop_stale(const std::string& client_id, uint64_t epoch, bool online_too = false);
   // --- replicas: this node's copies of sessions other nodes own ---
   // (session_replicas.cpp; SessionReplication is the owner's side.) A copy
   // is a session in memory that no client attaches to: subscribed here like
@@ -172,11 +175,14 @@ class SessionRegistry {
     std::vector<std::pair<std::string, SubscriptionRecord>> subscriptions;  // all of them
     std::vector<std::string> replicas;  // the nodes with a copy
   };
-  // Makes or updates the copy; returns whether it added a route. Refused
-  // (false, nothing changes) when a session of the client here, or a copy
-  // from another owner, has a newer connect epoch; an older offline one
-  // here is dropped as stale.
-  bool replica_open(const std::string& client_id, ReplicaTerms terms);
+  // Makes or updates the copy. Refused (nothing changes) when a session of
+  // the client here, or a copy from another owner, has a newer connect
+  // epoch; an older offline one here is dropped as stale.
+  struct ReplicaOpened {
+    bool refused = false;
+    bool routes_added = false;
+  };
+  ReplicaOpened replica_open(const std::string& client_id, ReplicaTerms terms);
   // The owner's in-flight and queued deliveries: those the copy lacks are
   // queued; `released` ones (QoS 2, PUBREC received) keep their packet id.
   void replica_fill(const std::string& client_id, const std::string& owner, std::vector<Inflight> inflight,
@@ -185,6 +191,12 @@ class SessionRegistry {
   void replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
                         uint16_t packet_id);
   void replica_drop(const std::string& client_id, const std::string& owner);
+  // An owner that started anew confirms its copies: unconfirm marks every
+  // copy it owns here, replica_open confirms one, and drop_unconfirmed drops
+  // those it did not open again (sessions it no longer has, or whose copy
+  // it now keeps elsewhere). Returns how many went.
+  void unconfirm_replicas(const std::string& owner);
+  size_t drop_unconfirmed_replicas(const std::string& owner);
   struct ReplicaOf {
     std::string owner;
     std::vector<std::string> replicas;
@@ -199,6 +211,20 @@ class SessionRegistry {
   // owner's, whose copy is then the stale one). False when there is no copy
   // (or a session of the client is here already: the copy just goes).
   bool promote(const std::string& client_id, uint64_t connect_epoch);
+  // A CONNECT opened the client's session here: a copy of it here goes (this
+  // node owns the session now). What the copy has that the session lacks
+  // (it came while the old owner was dead, or before its routes were known)
+  // is queued behind what the session has, and stored with `batch`; with
+  // `discard` (clean start), nothing is.
+  // Returns how many messages came from the copy.
+  size_t absorb_replica(const std::shared_ptr<Session>& session, bool discard, storage::WriteBatch& batch);
+  // What a copy sent back to its owner (which started anew, without what
+  // came to the copy while it was down): queued behind what the client's
+  // session here has, when it lacks it; stored.
+  size_t merge_from_replica(const std::string& client_id, std::vector<Delivery> deliveries);
+  // The copy's queue, without what the client released (QoS 2 PUBREC):
+  // what its owner may lack. Empty when there is no copy from `owner`.
+  std::vector<Delivery> replica_queue(const std::string& client_id, const std::string& owner) const;
   // This node's sessions that outlive their connections (expiry > 0): what
   // it copies to replicas.
   std::vector<std::shared_ptr<Session>> lasting_sessions() const;
@@ -271,6 +297,7 @@ class SessionRegistry {
     std::string owner;
     uint64_t generation = 0;
     std::vector<std::string> replicas;
+    bool unconfirmed = false;  // unconfirm_replicas
     // QoS 2 deliveries the client sent PUBREC for: their packet ids.
     std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
   };

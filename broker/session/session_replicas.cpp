@@ -17,7 +17,8 @@ std::shared_ptr<Session> SessionRegistry::take_replica_locked(const std::string&
   return copy;
 }
 
-bool SessionRegistry::replica_open(const std::string& client_id, ReplicaTerms terms) {
+SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& client_id, ReplicaTerms terms) {
+  ReplicaOpened out;
   std::shared_ptr<Session> stale;
   std::shared_ptr<Session> copy;
   std::vector<std::pair<std::string, SubscriptionRecord>> add;
@@ -27,7 +28,7 @@ bool SessionRegistry::replica_open(const std::string& client_id, ReplicaTerms te
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
       // A copy of this node's own, left from before it was down, and the
       // client has moved on: that one is stale.
-      if (it->second->online() || it->second->connect_epoch() >= terms.connect_epoch) return false;
+      if (it->second->online() || it->second->connect_epoch() >= terms.connect_epoch) return {true};
       stale = it->second;
       sessions_.erase(it);
       offline_.erase(stale);
@@ -35,9 +36,10 @@ bool SessionRegistry::replica_open(const std::string& client_id, ReplicaTerms te
     }
     auto [it, fresh] = replicas_.try_emplace(client_id);
     Replica& r = it->second;
-    if (!fresh && r.owner != terms.owner && r.session->connect_epoch() > terms.connect_epoch) return false;
+    if (!fresh && r.owner != terms.owner && r.session->connect_epoch() > terms.connect_epoch) return {true};
     if (fresh) r.session = std::make_shared<Session>(client_id, next_id_++, queue_limits_);
     r.owner = std::move(terms.owner);
+    r.unconfirmed = false;
     r.generation = terms.generation;
     r.replicas = std::move(terms.replicas);
     copy = r.session;
@@ -60,16 +62,15 @@ bool SessionRegistry::replica_open(const std::string& client_id, ReplicaTerms te
     router_.remove_session(*stale);
     stale->take_pending_will();  // not published: the client lives on elsewhere
   }
-  bool added = false;
   for (const auto& [filter, record] : add) {
-    added = copy->add_subscription(filter, record) || added;
+    out.routes_added = copy->add_subscription(filter, record) || out.routes_added;
     router_.subscribe(copy, filter, SubscriptionEntry{record.options, record.subscription_id});
   }
   for (const auto& filter : remove) {
     copy->remove_subscription(filter);
     router_.unsubscribe(copy->id(), filter);
   }
-  return added;
+  return out;
 }
 
 void SessionRegistry::replica_fill(const std::string& client_id, const std::string& owner,
@@ -123,6 +124,30 @@ void SessionRegistry::replica_drop(const std::string& client_id, const std::stri
   router_.remove_session(*copy);
 }
 
+void SessionRegistry::unconfirm_replicas(const std::string& owner) {
+  std::lock_guard lock(mu_);
+  for (auto& [client_id, r] : replicas_) {
+    if (r.owner == owner) r.unconfirmed = true;
+  }
+}
+
+size_t SessionRegistry::drop_unconfirmed_replicas(const std::string& owner) {
+  std::vector<std::shared_ptr<Session>> gone;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = replicas_.begin(); it != replicas_.end();) {
+      if (it->second.owner == owner && it->second.unconfirmed) {
+        gone.push_back(std::move(it->second.session));
+        it = replicas_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto& copy : gone) router_.remove_session(*copy);
+  return gone.size();
+}
+
 std::optional<SessionRegistry::ReplicaOf> SessionRegistry::replica_of(const std::string& client_id) const {
   std::lock_guard lock(mu_);
   auto it = replicas_.find(client_id);
@@ -141,6 +166,67 @@ std::vector<std::pair<std::string, SessionRegistry::ReplicaOf>> SessionRegistry:
 size_t SessionRegistry::replica_count() const {
   std::lock_guard lock(mu_);
   return replicas_.size();
+}
+
+namespace {
+
+// A copy's deliveries without those its client released (they go again as
+// PUBREL from whoever has them in flight, never as PUBLISH).
+std::vector<Delivery> unreleased(std::vector<Delivery> queued,
+                                 const std::unordered_map<MessageId, uint16_t, MessageIdHash>& released) {
+  std::erase_if(queued, [&](const Delivery& d) { return released.contains(d.message->id); });
+  return queued;
+}
+
+}  // namespace
+
+size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, bool discard,
+                                       storage::WriteBatch& batch) {
+  std::shared_ptr<Session> copy;
+  std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
+  {
+    std::lock_guard lock(mu_);
+    auto it = replicas_.find(session->client_id());
+    if (it == replicas_.end()) return 0;
+    copy = std::move(it->second.session);
+    released = std::move(it->second.released);
+    replicas_.erase(it);
+  }
+  // The session's routes are in already: none missing in between.
+  router_.remove_session(*copy);
+  if (discard) return 0;
+  std::vector<Delivery> stored;
+  const ClockPair now;
+  const size_t merged = session->merge_queued(unreleased(copy->take_all().queued, released), now.steady, &stored);
+  for (const Delivery& d : stored) put_queued(batch, *session, d, now);
+  return merged;
+}
+
+size_t SessionRegistry::merge_from_replica(const std::string& client_id, std::vector<Delivery> deliveries) {
+  auto session = find(client_id);
+  if (!session || deliveries.empty()) return 0;
+  std::vector<Delivery> stored;
+  const ClockPair now;
+  const size_t merged = session->merge_queued(std::move(deliveries), now.steady, &stored);
+  if (merged == 0) return 0;
+  if (auto listener = session->listener()) listener->wake();
+  storage::WriteBatch batch;
+  for (const Delivery& d : stored) put_queued(batch, *session, d, now);
+  submit(std::move(batch));
+  return merged;
+}
+
+std::vector<Delivery> SessionRegistry::replica_queue(const std::string& client_id, const std::string& owner) const {
+  std::shared_ptr<Session> copy;
+  std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
+  {
+    std::lock_guard lock(mu_);
+    auto it = replicas_.find(client_id);
+    if (it == replicas_.end() || it->second.owner != owner) return {};
+    copy = it->second.session;
+    released = it->second.released;
+  }
+  return unreleased(copy->queued_snapshot(), released);
 }
 
 std::vector<std::shared_ptr<Session>> SessionRegistry::lasting_sessions() const {

@@ -1,9 +1,9 @@
 #include "cluster/replication/session_replicator.h"
 
 #include <algorithm>
+#include <future>
 
 #include "broker/metrics.h"
-#include "cluster/log_limit.h"
 #include "cluster/replication/replica_set.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/rpc/peer_channel.h"
@@ -16,6 +16,11 @@ namespace {
 constexpr size_t kMaxUpdatesPerCall = 1000;
 constexpr size_t kMaxBytesPerCall = 4 * 1024 * 1024;
 constexpr auto kPassEvery = std::chrono::seconds(1);
+// How long a copy whose owner is gone waits to be opened by the member that
+// adopted the session, before it goes.
+constexpr auto kOrphanWait = std::chrono::seconds(30);
+// How long a member is dead before its sessions are adopted.
+constexpr auto kAdoptAfter = std::chrono::seconds(2);
 
 void set_id(v1::MessageId& out, const broker::MessageId& id) {
   out.set_origin(id.origin);
@@ -44,11 +49,12 @@ struct SessionReplicator::Call {
   size_t bytes = 0;
 };
 
-SessionReplicator::SessionReplicator(ReplicationConfig config, Membership& membership,
+SessionReplicator::SessionReplicator(ReplicationConfig config, Membership& membership, broker::Forwarder& forwarder,
                                      std::function<uint64_t()> new_epoch,
                                      std::function<void(const Member&)> rejoined, spdlog::logger& log)
     : config_(std::move(config)),
       membership_(membership),
+      forwarder_(forwarder),
       new_epoch_(std::move(new_epoch)),
       rejoined_hook_(std::move(rejoined)),
       log_(log) {}
@@ -59,6 +65,7 @@ void SessionReplicator::start(broker::SessionRegistry& sessions) {
   std::lock_guard lock(loop_mu_);
   if (thread_.joinable() || stopping_) return;
   sessions_ = &sessions;
+  woken_ = true;  // the first pass at once: the node is not ready until it is done
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -102,6 +109,10 @@ std::vector<std::string> SessionReplicator::choose(const std::string& client_id,
 }
 
 void SessionReplicator::recorded(const std::shared_ptr<broker::Session>& session, Done done) {
+  record(session, std::move(done), false);
+}
+
+void SessionReplicator::record(const std::shared_ptr<broker::Session>& session, Done done, bool send_back) {
   const auto members = members_now();
   const std::string& client_id = session->client_id();
   auto replicas = choose(client_id, members);
@@ -128,12 +139,13 @@ void SessionReplicator::recorded(const std::shared_ptr<broker::Session>& session
     return;
   }
   auto each = countdown(replicas.size(), std::move(done));
-  for (const auto& node : replicas) copy_to(node, members.at(node), session, replicas, each);
+  for (const auto& node : replicas) copy_to(node, members.at(node), session, replicas, send_back, each);
 }
 
 void SessionReplicator::copy_to(const std::string& node, const std::string& address,
                                 const std::shared_ptr<broker::Session>& session,
-                                const std::vector<std::string>& replicas, std::function<void(bool)> done) {
+                                const std::vector<std::string>& replicas, bool send_back,
+                                std::function<void(bool)> done) {
   Pending open;
   open.update.set_client_id(session->client_id());
   auto* o = open.update.mutable_open();
@@ -143,6 +155,7 @@ void SessionReplicator::copy_to(const std::string& node, const std::string& addr
   const auto subscriptions = session->subscriptions();
   add_subscriptions(*o->mutable_subscriptions(), {subscriptions.begin(), subscriptions.end()});
   for (const auto& r : replicas) o->add_replicas(r);
+  o->set_send_back(send_back);
   // The fill is taken once the member has the copy's routes: what came to
   // the session before is in it, what comes after reaches the copy itself.
   open.done = [this, node, address, weak = std::weak_ptr(session), done = std::move(done)](bool ok) {
@@ -265,12 +278,11 @@ void SessionReplicator::launch(std::shared_ptr<Call> call) {
 }
 
 void SessionReplicator::finished(const std::shared_ptr<Call>& call, const grpc::Status& status) {
-  static LogLimit warn_limit(std::chrono::seconds(5));
   const bool ok = status.ok();
   const size_t count = call->dones.size();
   (ok ? updates_ok_ : updates_failed_).fetch_add(count, std::memory_order_relaxed);
   if (ok) bytes_sent_.fetch_add(call->bytes, std::memory_order_relaxed);
-  if (!ok && warn_limit.allow()) {
+  if (!ok && failures_logged_.allow()) {
     log_.warn("cluster: {} did not take {} replica update(s): {}; its copies are filled again", call->node, count,
               status.error_message());
   }
@@ -283,6 +295,18 @@ void SessionReplicator::finished(const std::shared_ptr<Call>& call, const grpc::
     if (box != outboxes_.end()) {
       box->second.busy = false;
       next = prepare_locked(call->node, box->second);
+    }
+  }
+  if (ok && call->reply.sent_back_size() > 0) {
+    if (broker::SessionRegistry* sessions = sessions_.load()) {
+      for (const auto& back : call->reply.sent_back()) {
+        std::vector<broker::Inflight> inflight;
+        std::vector<broker::Delivery> queued;
+        parse_deliveries(back.deliveries(), inflight, queued);
+        const size_t merged = sessions->merge_from_replica(back.client_id(), std::move(queued));
+        log_.info("cluster: {} sent back client {}'s copy: {} of {} messages were not here", call->node,
+                  back.client_id(), merged, back.deliveries_size());
+      }
     }
   }
   for (auto& done : call->dones) {
@@ -309,16 +333,44 @@ void SessionReplicator::loop() {
   }
 }
 
+void SessionReplicator::resync(const std::map<std::string, std::string>& members, bool end) {
+  for (const auto& [node, address] : members) {
+    if (node == config_.node_id) continue;
+    Pending p;
+    p.update.mutable_resync()->set_end(end);
+    send(node, address, std::move(p));
+  }
+}
+
 void SessionReplicator::pass() {
   broker::SessionRegistry* sessions = sessions_.load();
   const auto members = members_now();
   adopt_orphans(members);
+  // The first pass opens every session's copies again: copies the members
+  // hold from before this node started, and that it does not open, go.
+  const bool first = !resynced_;
+  if (first) {
+    // A message for one of this node's sessions that reached only its copy
+    // (this node was down) can come until every node routes it here again:
+    // the copies are asked for what they have after that.
+    auto known = std::make_shared<std::promise<void>>();
+    forwarder_.when_routes_known([known](bool) { known->set_value(); });
+    known->get_future().wait_for(config_.call_timeout);
+    resync(members, false);
+  }
   std::unordered_set<std::string> dirty;
   {
     std::lock_guard lock(mu_);
     dirty.swap(dirty_);
   }
-  for (const auto& session : sessions->lasting_sessions()) {
+  const auto lasting = sessions->lasting_sessions();
+  // The first pass is done once every session's copies answered (what they
+  // sent back is merged by then).
+  std::function<void(bool)> first_done;
+  if (first) {
+    first_done = countdown(lasting.size() + 1, [this](bool) { resynced_done_.store(true); });
+  }
+  for (const auto& session : lasting) {
     const auto replicas = choose(session->client_id(), members);
     bool current = false;
     {
@@ -327,7 +379,12 @@ void SessionReplicator::pass() {
       current = it != placed_.end() && it->second.generation == session->id() && it->second.replicas == replicas &&
                 std::none_of(replicas.begin(), replicas.end(), [&](const auto& n) { return dirty.contains(n); });
     }
-    if (!current) recorded(session, {});
+    // After a restart, what came to a copy while this node was down comes back.
+    if (!current) {
+      record(session, first_done, first);
+    } else if (first_done) {
+      first_done(true);
+    }
   }
   // Sessions that ended here, or moved to another node: their copies go.
   std::vector<std::pair<std::string, std::vector<std::string>>> ended;
@@ -346,6 +403,12 @@ void SessionReplicator::pass() {
   for (const auto& [client_id, replicas] : ended) {
     for (const auto& node : replicas) drop_at(node, client_id);
   }
+  if (first) {
+    resync(members, true);
+    resynced_ = true;
+    first_done(true);
+    log_.info("cluster: {} sessions copied again to the members after start", lasting.size());
+  }
 }
 
 void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& members) {
@@ -353,8 +416,23 @@ void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& 
   // sessions' owners, or adopts for them.
   if (!membership_.has_quorum()) return;
   broker::SessionRegistry* sessions = sessions_.load();
+  const auto now = std::chrono::steady_clock::now();
+  const auto all = membership_.members();
+  // Gone for a moment: a member declared dead on stale news (a partition
+  // healing) says it is alive again within about a second.
+  const auto gone_for_good = [&](const std::string& owner) {
+    for (const auto& m : all) {
+      if (m.node_id == owner) return now - m.since >= kAdoptAfter;
+    }
+    return true;  // forgotten long ago
+  };
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> orphans;
   for (const auto& [client_id, of] : sessions->replicas()) {
     if (members.contains(of.owner)) continue;
+    if (!gone_for_good(of.owner)) {
+      if (auto seen = orphan_since_.find(client_id); seen != orphan_since_.end()) orphans.insert(*seen);
+      continue;
+    }
     std::vector<std::string> live;
     for (const auto& node : of.replicas) {
       if (members.contains(node)) live.push_back(node);
@@ -362,12 +440,40 @@ void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& 
     // The copies' owner is gone: the highest-ranked surviving replica takes
     // the session (each survivor computes the same one).
     const auto adopter = pick_adopter(client_id, of.replicas, live);
-    if (adopter && *adopter != config_.node_id) continue;
+    if (adopter && *adopter != config_.node_id) {
+      // Another copy adopted it; its new owner opens this one again if it
+      // keeps a copy here. A copy nobody opens goes after a while.
+      auto seen = orphan_since_.find(client_id);
+      const auto since = seen != orphan_since_.end() ? seen->second : now;
+      if (now - since < kOrphanWait) {
+        orphans.emplace(client_id, since);
+      } else {
+        sessions->replica_drop(client_id, of.owner);
+      }
+      continue;
+    }
     if (sessions->promote(client_id, new_epoch_())) {
       adopted_.fetch_add(1, std::memory_order_relaxed);
       log_.info("cluster: adopted client {}'s session: its owner {} is gone", client_id, of.owner);
     }
   }
+  orphan_since_ = std::move(orphans);
+}
+
+void SessionReplicator::send_copies_back(const Member& owner) {
+  broker::SessionRegistry* sessions = sessions_.load();
+  if (sessions == nullptr) return;
+  size_t copies = 0;
+  for (const auto& [client_id, of] : sessions->replicas()) {
+    if (of.owner != owner.node_id) continue;
+    Pending p;
+    p.update.set_client_id(client_id);
+    add_deliveries(*p.update.mutable_sent_back()->mutable_deliveries(), {},
+                   sessions->replica_queue(client_id, owner.node_id));
+    send(owner.node_id, owner.address, std::move(p));
+    ++copies;
+  }
+  if (copies > 0) log_.info("cluster: {} is back: {} copies of its sessions sent back to it", owner.node_id, copies);
 }
 
 void SessionReplicator::collect_metrics(std::vector<prometheus::MetricFamily>& out) const {

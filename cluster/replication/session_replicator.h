@@ -30,8 +30,10 @@
 #include <prometheus/metric_family.h>
 #include <spdlog/logger.h>
 
+#include "broker/routing/forwarder.h"
 #include "broker/session/session_registry.h"
 #include "broker/session/session_replication.h"
+#include "cluster/log_limit.h"
 #include "cluster/membership/membership.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -52,13 +54,19 @@ class SessionReplicator final : public broker::SessionReplication {
   // `rejoined`: run on the loop's thread for a member back after it was
   // declared dead or gone (a partition healed): the two sides may both
   // have a copy of a session.
-  SessionReplicator(ReplicationConfig config, Membership& membership, std::function<uint64_t()> new_epoch,
-                    std::function<void(const Member&)> rejoined, spdlog::logger& log);
+  // `forwarder`: when this node's routes are known everywhere (the first
+  // pass waits for that before it asks copies what they have).
+  SessionReplicator(ReplicationConfig config, Membership& membership, broker::Forwarder& forwarder,
+                    std::function<uint64_t()> new_epoch, std::function<void(const Member&)> rejoined,
+                    spdlog::logger& log);
   ~SessionReplicator() override;
   // Starts the loop once the sessions read from disk were checked against
   // the peers' (a stale one must not be copied out).
   void start(broker::SessionRegistry& sessions);
   void stop();
+  // The first pass after start() is done: every session's copies were
+  // opened again, and what they had that the sessions lacked is merged.
+  bool resynced() const { return resynced_done_.load(); }
   // From the membership: wakes the loop.
   void member_changed(const Member& member, std::optional<MemberState> before);
 
@@ -66,6 +74,11 @@ class SessionReplicator final : public broker::SessionReplication {
   void released(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id,
                 Done done) override;
   void completed(const broker::Session& session, const broker::MessageId& id) override;
+
+  // `owner` is back after it was gone (left, or declared dead): what this
+  // node's copies of its sessions hold goes back to it, for what came only
+  // to the copies meanwhile. Call once this node routes to it again.
+  void send_copies_back(const Member& owner);
 
   void collect_metrics(std::vector<prometheus::MetricFamily>& out) const;
 
@@ -94,8 +107,11 @@ class SessionReplicator final : public broker::SessionReplication {
       const;
   // Open, then (once the member answered) fill with what the session has
   // then; `done` after the fill was answered.
+  // `send_back`: the member's reply brings what the copy has queued (merged
+  // into the session: after a restart).
   void copy_to(const std::string& node, const std::string& address, const std::shared_ptr<broker::Session>& session,
-               const std::vector<std::string>& replicas, std::function<void(bool)> done);
+               const std::vector<std::string>& replicas, bool send_back, std::function<void(bool)> done);
+  void record(const std::shared_ptr<broker::Session>& session, Done done, bool send_back);
   // Queues `pending` for `node` (its address: empty when known already).
   void send(const std::string& node, const std::string& address, Pending pending);
   // The next call for `box`, when none is under way (mu_ held); launch()
@@ -106,10 +122,14 @@ class SessionReplicator final : public broker::SessionReplication {
   void drop_at(const std::string& node, const std::string& client_id);
   void loop();
   void pass();
+  // Tells every member in `members` that this node confirms its copies
+  // (begin, then end once every session was opened again).
+  void resync(const std::map<std::string, std::string>& members, bool end);
   void adopt_orphans(const std::map<std::string, std::string>& members);
 
   const ReplicationConfig config_;
   Membership& membership_;
+  broker::Forwarder& forwarder_;
   const std::function<uint64_t()> new_epoch_;
   const std::function<void(const Member&)> rejoined_hook_;
   spdlog::logger& log_;
@@ -131,7 +151,12 @@ class SessionReplicator final : public broker::SessionReplication {
   std::vector<Member> rejoined_;  // guarded by loop_mu_
   bool stopping_ = false;
   std::thread thread_;
+  // Touched by the loop only.
+  bool resynced_ = false;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> orphan_since_;
+  LogLimit failures_logged_{std::chrono::seconds(5)};
 
+  std::atomic<bool> resynced_done_{false};
   std::atomic<uint64_t> updates_ok_{0};
   std::atomic<uint64_t> updates_failed_{0};
   std::atomic<uint64_t> bytes_sent_{0};

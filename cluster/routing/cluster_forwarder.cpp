@@ -173,9 +173,10 @@ uint64_t ClusterForwarder::retain(const broker::MessagePtr& message, const std::
 }
 
 size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, uint64_t retained_version) {
-  // On the small side of a partition a message could reach the copies of
-  // none of the sessions there, and the other side may have taken them
-  // over: it is not acknowledged (the publisher tries again elsewhere).
+  // Before this node has the others' routes, or on the small side of a
+  // partition (the other side may have taken its sessions over), a message
+  // could miss subscribers: it is not acknowledged (the publisher tries
+  // again).
   if (done && message->qos != mqtt::QoS::k0 && !message->from_peer && config_.quorum && !config_.quorum()) {
     done(false);
     return 0;

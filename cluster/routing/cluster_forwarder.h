@@ -43,8 +43,8 @@ struct ForwardingConfig {
   std::chrono::milliseconds digest_interval{2000};
   // QoS 0 messages waiting for one peer beyond this are dropped.
   size_t max_queued_qos0 = 10000;
-  // Whether this node may acknowledge a QoS 1/2 message (Membership::has_quorum
-  // when sessions are copied); empty: always.
+  // Whether this node may acknowledge a QoS 1/2 message published here (it
+  // is synced; with copies of sessions, it has a quorum); empty: always.
   std::function<bool()> quorum;
 };
 

@@ -11,8 +11,9 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!admit(*context, *reactor, secret_, refused_)) return reactor;
   broker::SessionRegistry* sessions = sessions_.load();
-  if (!sessions) {
-    // Starting (its sessions not read yet) or leaving: it cannot answer for
+  if (!sessions || !rules_.sessions_ready()) {
+    // Starting (its sessions not read, checked against the peers' and
+    // completed from their copies yet) or leaving: it cannot answer for
     // them. The asker counts it as not answering, and a CONNECT whose
     // session a copy says is here waits (owner_unanswered).
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving sessions"));
@@ -44,8 +45,14 @@ grpc::ServerUnaryReactor* SessionsService::FindSessions(grpc::CallbackServerCont
     return reactor;
   }
   if (broker::SessionRegistry* sessions = sessions_.load()) {
-    for (const auto& id : request->client_ids()) {
-      if (auto epoch = sessions->connect_epoch_of(id)) {
+    for (int i = 0; i < request->client_ids_size(); ++i) {
+      const std::string& id = request->client_ids(i);
+      auto epoch = sessions->connect_epoch_of(id);
+      if (epoch && i < request->connect_epochs_size() && *epoch < request->connect_epochs(i) &&
+          sessions->drop_stale(id, *epoch, /*online_too=*/true)) {
+        continue;  // the caller's copy is the client's
+      }
+      if (epoch) {
         auto* found = reply->add_sessions();
         found->set_client_id(id);
         found->set_connect_epoch(*epoch);
@@ -77,7 +84,7 @@ grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerCo
 }
 
 grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext* context,
-                                                     const v1::ReplicateRequest* request, v1::ReplicateReply*) {
+                                                     const v1::ReplicateRequest* request, v1::ReplicateReply* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!admit(*context, *reactor, secret_, refused_)) return reactor;
   broker::SessionRegistry* sessions = sessions_.load();
@@ -99,7 +106,13 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         terms.connect_epoch = o.connect_epoch();
         terms.subscriptions = parse_subscriptions(o.subscriptions());
         terms.replicas.assign(o.replicas().begin(), o.replicas().end());
-        routes_added = sessions->replica_open(client_id, std::move(terms)) || routes_added;
+        const auto opened = sessions->replica_open(client_id, std::move(terms));
+        routes_added = opened.routes_added || routes_added;
+        if (!opened.refused && o.send_back()) {
+          auto* back = reply->add_sent_back();
+          back->set_client_id(client_id);
+          add_deliveries(*back->mutable_deliveries(), {}, sessions->replica_queue(client_id, owner));
+        }
         break;
       }
       case v1::ReplicaUpdate::kFill: {
@@ -125,6 +138,20 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
       }
       case v1::ReplicaUpdate::kDrop:
         sessions->replica_drop(client_id, owner);
+        break;
+      case v1::ReplicaUpdate::kSentBack: {
+        std::vector<broker::Inflight> inflight;
+        std::vector<broker::Delivery> queued;
+        parse_deliveries(update.sent_back().deliveries(), inflight, queued);
+        sessions->merge_from_replica(client_id, std::move(queued));
+        break;
+      }
+      case v1::ReplicaUpdate::kResync:
+        if (!update.resync().end()) {
+          sessions->unconfirm_replicas(owner);
+        } else {
+          sessions->drop_unconfirmed_replicas(owner);
+        }
         break;
       case v1::ReplicaUpdate::CHANGE_NOT_SET:
         break;

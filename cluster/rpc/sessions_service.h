@@ -25,6 +25,9 @@ struct ReplicaRules {
   std::function<bool(const std::string& node)> member_alive;
   // A connect epoch newer than any given out so far (for an adopted session).
   std::function<uint64_t()> new_epoch;
+  // Whether this node's sessions are complete: read from disk, checked
+  // against the peers' copies, and filled from the copies of them.
+  std::function<bool()> sessions_ready;
 };
 
 class SessionsService final : public v1::Sessions::CallbackService {

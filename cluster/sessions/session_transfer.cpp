@@ -144,6 +144,7 @@ std::optional<std::vector<std::pair<std::string, uint64_t>>> find_moved_sessions
     std::unordered_map<std::string_view, uint64_t> here;
     for (size_t i = start; i < end; ++i) {
       request.add_client_ids(sessions[i].first);
+      request.add_connect_epochs(sessions[i].second);
       here.emplace(sessions[i].first, sessions[i].second);
     }
     grpc::ClientContext context;

@@ -24,6 +24,9 @@ QueuedRecord sample_queued() {
   q.qos = 1;
   q.retain = false;
   q.subscription_ids = {7, 268'435'455};
+  q.id_origin = 0xfedcba9876543210ull;
+  q.id_publisher = 42;
+  q.id_serial = 7;
   return q;
 }
 
@@ -67,6 +70,20 @@ TEST(Records, SessionVersion1StillLoads) {
   s.connect_epoch = 0;
   EXPECT_EQ(*old, s);
   EXPECT_FALSE(decode_session(bytes.substr(0, bytes.size() - 8))) << "a version 2 record cut short";
+}
+
+// A queued message keeps its id (version 2); one written before still loads.
+TEST(Records, QueuedVersion1StillLoads) {
+  std::string bytes = encode(sample_queued());
+  ASSERT_EQ(bytes[0], 2);
+  std::string v1 = bytes.substr(0, bytes.size() - 24);
+  v1[0] = 1;
+  auto old = decode_queued(v1);
+  ASSERT_TRUE(old) << old.error().message;
+  QueuedRecord expected = sample_queued();
+  expected.id_origin = expected.id_publisher = expected.id_serial = 0;
+  EXPECT_EQ(*old, expected);
+  EXPECT_FALSE(decode_queued(bytes.substr(0, bytes.size() - 8))) << "a version 2 record cut short";
 }
 
 TEST(Records, InboundRoundTrips) {

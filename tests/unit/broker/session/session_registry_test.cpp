@@ -216,7 +216,7 @@ TEST_F(RegistryFixture, AReplicaQueuesWhatItsOwnerHasNotSaidIsDone) {
   terms.subscriptions = {{"t/#", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k1}, 0}},
                          {"$share/g/t/#", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k1}, 0}}};
   terms.replicas = {"n2"};
-  EXPECT_TRUE(registry.replica_open("c", terms)) << "a route was added";
+  EXPECT_TRUE(registry.replica_open("c", terms).routes_added);
   EXPECT_EQ(router.subscription_count(), 1u) << "not the shared one: a group gets a message once";
   EXPECT_EQ(registry.find("c"), nullptr) << "not a session of this node's";
   EXPECT_EQ(registry.replica_count(), 1u);
@@ -277,6 +277,37 @@ TEST_F(RegistryFixture, APromotedReplicaKeepsReleasedDeliveriesInFlight) {
   EXPECT_EQ(session->queued_count(), 0u);
 }
 
+// The client connects where a copy of its session is (its owner is gone or
+// handed the session over): what the copy has that the session lacks comes
+// along, each message once, and not what the client released already.
+TEST_F(RegistryFixture, AConnectHereAbsorbsTheCopy) {
+  const auto delivery = [&](uint64_t serial, QoS qos) {
+    auto m = std::const_pointer_cast<Message>(make_message("t", "p", qos, false, {}, 0, nullptr, Clock::now()));
+    m->id = MessageId{1, 2, serial};
+    Delivery d;
+    d.message = m;
+    d.qos = qos;
+    return d;
+  };
+  SessionRegistry::ReplicaTerms terms;
+  terms.owner = "n1";
+  terms.expiry_interval = 600;
+  terms.subscriptions = {{"t", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k2}, 0}}};
+  registry.replica_open("c", terms);
+  registry.replica_fill("c", "n1", {}, {delivery(1, QoS::k1), delivery(2, QoS::k1), delivery(3, QoS::k2)});
+  registry.replica_released("c", "n1", MessageId{1, 2, 3}, 9);
+  auto opened = registry.open("c", false, 600, a);
+  opened.session->restore_queued(delivery(1, QoS::k1));  // handed over by the owner
+  storage::WriteBatch batch;
+  registry.absorb_replica(opened.session, /*discard=*/false, batch);
+  std::vector<uint64_t> serials;
+  for (const auto& d : opened.session->queued_snapshot()) serials.push_back(d.message->id.serial);
+  EXPECT_EQ(serials, (std::vector<uint64_t>{1, 2})) << "1 once; 3 was released: its PUBREL is the owner's";
+  EXPECT_EQ(registry.replica_count(), 0u);
+  EXPECT_EQ(registry.merge_from_replica("c", {delivery(2, QoS::k1), delivery(4, QoS::k1)}), 1u);
+  EXPECT_EQ(opened.session->queued_count(), 3u);
+}
+
 // An owner's copy never replaces a newer session: one a client opened here
 // since (connected), or another owner's copy opened later.
 TEST_F(RegistryFixture, AnOlderOwnersCopyIsRefused) {
@@ -288,12 +319,14 @@ TEST_F(RegistryFixture, AnOlderOwnersCopyIsRefused) {
   newer.owner = "n3";
   newer.connect_epoch = 200;
   registry.replica_open("c", newer);
-  EXPECT_FALSE(registry.replica_open("c", older));
+  EXPECT_TRUE(registry.replica_open("c", older).refused);
   EXPECT_EQ(registry.replica_of("c")->owner, "n3");
   // A client connecting here makes the session this node's: the copy goes.
-  registry.open("c", false, 600, a);
+  auto opened = registry.open("c", false, 600, a);
+  storage::WriteBatch batch;
+  registry.absorb_replica(opened.session, false, batch);
   EXPECT_EQ(registry.replica_count(), 0u);
-  EXPECT_FALSE(registry.replica_open("c", newer)) << "the client is connected here";
+  EXPECT_TRUE(registry.replica_open("c", newer).refused) << "the client is connected here";
 }
 
 }  // namespace
