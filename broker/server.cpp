@@ -149,7 +149,10 @@ struct Server::Parts {
     const auto alive = stats.connections_alive.load(std::memory_order_relaxed);
     const auto open = stats.connections.load(std::memory_order_relaxed);
     const auto closing = alive > open ? alive - open : 0;
-    if ((clients == 0 && closing == 0) || late) {
+    // Sessions its clients took to other nodes are released there (what they
+    // queued here meanwhile goes with the release) before the node leaves.
+    const auto held = sessions.held_count();
+    if ((clients == 0 && closing == 0 && held == 0) || late) {
       if (clients != 0) log.warn("shutdown timeout: {} clients still connected are cut off now", clients);
       main.stop();
       return;

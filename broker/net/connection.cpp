@@ -502,7 +502,11 @@ void Connection::flush_session(bool resend_inflight) {
       broker_.stats.count_drop(DropReason::kExpired, expired);
       forget_stored(*this, forget);  // the expired ones that were stored
       if (ready.empty()) break;
-      for (const auto& r : ready) wrote = send_delivery(r.packet_id, r.delivery, r.dup, now, counted) || wrote;
+      SessionReplication* replication = replication_of(*this);
+      for (const auto& r : ready) {
+        wrote = send_delivery(r.packet_id, r.delivery, r.dup, now, counted) || wrote;
+        if (replication && r.delivery.qos == mqtt::QoS::k2) replication->sent(session, r.delivery.message->id, r.packet_id);
+      }
       ready.clear();
     }
   }

@@ -185,6 +185,11 @@ std::optional<std::vector<Delivery>> SessionRegistry::release(const std::string&
   return end_held(session);
 }
 
+size_t SessionRegistry::held_count() const {
+  std::lock_guard lock(mu_);
+  return held_.size();
+}
+
 std::vector<std::pair<std::string, uint64_t>> SessionRegistry::offline_epochs(bool online_too) const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, uint64_t>> out;

@@ -140,6 +140,9 @@ class SessionRegistry {
   // held under `key`.
   bool unroute_held(const std::string& client_id, uint64_t key);
   static constexpr std::chrono::seconds kReleaseWait{10};
+  // Sessions handed over and not yet released (a draining node waits for
+  // them: what they queue meanwhile is their new node's).
+  size_t held_count() const;
   // A session just opened here takes over what another node handed: its
   // subscriptions (routes announced), and its deliveries, stored with
   // `batch` for a persistent session. Returns how many it queued (for
@@ -181,6 +184,9 @@ class SessionRegistry {
   struct ReplicaOpened {
     bool refused = false;
     bool routes_added = false;
+    // The copy was another owner's, or another session's of the owner (the
+    // session moved): it may hold what the new one lacks (replica_queue).
+    bool owner_changed = false;
   };
   ReplicaOpened replica_open(const std::string& client_id, ReplicaTerms terms);
   // The owner's in-flight and queued deliveries: those the copy lacks are
@@ -190,6 +196,9 @@ class SessionRegistry {
   void replica_forget(const std::string& client_id, const std::string& owner, std::span<const MessageId> ids);
   void replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
                         uint16_t packet_id);
+  // A QoS 2 delivery the owner sent under `packet_id` (it keeps the id when
+  // the copy is promoted).
+  void replica_sent(const std::string& client_id, const std::string& owner, const MessageId& id, uint16_t packet_id);
   void replica_drop(const std::string& client_id, const std::string& owner);
   // An owner that started anew confirms its copies: unconfirm marks every
   // copy it owns here, replica_open confirms one, and drop_unconfirmed drops
@@ -200,6 +209,7 @@ class SessionRegistry {
   struct ReplicaOf {
     std::string owner;
     std::vector<std::string> replicas;
+    Clock::time_point opened;  // when this node made the copy
   };
   std::optional<ReplicaOf> replica_of(const std::string& client_id) const;
   // Every copy here: client id, owner and the nodes with copies.
@@ -298,8 +308,11 @@ class SessionRegistry {
     uint64_t generation = 0;
     std::vector<std::string> replicas;
     bool unconfirmed = false;  // unconfirm_replicas
-    // QoS 2 deliveries the client sent PUBREC for: their packet ids.
+    Clock::time_point opened = Clock::now();
+    // QoS 2 deliveries the client sent PUBREC for, and those sent: their
+    // packet ids.
     std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
+    std::unordered_map<MessageId, uint16_t, MessageIdHash> sent;
   };
   std::unordered_map<std::string, Replica> replicas_;
   // The copy of `client_id` from `owner`, or null (mu_ held).

@@ -38,6 +38,7 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     Replica& r = it->second;
     if (!fresh && r.owner != terms.owner && r.session->connect_epoch() > terms.connect_epoch) return {true};
     if (fresh) r.session = std::make_shared<Session>(client_id, next_id_++, queue_limits_);
+    out.owner_changed = !fresh && (r.owner != terms.owner || r.generation != terms.generation);
     r.owner = std::move(terms.owner);
     r.unconfirmed = false;
     r.generation = terms.generation;
@@ -102,7 +103,10 @@ void SessionRegistry::replica_forget(const std::string& client_id, const std::st
     Replica* r = replica_locked(client_id, owner);
     if (r == nullptr) return;
     copy = r->session;
-    for (const MessageId& id : ids) r->released.erase(id);
+    for (const MessageId& id : ids) {
+      r->released.erase(id);
+      r->sent.erase(id);
+    }
   }
   copy->forget_ids(ids, Clock::now());
 }
@@ -112,6 +116,13 @@ void SessionRegistry::replica_released(const std::string& client_id, const std::
   std::lock_guard lock(mu_);
   Replica* r = replica_locked(client_id, owner);
   if (r != nullptr && id.known()) r->released[id] = packet_id;
+}
+
+void SessionRegistry::replica_sent(const std::string& client_id, const std::string& owner, const MessageId& id,
+                                   uint16_t packet_id) {
+  std::lock_guard lock(mu_);
+  Replica* r = replica_locked(client_id, owner);
+  if (r != nullptr && id.known()) r->sent[id] = packet_id;
 }
 
 void SessionRegistry::replica_drop(const std::string& client_id, const std::string& owner) {
@@ -152,14 +163,14 @@ std::optional<SessionRegistry::ReplicaOf> SessionRegistry::replica_of(const std:
   std::lock_guard lock(mu_);
   auto it = replicas_.find(client_id);
   if (it == replicas_.end()) return std::nullopt;
-  return ReplicaOf{it->second.owner, it->second.replicas};
+  return ReplicaOf{it->second.owner, it->second.replicas, it->second.opened};
 }
 
 std::vector<std::pair<std::string, SessionRegistry::ReplicaOf>> SessionRegistry::replicas() const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, ReplicaOf>> out;
   out.reserve(replicas_.size());
-  for (const auto& [client_id, r] : replicas_) out.emplace_back(client_id, ReplicaOf{r.owner, r.replicas});
+  for (const auto& [client_id, r] : replicas_) out.emplace_back(client_id, ReplicaOf{r.owner, r.replicas, r.opened});
   return out;
 }
 
@@ -268,8 +279,12 @@ bool SessionRegistry::promote(const std::string& client_id, uint64_t connect_epo
   for (auto& [filter, record] : copy->subscriptions()) handed.subscriptions.emplace_back(filter, record);
   for (auto& d : copy->take_all().queued) {
     auto released = r.released.find(d.message->id);
+    auto sent = r.sent.find(d.message->id);
     if (released != r.released.end()) {
       handed.inflight.push_back(Inflight{released->second, std::move(d), /*released=*/true});
+    } else if (sent != r.sent.end()) {
+      // Again under the id the client may hold [MQTT-4.4.0-1].
+      handed.inflight.push_back(Inflight{sent->second, std::move(d), /*released=*/false});
     } else {
       handed.deliveries.push_back(std::move(d));
     }

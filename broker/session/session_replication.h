@@ -33,6 +33,11 @@ class SessionReplication {
   // replicas know, so that after this node's death the PUBREL (not the
   // PUBLISH, which the client would take for a new message) goes again.
   virtual void released(const Session& session, const MessageId& id, uint16_t packet_id, Done done) = 0;
+  // A QoS 2 delivery went out under `packet_id`: should this node die, it
+  // goes again under the same id, which the client may hold. Nobody waits:
+  // a copy that missed it sends it under a new id (delivered once all the
+  // same; the client keeps the old id waiting for a PUBREL).
+  virtual void sent(const Session& session, const MessageId& id, uint16_t packet_id) = 0;
   // The client acknowledged `id` (or refused it): the replicas drop it.
   // Nobody waits: at worst a replica that resumes the session sends it
   // again, as QoS 1 allows.

@@ -86,6 +86,9 @@ void SessionReplicator::member_changed(const Member& member, std::optional<Membe
   {
     std::lock_guard lock(loop_mu_);
     woken_ = true;
+    if (member.state == MemberState::dead || member.state == MemberState::left) {
+      gone_at_[member.node_id] = std::chrono::steady_clock::now();
+    }
     const bool back = before && (*before == MemberState::dead || *before == MemberState::left);
     if (!member.self && member.state == MemberState::alive && back) rejoined_.push_back(member);
   }
@@ -200,6 +203,20 @@ void SessionReplicator::released(const broker::Session& session, const broker::M
 }
 
 void SessionReplicator::completed(const broker::Session& session, const broker::MessageId& id) {
+  tell(session, id, &v1::ReplicaUpdate::has_forget,
+       [&](v1::ReplicaUpdate& u) { set_id(*u.mutable_forget()->add_ids(), id); });
+}
+
+void SessionReplicator::sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) {
+  tell(session, id, &v1::ReplicaUpdate::has_sent, [&](v1::ReplicaUpdate& u) {
+    set_id(*u.mutable_sent()->add_ids(), id);
+    u.mutable_sent()->add_packet_ids(packet_id);
+  });
+}
+
+void SessionReplicator::tell(const broker::Session& session, const broker::MessageId& id,
+                             bool (v1::ReplicaUpdate::*same_kind)() const,
+                             const std::function<void(v1::ReplicaUpdate&)>& add) {
   if (!id.known()) return;
   std::vector<std::shared_ptr<Call>> start;
   {
@@ -210,15 +227,16 @@ void SessionReplicator::completed(const broker::Session& session, const broker::
       auto box = outboxes_.find(node);
       if (box == outboxes_.end()) continue;
       auto& queue = box->second.queue;
-      // Acknowledgements of one session coming one after another travel
-      // as one update.
-      if (!queue.empty() && queue.back().update.has_forget() && queue.back().update.client_id() == session.client_id()) {
-        set_id(*queue.back().update.mutable_forget()->add_ids(), id);
+      // Updates of one kind for one session coming one after another
+      // travel as one.
+      if (!queue.empty() && queue.back().update.client_id() == session.client_id() &&
+          (queue.back().update.*same_kind)()) {
+        add(queue.back().update);
         continue;
       }
       Pending p;
       p.update.set_client_id(session.client_id());
-      set_id(*p.update.mutable_forget()->add_ids(), id);
+      add(p.update);
       queue.push_back(std::move(p));
       ++pending_updates_;
       if (auto call = prepare_locked(node, box->second)) start.push_back(std::move(call));
@@ -463,9 +481,17 @@ void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& 
 void SessionReplicator::send_copies_back(const Member& owner) {
   broker::SessionRegistry* sessions = sessions_.load();
   if (sessions == nullptr) return;
+  std::chrono::steady_clock::time_point gone_at;
+  {
+    std::lock_guard lock(loop_mu_);
+    auto it = gone_at_.find(owner.node_id);
+    if (it == gone_at_.end()) return;
+    gone_at = it->second;
+  }
   size_t copies = 0;
   for (const auto& [client_id, of] : sessions->replicas()) {
-    if (of.owner != owner.node_id) continue;
+    // A copy made since (by an owner that is back) has nothing it lacks.
+    if (of.owner != owner.node_id || of.opened > gone_at) continue;
     Pending p;
     p.update.set_client_id(client_id);
     add_deliveries(*p.update.mutable_sent_back()->mutable_deliveries(), {},

@@ -73,6 +73,7 @@ class SessionReplicator final : public broker::SessionReplication {
   void recorded(const std::shared_ptr<broker::Session>& session, Done done) override;
   void released(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id,
                 Done done) override;
+  void sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) override;
   void completed(const broker::Session& session, const broker::MessageId& id) override;
 
   // `owner` is back after it was gone (left, or declared dead): what this
@@ -120,6 +121,11 @@ class SessionReplicator final : public broker::SessionReplication {
   void launch(std::shared_ptr<Call> call);
   void finished(const std::shared_ptr<Call>& call, const grpc::Status& status);
   void drop_at(const std::string& node, const std::string& client_id);
+  // Adds to what the session's replicas are told without waiting: to the
+  // last update queued for a replica when it is of the same kind and
+  // session, else in a new one.
+  void tell(const broker::Session& session, const broker::MessageId& id, bool (v1::ReplicaUpdate::*same_kind)() const,
+            const std::function<void(v1::ReplicaUpdate&)>& add);
   void loop();
   void pass();
   // Tells every member in `members` that this node confirms its copies
@@ -149,6 +155,8 @@ class SessionReplicator final : public broker::SessionReplication {
   std::condition_variable loop_cv_;
   bool woken_ = false;
   std::vector<Member> rejoined_;  // guarded by loop_mu_
+  // When each member was last declared dead or gone. Guarded by loop_mu_.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> gone_at_;
   bool stopping_ = false;
   std::thread thread_;
   // Touched by the loop only.

@@ -194,6 +194,17 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
     std::optional<RetainedVersion> version;
     if (message->retain && retained_version != 0) version = RetainedVersion{retained_version, retained_.self_id()};
     std::shared_lock lock(links_mu_);
+    // A live node whose routes are not here (it came back a moment ago, or
+    // was thought dead on stale news) may have subscribers: not acknowledged.
+    if (done && message->qos != mqtt::QoS::k0 && config_.quorum) {
+      for (const auto& [id, link] : links_) {
+        if (!routes_.version_of(id)) {
+          lock.unlock();
+          done(false);
+          return 0;
+        }
+      }
+    }
     const auto target_for = [&](const std::string& id) -> Target* {
       for (auto& t : targets) {
         if (t.link->peer_id() == id) return &t;

@@ -108,7 +108,9 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         terms.replicas.assign(o.replicas().begin(), o.replicas().end());
         const auto opened = sessions->replica_open(client_id, std::move(terms));
         routes_added = opened.routes_added || routes_added;
-        if (!opened.refused && o.send_back()) {
+        // A session that moved (or an owner back from a restart): what the
+        // copy got that the new session may lack goes back to it.
+        if (!opened.refused && (o.send_back() || opened.owner_changed)) {
           auto* back = reply->add_sent_back();
           back->set_client_id(client_id);
           add_deliveries(*back->mutable_deliveries(), {}, sessions->replica_queue(client_id, owner));
@@ -139,6 +141,17 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
       case v1::ReplicaUpdate::kDrop:
         sessions->replica_drop(client_id, owner);
         break;
+      case v1::ReplicaUpdate::kSent: {
+        const auto& sent = update.sent();
+        for (int i = 0; i < sent.ids_size() && i < sent.packet_ids_size(); ++i) {
+          const uint32_t packet_id = sent.packet_ids(i);
+          if (packet_id == 0 || packet_id > 0xffff) continue;
+          const auto& id = sent.ids(i);
+          sessions->replica_sent(client_id, owner, {id.origin(), id.publisher(), id.serial()},
+                                 static_cast<uint16_t>(packet_id));
+        }
+        break;
+      }
       case v1::ReplicaUpdate::kSentBack: {
         std::vector<broker::Inflight> inflight;
         std::vector<broker::Delivery> queued;

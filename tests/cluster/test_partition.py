@@ -53,14 +53,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
 from cluster_harness import SECRET
-import harness
-from harness import MqttClient, main, wait_until
+from harness import Broker, MqttClient, main, wait_until
 
 MQTT_PORT, HTTP_PORT, CLUSTER_PORT = 1883, 8080, 7946   # inside each node's namespace
 SESSION_EXPIRY = 600
@@ -169,114 +167,22 @@ class Net:
         return False
 
 
-class NsNode:
-    """One starling process inside a namespace, on fixed ports of its own
-    address; stopped by its PID (ip netns exec execs starling in place)."""
-
-    def __init__(self, net, i, join=None):
-        self.net, self.i = net, i
-        self.node_id = f"n{i + 1}"
-        self.host = net.ip_of(i)
-        self.port, self.http_port, self.cluster_port = MQTT_PORT, HTTP_PORT, CLUSTER_PORT
-        self.join = join
-        self.proc = None
-        self.tmp = None
-        self.log_path = None
-        self.log_text = ""
-
-    def __enter__(self):
-        self.tmp = tempfile.mkdtemp(prefix="starling-part-")
+@contextlib.contextmanager
+def ns_node(net, i, join=None):
+    """One starling process inside the namespace of node i, on fixed ports of
+    its own address (a harness Broker: `ip netns exec` execs starling in place,
+    so it is stopped by its PID); its log's tail is shown when the test fails."""
+    name = f"n{i + 1}"
+    with Broker("--cluster-secret", SECRET, *(["--join", join] if join else []),
+                node_id=name, name=name, http=True, cluster=True,
+                prefix=["ip", "netns", "exec", net.ns[i]], host=net.ip_of(i),
+                ports={"mqtt": MQTT_PORT, "http": HTTP_PORT, "cluster": CLUSTER_PORT},
+                stop_timeout=STOP_TIMEOUT) as node:
         try:
-            self.log_path = os.path.join(self.tmp, "stderr.log")
-            args = ["ip", "netns", "exec", self.net.ns[self.i], harness.STARLING,
-                    "--node-id", self.node_id,
-                    "--mqtt-listen", f"{self.host}:{self.port}",
-                    "--http-listen", f"{self.host}:{self.http_port}",
-                    "--cluster-listen", f"{self.host}:{self.cluster_port}",
-                    "--data-dir", os.path.join(self.tmp, "data"),
-                    "--cluster-secret", SECRET, "--log-level", "info"]
-            if self.join:
-                args += ["--join", self.join]
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-            for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-                if k in os.environ:
-                    env[k] = os.environ[k]
-            with open(self.log_path, "wb") as log:
-                self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
-            wanted = [f"listener {what} bound to {self.host}:{port}" for what, port in
-                      (("mqtt", self.port), ("http", self.http_port), ("cluster", self.cluster_port))]
-
-            def bound():
-                text = self.read_log()
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"{self.node_id} exited with {self.proc.returncode} "
-                                         f"before listening:\n{text[-4000:]}")
-                return all(w in text for w in wanted)
-            wait_until(bound, harness.START_TIMEOUT, interval=0.05,
-                       message=f"{self.node_id} to log {wanted}")
+            yield node
         except BaseException:
-            self._end()
+            node.show_log = True
             raise
-        return self
-
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """SIGTERM, then the checks harness.Broker makes; returns problems."""
-        problems = []
-        if self.proc is None:
-            return problems
-        status = self.proc.poll()
-        if status is not None:
-            problems.append(f"{self.node_id} died during the test with status {status}")
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-                if self.proc.returncode != 0:
-                    problems.append(f"{self.node_id} exited with status {self.proc.returncode} "
-                                    f"after SIGTERM")
-            except subprocess.TimeoutExpired:
-                problems.append(f"{self.node_id} did not exit within {STOP_TIMEOUT}s of SIGTERM")
-        self.log_text = self.read_log()
-        bad = [line for line in self.log_text.splitlines() if harness.BAD_LOG.search(line)]
-        if bad:
-            problems.append(f"{self.node_id} logged errors:\n  " + "\n  ".join(bad[:20]))
-        return problems
-
-    def _end(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()              # only the process this object started
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.tmp = None
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            problems = self.stop()
-            if problems or exc_type is not None or harness.VERBOSE:
-                lines = [l for l in self.log_text.splitlines() if "[info]   " not in l]  # not the settings
-                print(f"---- {self.node_id} (pid {self.proc.pid}) log (tail) ----\n" +
-                      "\n".join(lines[-80:]) + "\n---- " +
-                      ("; ".join(problems) or "no problem on stopping"), flush=True)
-        finally:
-            self._end()
-        if problems and exc_type is None:
-            raise AssertionError("; ".join(problems))
-        return False
 
 
 def connect(client, node, **kw):
@@ -447,10 +353,10 @@ class Partition(unittest.TestCase):
 
         with contextlib.ExitStack() as stack:
             net = stack.enter_context(Net(3))
-            n1 = stack.enter_context(NsNode(net, 0))
+            n1 = stack.enter_context(ns_node(net, 0))
             seed = f"{n1.host}:{n1.cluster_port}"
-            n2 = stack.enter_context(NsNode(net, 1, join=seed))
-            n3 = stack.enter_context(NsNode(net, 2, join=seed))
+            n2 = stack.enter_context(ns_node(net, 1, join=seed))
+            n3 = stack.enter_context(ns_node(net, 2, join=seed))
             nodes = [n1, n2, n3]
             wait_until(lambda: converged(nodes), 20.0, interval=0.2, message="the three nodes to converge")
             note(f"cluster up on 10.{net.octet}.0.0/24")

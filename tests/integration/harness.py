@@ -107,16 +107,28 @@ def starling_supports(flag):
 # --------------------------------------------------------------------------- broker
 
 class Broker:
-    """One starling process on free loopback ports.
+    """One starling process, by default on free loopback ports.
 
         with Broker("--max-keepalive", "10") as b:
             b.host, b.port, b.ws_port, b.pid
         with Broker(http=True) as b:
             http_json(b.http_port, "GET", "/healthz")
+
+    Elsewhere (tests/cluster/test_partition.py: inside a network namespace):
+        Broker(http=True, prefix=["ip", "netns", "exec", NS], host="10.20.0.11",
+               ports={"mqtt": 1883, "http": 8080}, name="n1")
+    prefix: words run before the starling executable; the last of them must exec
+    it in place (as `ip netns exec` does), since the process is stopped by its
+    PID. host: the address every listener binds to and clients connect to.
+    ports: fixed ports by listener (mqtt, ws, http, cluster); 0 or left out: a
+    free one. name: what the problems and the log's tail call the process.
+    stop_timeout: how long stop() waits after SIGTERM (and after SIGKILL);
+    None: STOP_TIMEOUT.
     """
 
     def __init__(self, *extra_args, ws=False, http=False, node_id="t1", data_dir=None,
-                 cluster=False):
+                 cluster=False, prefix=(), host="127.0.0.1", ports=None, name="starling",
+                 stop_timeout=None):
         self.extra_args = [str(a) for a in extra_args]
         self.ws = ws
         self.http = http
@@ -128,11 +140,18 @@ class Broker:
         # None: one inside this broker's temporary directory, gone with it. A
         # test that restarts a node on the same data passes its own.
         self.data_dir = data_dir
+        self.prefix = [str(a) for a in prefix]
+        self.ports = dict(ports or {})
+        self.name = name
+        self.stop_timeout = STOP_TIMEOUT if stop_timeout is None else stop_timeout
+        # stop() shows the log's tail when this is set or there are problems (a
+        # test may set it when it failed for reasons of its own).
+        self.show_log = VERBOSE
         self.killed = False
         self.signalled = False
         self.proc = None
         self.tmp = None
-        self.host = "127.0.0.1"
+        self.host = host
         self.port = None
         self.ws_port = None
         self.http_port = None
@@ -146,14 +165,15 @@ class Broker:
         try:
             self._log_path = os.path.join(self.tmp, "stderr.log")
             self._log_file = open(self._log_path, "wb")
-            args = [STARLING, "--node-id", self.node_id, "--mqtt-listen", "127.0.0.1:0",
-                    "--http-listen", "127.0.0.1:0" if self.http else "off",
+            args = [*self.prefix, STARLING, "--node-id", self.node_id,
+                    "--mqtt-listen", self._listen("mqtt"),
+                    "--http-listen", self._listen("http") if self.http else "off",
                     "--data-dir", self.data_dir or os.path.join(self.tmp, "data"),
                     "--log-level", "info"]
             if self.ws:
-                args += ["--ws-listen", "127.0.0.1:0"]
+                args += ["--ws-listen", self._listen("ws")]
             if self.cluster:
-                args += ["--cluster-listen", "127.0.0.1:0"]
+                args += ["--cluster-listen", self._listen("cluster")]
             args += self.extra_args
             # Only PATH (and sanitizer settings) from the caller: a STARLING_* variable
             # in the environment of whoever runs the tests must not change the broker.
@@ -167,10 +187,8 @@ class Broker:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 text = self.read_log()
-                m = re.search(r"listener mqtt bound to 127\.0\.0\.1:(\d+)", text)
-                w = re.search(r"listener ws bound to 127\.0\.0\.1:(\d+)", text)
-                h = re.search(r"listener http bound to 127\.0\.0\.1:(\d+)", text)
-                c = re.search(r"listener cluster bound to 127\.0\.0\.1:(\d+)", text)
+                m, w, h, c = (re.search(rf"listener {what} bound to {re.escape(self.host)}:(\d+)",
+                                        text) for what in ("mqtt", "ws", "http", "cluster"))
                 if m and (w or not self.ws) and (h or not self.http) and (c or not self.cluster):
                     self.port = int(m.group(1))
                     self.cluster_port = int(c.group(1)) if c else None
@@ -178,15 +196,18 @@ class Broker:
                     self.http_port = int(h.group(1)) if h else None
                     return self
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"starling exited with {self.proc.returncode} "
+                    raise AssertionError(f"{self.name} exited with {self.proc.returncode} "
                                          f"before listening:\n{text[-4000:]}")
                 if time.monotonic() >= deadline:
-                    raise AssertionError(f"starling did not log its bound port(s) within "
+                    raise AssertionError(f"{self.name} did not log its bound port(s) within "
                                          f"{START_TIMEOUT}s:\n{text[-4000:]}")
                 time.sleep(0.02)
         except BaseException:
             self._cleanup()
             raise
+
+    def _listen(self, what):
+        return f"{self.host}:{self.ports.get(what, 0)}"
 
     def read_log(self):
         try:
@@ -205,7 +226,7 @@ class Broker:
     def kill9(self):
         """kill -9: the node gets no chance to finish anything."""
         self.proc.kill()
-        self.proc.wait(timeout=STOP_TIMEOUT)
+        self.proc.wait(timeout=self.stop_timeout)
         self.killed = True
 
     def send_signal(self, sig):
@@ -220,7 +241,7 @@ class Broker:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"starling still running {timeout}s later") from None
+            raise AssertionError(f"{self.name} still running {timeout}s later") from None
 
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
@@ -235,27 +256,27 @@ class Broker:
         if self.killed or (self.signalled and died_early is not None):
             pass  # on purpose (kill9, or a signal the test sent and checked)
         elif died_early is not None:
-            problems.append(f"starling died during the test with status {died_early}")
+            problems.append(f"{self.name} died during the test with status {died_early}")
         else:
             try:
                 self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout=STOP_TIMEOUT)
+                self.proc.wait(timeout=self.stop_timeout)
                 if self.proc.returncode != 0:
-                    problems.append(f"starling exited with status {self.proc.returncode} "
+                    problems.append(f"{self.name} exited with status {self.proc.returncode} "
                                     f"after SIGTERM")
             except subprocess.TimeoutExpired:
-                problems.append(f"starling did not exit within {STOP_TIMEOUT}s of SIGTERM")
+                problems.append(f"{self.name} did not exit within {self.stop_timeout}s of SIGTERM")
                 self.proc.kill()
                 try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
+                    self.proc.wait(timeout=self.stop_timeout)
                 except subprocess.TimeoutExpired:
-                    problems.append("starling did not die after SIGKILL")
+                    problems.append(f"{self.name} did not die after SIGKILL")
         self.log_text = self.read_log()
         bad = [line for line in self.log_text.splitlines() if BAD_LOG.search(line)]
         if bad:
-            problems.append("starling logged errors:\n  " + "\n  ".join(bad[:20]))
-        if VERBOSE or problems:
-            sys.stderr.write("---- starling log (tail) ----\n" +
+            problems.append(f"{self.name} logged errors:\n  " + "\n  ".join(bad[:20]))
+        if self.show_log or problems:
+            sys.stderr.write(f"---- {self.name} log (tail) ----\n" +
                              "\n".join(self.log_text.splitlines()[-60:]) + "\n----\n")
         self._cleanup()
         return problems
@@ -264,7 +285,7 @@ class Broker:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()          # only the process this object started
             try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
+                self.proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 pass
         if self._log_file is not None:

@@ -256,8 +256,9 @@ TEST_F(RegistryFixture, AReplicaQueuesWhatItsOwnerHasNotSaidIsDone) {
 }
 
 // A QoS 2 delivery whose PUBREC the owner reported goes out again as a
-// PUBREL under the same packet id, never as a new PUBLISH.
-TEST_F(RegistryFixture, APromotedReplicaKeepsReleasedDeliveriesInFlight) {
+// PUBREL under the same packet id, never as a new PUBLISH; one it reported
+// sent goes again under its id.
+TEST_F(RegistryFixture, APromotedReplicaKeepsQos2PacketIds) {
   auto m = std::const_pointer_cast<Message>(make_message("t", "p", QoS::k2, false, {}, 0, nullptr, Clock::now()));
   m->id = MessageId{1, 2, 3};
   SessionRegistry::ReplicaTerms terms;
@@ -270,10 +271,22 @@ TEST_F(RegistryFixture, APromotedReplicaKeepsReleasedDeliveriesInFlight) {
   d.qos = QoS::k2;
   registry.replica_fill("c", "n1", {}, {d});
   registry.replica_released("c", "n1", m->id, 42);
+  // Another one sent under 43, not yet PUBREC'd: again under 43, as a PUBLISH.
+  auto sent = std::const_pointer_cast<Message>(make_message("t", "q", QoS::k2, false, {}, 0, nullptr, Clock::now()));
+  sent->id = MessageId{1, 2, 4};
+  Delivery s;
+  s.message = sent;
+  s.qos = QoS::k2;
+  registry.replica_fill("c", "n1", {}, {s});
+  registry.replica_sent("c", "n1", sent->id, 43);
   ASSERT_TRUE(registry.promote("c", 1));
   auto session = registry.find("c");
   ASSERT_NE(session, nullptr);
   EXPECT_EQ(session->released_ids(), (std::vector<uint16_t>{42}));
+  const auto inflight = session->inflight_snapshot();
+  ASSERT_EQ(inflight.size(), 2u);
+  EXPECT_EQ(inflight[1].packet_id, 43);
+  EXPECT_FALSE(inflight[1].released);
   EXPECT_EQ(session->queued_count(), 0u);
 }
 
