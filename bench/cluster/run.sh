@@ -7,42 +7,12 @@
 # processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-STARLING=$PWD/build/release/broker/starling
-BENCH=$PWD/build/release/bench/starling-bench
 OUT=${1:-bench/results/$(date +%F)-cluster}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 mkdir -p "$OUT"
-WORK=$(mktemp -d /tmp/starling-cluster-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/cluster/common.sh starling-cluster-bench
 
-# Ports from a range this script picks once; a clash makes a node exit at start.
-base=$((20000 + RANDOM % 20000))
-mqtt_port() { echo $((base + $1)); }
-http_port() { echo $((base + 10 + $1)); }
-cluster_port() { echo $((base + 20 + $1)); }
-
-start_node() {  # start_node N: node nN, joining n1
-  local n=$1
-  "$STARLING" --node-id "n$n" --mqtt-listen "127.0.0.1:$(mqtt_port "$n")" \
-    --http-listen "127.0.0.1:$(http_port "$n")" --data-dir "$WORK/d$n" --threads 1 \
-    --cluster-listen "127.0.0.1:$(cluster_port "$n")" --join "127.0.0.1:$(cluster_port 1)" \
-    --cluster-secret bench --log-level warn >"$WORK/n$n.log" 2>&1 &
-  pids[$n]=$!
-}
-ready() {  # ready N: until node N says /readyz 200 (at most 20 s)
-  for _ in $(seq 200); do
-    curl -sf "http://127.0.0.1:$(http_port "$1")/readyz" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "node n$1 not ready" >&2; cat "$WORK/n$1.log" >&2; exit 1
-}
 for n in 1 2 3; do start_node "$n"; done
 for n in 1 2 3; do ready "$n"; done
 
