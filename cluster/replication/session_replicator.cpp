@@ -4,6 +4,7 @@
 #include <future>
 
 #include "broker/metrics.h"
+#include "cluster/count_down.h"
 #include "cluster/replication/replica_set.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/rpc/peer_channel.h"
@@ -26,15 +27,6 @@ void set_id(v1::MessageId& out, const broker::MessageId& id) {
   out.set_origin(id.origin);
   out.set_publisher(id.publisher);
   out.set_serial(id.serial);
-}
-
-// Calls `done(true)` once `count` parts have answered (each, whatever its outcome).
-std::function<void(bool)> countdown(size_t count, std::function<void(bool)> done) {
-  auto left = std::make_shared<std::atomic<size_t>>(count);
-  auto shared = std::make_shared<std::function<void(bool)>>(std::move(done));
-  return [left, shared](bool) {
-    if (left->fetch_sub(1) == 1 && *shared) (*shared)(true);
-  };
 }
 
 }  // namespace
@@ -141,7 +133,9 @@ void SessionReplicator::record(const std::shared_ptr<broker::Session>& session, 
     if (done) done(true);
     return;
   }
-  auto each = countdown(replicas.size(), std::move(done));
+  auto each = count_down(replicas.size(), [done = std::move(done)](bool) {
+    if (done) done(true);  // the reply goes out either way
+  });
   for (const auto& node : replicas) copy_to(node, members.at(node), session, replicas, send_back, each);
 }
 
@@ -190,7 +184,9 @@ void SessionReplicator::released(const broker::Session& session, const broker::M
     if (it != placed_.end() && it->second.generation == session.id()) replicas = it->second.replicas;
   }
   if (replicas.empty() || !id.known()) return done(true);
-  auto each = countdown(replicas.size(), std::move(done));
+  auto each = count_down(replicas.size(), [done = std::move(done)](bool) {
+    if (done) done(true);  // the reply goes out either way
+  });
   for (const auto& node : replicas) {
     Pending p;
     p.update.set_client_id(session.client_id());
@@ -386,7 +382,7 @@ void SessionReplicator::pass() {
   // sent back is merged by then).
   std::function<void(bool)> first_done;
   if (first) {
-    first_done = countdown(lasting.size() + 1, [this](bool) { resynced_done_.store(true); });
+    first_done = count_down(lasting.size() + 1, [this](bool) { resynced_done_.store(true); });
   }
   for (const auto& session : lasting) {
     const auto replicas = choose(session->client_id(), members);

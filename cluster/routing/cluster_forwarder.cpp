@@ -3,26 +3,11 @@
 #include <algorithm>
 
 #include "broker/metrics.h"
+#include "cluster/count_down.h"
 #include "cluster/routing/peer_link.h"
 
 namespace starling::cluster {
 namespace {
-
-// `done` once `parts` calls came, ok only when all were.
-broker::Forwarder::Done count_down(size_t parts, broker::Forwarder::Done done) {
-  struct State {
-    std::atomic<size_t> left;
-    std::atomic<bool> ok{true};
-    broker::Forwarder::Done done;
-  };
-  auto state = std::make_shared<State>();
-  state->left = parts;
-  state->done = std::move(done);
-  return [state](bool ok) {
-    if (!ok) state->ok = false;
-    if (state->left.fetch_sub(1) == 1) state->done(state->ok.load());
-  };
-}
 
 bool node_local(std::string_view topic) { return topic.starts_with("$SYS/"); }
 
