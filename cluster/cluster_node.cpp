@@ -192,8 +192,8 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
                       if (answer.superseded) {
                         log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
                       } else {
-                        log_->warn("cluster: CONNECT of {} refused for now: {}, which has its session, cannot "
-                                   "be reached; a copy takes over once every node has declared it dead",
+                        log_->warn("cluster: CONNECT of {} refused for now: {}, which may have its session, "
+                                   "did not answer; once it does, or is declared dead, the client gets it",
                                    client_id, waiting);
                       }
                       done(Takeover{true, std::nullopt, 0, {}});
@@ -222,6 +222,9 @@ std::string ClusterNode::owner_unanswered(const std::string& client_id, const Pe
   for (const auto& owner : answer.replica_owners) {
     if (owner != node_id_ && (unanswered(owner) || !was_asked(owner))) return owner;
   }
+  // A peer that did not answer may hold the session or a copy of it: better
+  // a CONNECT refused for now than a session resumed empty.
+  if (replicator_ && !answer.unanswered.empty()) return answer.unanswered.front();
   // The copy here: its owner not asked because it is suspect (not dead yet).
   if (auto* sessions = sessions_.load()) {
     auto copy = sessions->replica_of(client_id);

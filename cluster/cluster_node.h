@@ -62,9 +62,9 @@ class ClusterNode final : public broker::ClusterLink {
   void drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers,
                            bool online_too = false);
   // The owner of the client's session (a copy is here or on a peer) when it
-  // did not answer, or a peer with a copy still counts it alive: the CONNECT
-  // waits for it to be declared dead. Empty when none. `asked`: the peers
-  // asked.
+  // did not answer, or a peer with a copy still counts it alive, or (with
+  // copies) any peer that did not answer: the CONNECT waits for it to answer
+  // or be declared dead. Empty when none. `asked`: the peers asked.
   std::string owner_unanswered(const std::string& client_id, const PeersAnswer& answer,
                                const std::vector<Member>& asked) const;
   // Whether a QoS 1/2 PUBLISH here may be acknowledged: not before the node
