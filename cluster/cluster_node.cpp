@@ -265,7 +265,7 @@ bool ClusterNode::sessions_ready() const {
 
 bool ClusterNode::member_up(const std::string& node_id) const {
   for (const auto& m : membership_->members()) {
-    if (m.node_id == node_id) return m.state == MemberState::alive || m.state == MemberState::suspect;
+    if (m.node_id == node_id) return is_up(m.state);
   }
   return false;
 }

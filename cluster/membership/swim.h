@@ -31,6 +31,9 @@ using Clock = std::chrono::steady_clock;
 
 enum class MemberState : uint8_t { alive, suspect, dead, left };
 std::string_view to_string(MemberState state) noexcept;
+// Alive or suspect: not declared dead, not gone; still answers for its
+// sessions as far as this node knows.
+inline bool is_up(MemberState state) noexcept { return state == MemberState::alive || state == MemberState::suspect; }
 
 // News about one member, as gossiped between nodes.
 struct MemberUpdate {

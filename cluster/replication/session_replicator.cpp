@@ -7,6 +7,7 @@
 #include "cluster/count_down.h"
 #include "cluster/replication/replica_set.h"
 #include "cluster/rpc/cluster_secret.h"
+#include "cluster/routing/peer_link.h"
 #include "cluster/rpc/peer_channel.h"
 #include "cluster/sessions/session_transfer.h"
 
@@ -22,12 +23,6 @@ constexpr auto kPassEvery = std::chrono::seconds(1);
 constexpr auto kOrphanWait = std::chrono::seconds(30);
 // How long a member is dead before its sessions are adopted.
 constexpr auto kAdoptAfter = std::chrono::seconds(2);
-
-void set_id(v1::MessageId& out, const broker::MessageId& id) {
-  out.set_origin(id.origin);
-  out.set_publisher(id.publisher);
-  out.set_serial(id.serial);
-}
 
 }  // namespace
 
@@ -90,7 +85,7 @@ void SessionReplicator::member_changed(const Member& member, std::optional<Membe
 std::map<std::string, std::string> SessionReplicator::members_now() const {
   std::map<std::string, std::string> out;
   for (const auto& m : membership_.members()) {
-    if (m.state == MemberState::alive || m.state == MemberState::suspect) out.emplace(m.node_id, m.address);
+    if (is_up(m.state)) out.emplace(m.node_id, m.address);
   }
   return out;
 }
@@ -191,7 +186,7 @@ void SessionReplicator::released(const broker::Session& session, const broker::M
     Pending p;
     p.update.set_client_id(session.client_id());
     auto* r = p.update.mutable_released();
-    set_id(*r->mutable_id(), id);
+    set_message_id(*r->mutable_id(), id);
     r->set_packet_id(packet_id);
     p.done = each;
     send(node, {}, std::move(p));
@@ -200,12 +195,12 @@ void SessionReplicator::released(const broker::Session& session, const broker::M
 
 void SessionReplicator::completed(const broker::Session& session, const broker::MessageId& id) {
   tell(session, id, &v1::ReplicaUpdate::has_forget,
-       [&](v1::ReplicaUpdate& u) { set_id(*u.mutable_forget()->add_ids(), id); });
+       [&](v1::ReplicaUpdate& u) { set_message_id(*u.mutable_forget()->add_ids(), id); });
 }
 
 void SessionReplicator::sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) {
   tell(session, id, &v1::ReplicaUpdate::has_sent, [&](v1::ReplicaUpdate& u) {
-    set_id(*u.mutable_sent()->add_ids(), id);
+    set_message_id(*u.mutable_sent()->add_ids(), id);
     u.mutable_sent()->add_packet_ids(packet_id);
   });
 }
@@ -314,10 +309,7 @@ void SessionReplicator::finished(const std::shared_ptr<Call>& call, const grpc::
   if (ok && call->reply.sent_back_size() > 0) {
     if (broker::SessionRegistry* sessions = sessions_.load()) {
       for (const auto& back : call->reply.sent_back()) {
-        std::vector<broker::Inflight> inflight;
-        std::vector<broker::Delivery> queued;
-        parse_deliveries(back.deliveries(), inflight, queued);
-        const size_t merged = sessions->merge_from_replica(back.client_id(), std::move(queued));
+        const size_t merged = merge_sent_back(*sessions, back.client_id(), back.deliveries());
         log_.info("cluster: {} sent back client {}'s copy: {} of {} messages were not here", call->node,
                   back.client_id(), merged, back.deliveries_size());
       }

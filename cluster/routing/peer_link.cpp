@@ -45,14 +45,17 @@ v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockP
   f.set_retain(s.retain);
   f.set_properties(std::move(s.properties));
   f.set_expires_at_ms(s.expires_at_ms);
-  if (m.id.known()) {
-    auto* id = f.mutable_id();
-    id->set_origin(m.id.origin);
-    id->set_publisher(m.id.publisher);
-    id->set_serial(m.id.serial);
-  }
+  if (m.id.known()) set_message_id(*f.mutable_id(), m.id);
   return f;
 }
+
+void set_message_id(v1::MessageId& out, const broker::MessageId& id) {
+  out.set_origin(id.origin);
+  out.set_publisher(id.publisher);
+  out.set_serial(id.serial);
+}
+
+broker::MessageId message_id(const v1::MessageId& id) { return {id.origin(), id.publisher(), id.serial()}; }
 
 v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockPair& now, const ForwardMeta& meta) {
   v1::ForwardedMessage f = to_forwarded(m, now);
@@ -72,7 +75,7 @@ broker::MessagePtr from_forwarded(const v1::ForwardedMessage& f, const broker::C
   return broker::from_stored(storage::StoredMessage{f.topic(), f.payload(), static_cast<uint8_t>(f.qos()), f.retain(),
                                                     f.properties(), f.expires_at_ms()},
                              now, /*from_peer=*/true,
-                             broker::MessageId{f.id().origin(), f.id().publisher(), f.id().serial()});
+                             message_id(f.id()));
 }
 
 struct PeerLink::Stream {

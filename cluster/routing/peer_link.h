@@ -63,6 +63,10 @@ struct PeerLinkConfig {
   std::chrono::milliseconds answer_timeout{5000};
 };
 
+// A message's id as it travels between nodes, and back.
+void set_message_id(v1::MessageId& out, const broker::MessageId& id);
+broker::MessageId message_id(const v1::MessageId& id);
+
 // A message as it travels between nodes, and back (null when a peer sent
 // something no client could have: a bad topic, QoS or properties).
 v1::ForwardedMessage to_forwarded(const broker::Message& message, const broker::ClockPair& now);

@@ -1,5 +1,6 @@
 #include "cluster/rpc/sessions_service.h"
 
+#include "cluster/routing/peer_link.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/sessions/session_transfer.h"
 
@@ -127,15 +128,14 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
       case v1::ReplicaUpdate::kForget: {
         std::vector<broker::MessageId> ids;
         ids.reserve(static_cast<size_t>(update.forget().ids_size()));
-        for (const auto& id : update.forget().ids()) ids.push_back({id.origin(), id.publisher(), id.serial()});
+        for (const auto& id : update.forget().ids()) ids.push_back(message_id(id));
         sessions->replica_forget(client_id, owner, ids);
         break;
       }
       case v1::ReplicaUpdate::kReleased: {
         const auto& r = update.released();
         if (r.packet_id() == 0 || r.packet_id() > 0xffff) break;
-        sessions->replica_released(client_id, owner, {r.id().origin(), r.id().publisher(), r.id().serial()},
-                                   static_cast<uint16_t>(r.packet_id()));
+        sessions->replica_released(client_id, owner, message_id(r.id()), static_cast<uint16_t>(r.packet_id()));
         break;
       }
       case v1::ReplicaUpdate::kDrop:
@@ -146,19 +146,13 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         for (int i = 0; i < sent.ids_size() && i < sent.packet_ids_size(); ++i) {
           const uint32_t packet_id = sent.packet_ids(i);
           if (packet_id == 0 || packet_id > 0xffff) continue;
-          const auto& id = sent.ids(i);
-          sessions->replica_sent(client_id, owner, {id.origin(), id.publisher(), id.serial()},
-                                 static_cast<uint16_t>(packet_id));
+          sessions->replica_sent(client_id, owner, message_id(sent.ids(i)), static_cast<uint16_t>(packet_id));
         }
         break;
       }
-      case v1::ReplicaUpdate::kSentBack: {
-        std::vector<broker::Inflight> inflight;
-        std::vector<broker::Delivery> queued;
-        parse_deliveries(update.sent_back().deliveries(), inflight, queued);
-        sessions->merge_from_replica(client_id, std::move(queued));
+      case v1::ReplicaUpdate::kSentBack:
+        merge_sent_back(*sessions, client_id, update.sent_back().deliveries());
         break;
-      }
       case v1::ReplicaUpdate::kResync:
         if (!update.resync().end()) {
           sessions->unconfirm_replicas(owner);

@@ -87,6 +87,14 @@ void parse_deliveries(const google::protobuf::RepeatedPtrField<v1::HandedDeliver
   }
 }
 
+size_t merge_sent_back(broker::SessionRegistry& sessions, const std::string& client_id,
+                       const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& deliveries) {
+  std::vector<broker::Inflight> inflight;  // a copy sends only what is queued
+  std::vector<broker::Delivery> queued;
+  parse_deliveries(deliveries, inflight, queued);
+  return sessions.merge_from_replica(client_id, std::move(queued));
+}
+
 v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed) {
   v1::TakeSessionReply reply;
   if (!handed) return reply;

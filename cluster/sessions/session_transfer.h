@@ -31,6 +31,11 @@ void add_deliveries(google::protobuf::RepeatedPtrField<v1::HandedDelivery>& out,
 void parse_deliveries(const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& in,
                       std::vector<broker::Inflight>& inflight, std::vector<broker::Delivery>& queued);
 
+// What a copy sent back to its owner (a Replicate update or reply): merged
+// into the client's session here; returns how many messages it lacked.
+size_t merge_sent_back(broker::SessionRegistry& sessions, const std::string& client_id,
+                       const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& deliveries);
+
 v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed);
 // nullopt when the reply says the peer had nothing; a damaged delivery is
 // left out.
