@@ -151,7 +151,7 @@ struct Server::Parts {
     const auto closing = alive > open ? alive - open : 0;
     // Sessions its clients took to other nodes are released there (what they
     // queued here meanwhile goes with the release) before the node leaves.
-    const auto held = sessions.held_count();
+    const auto held = sessions.held_count(Clock::now());
     if ((clients == 0 && closing == 0 && held == 0) || late) {
       if (clients != 0) log.warn("shutdown timeout: {} clients still connected are cut off now", clients);
       main.stop();

@@ -185,9 +185,10 @@ std::optional<std::vector<Delivery>> SessionRegistry::release(const std::string&
   return end_held(session);
 }
 
-size_t SessionRegistry::held_count() const {
+size_t SessionRegistry::held_count(Clock::time_point now) const {
   std::lock_guard lock(mu_);
-  return held_.size();
+  // A draining node sweeps no more: one given up on is not waited for.
+  return static_cast<size_t>(std::count_if(held_.begin(), held_.end(), [&](const auto& e) { return e.second.until > now; }));
 }
 
 std::vector<std::pair<std::string, uint64_t>> SessionRegistry::offline_epochs(bool online_too) const {

@@ -140,9 +140,10 @@ class SessionRegistry {
   // held under `key`.
   bool unroute_held(const std::string& client_id, uint64_t key);
   static constexpr std::chrono::seconds kReleaseWait{10};
-  // Sessions handed over and not yet released (a draining node waits for
-  // them: what they queue meanwhile is their new node's).
-  size_t held_count() const;
+  // Sessions handed over and not yet released, nor given up on (kReleaseWait
+  // passed by `now`): a draining node waits for them, what they queue
+  // meanwhile is their new node's.
+  size_t held_count(Clock::time_point now) const;
   // A session just opened here takes over what another node handed: its
   // subscriptions (routes announced), and its deliveries, stored with
   // `batch` for a persistent session. Returns how many it queued (for
