@@ -208,6 +208,121 @@ TEST_F(RecoveryTest, SessionsThatExpiredWhileTheNodeWasDownEndAndTheirWillsGoOut
   EXPECT_FALSE(node.registry.open("dead", false, 3600, std::make_shared<NullListener>()).present);
 }
 
+// A copy of another node's session is stored on its node too: after a
+// restart it is back with what was queued for it and the owner's QoS 2
+// packet ids. The owner's next fill says what its client got meanwhile.
+TEST_F(RecoveryTest, ACopyComesBackAndTheOwnersNextFillDropsWhatItsClientGotMeanwhile) {
+  const auto message = [](uint64_t serial, QoS qos = QoS::k1) {
+    auto m = std::const_pointer_cast<Message>(make_message("t/x", "p", qos, false, {}, 0, nullptr, Clock::now()));
+    m->id = MessageId{1, 2, serial};
+    return MessagePtr(m);
+  };
+  const auto delivery = [&](uint64_t serial, QoS qos = QoS::k1) {
+    Delivery d;
+    d.message = message(serial, qos);
+    d.qos = qos;
+    return d;
+  };
+  const auto serials = [](const std::vector<Delivery>& ds) {
+    std::vector<uint64_t> out;
+    for (const auto& d : ds) out.push_back(d.message->id.serial);
+    return out;
+  };
+  SessionRegistry::ReplicaTerms terms;
+  terms.owner = "n1";
+  terms.generation = 5;
+  terms.expiry_interval = 600;
+  terms.connect_epoch = 100;
+  terms.subscriptions = {{"t/#", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k2}, 0}}};
+  terms.replicas = {"n2", "n3"};
+  on_a_node([&](Node& node) {
+    node.registry.replica_open("c", terms);
+    node.registry.replica_fill("c", "n1", {}, {delivery(1), delivery(2, QoS::k2), delivery(3, QoS::k2)});
+    node.registry.replica_released("c", "n1", MessageId{1, 2, 2}, 42);
+    node.registry.replica_sent("c", "n1", MessageId{1, 2, 3}, 43);
+    const MessageId done[] = {MessageId{1, 2, 1}};
+    node.registry.replica_forget("c", "n1", done);
+    const uint32_t inbound[] = {7, 8, 7 + 0x10000};
+    node.registry.replica_inbound("c", "n1", inbound);
+    bool stored = false;
+    node.registry.deliver_forwarded(message(4), {}, [&](bool ok) { stored = ok; });
+    node.registry.after_written([&](bool ok) { EXPECT_TRUE(ok && stored); });
+  });
+  on_a_node([&](Node& node) {
+    const auto restored = restore(node);
+    EXPECT_EQ(restored.copies, 1u);
+    EXPECT_EQ(restored.sessions, 0u);
+    EXPECT_EQ(node.registry.find("c"), nullptr) << "not a session of this node's";
+    auto of = node.registry.replica_of("c");
+    ASSERT_TRUE(of);
+    EXPECT_TRUE(of->restored);
+    EXPECT_EQ(of->owner, "n1");
+    EXPECT_EQ(of->replicas, (std::vector<std::string>{"n2", "n3"}));
+    EXPECT_EQ(node.router.subscription_count(), 1u) << "subscribed again";
+    EXPECT_EQ(serials(node.registry.replica_queue("c", "n1")), (std::vector<uint64_t>{3, 4}))
+        << "1 was done with; 2 released (it goes again as a PUBREL)";
+    // The owner opens it again; its client got 4 while this node was down.
+    node.registry.replica_open("c", terms);
+    EXPECT_FALSE(node.registry.replica_of("c")->restored);
+    Inflight released{42, delivery(2, QoS::k2), true};
+    const uint16_t awaiting_pubrel[] = {8, 9};
+    node.registry.replica_fill("c", "n1", {released}, {delivery(3, QoS::k2), delivery(5)}, awaiting_pubrel);
+    const uint32_t inbound[] = {9 + 0x10000, 10};
+    node.registry.replica_inbound("c", "n1", inbound);
+    node.registry.deliver_forwarded(message(6), {}, [](bool) {});
+    EXPECT_EQ(serials(node.registry.replica_queue("c", "n1")), (std::vector<uint64_t>{3, 5, 6}));
+  });
+  on_a_node([&](Node& node) {
+    EXPECT_EQ(restore(node).copies, 1u);
+    EXPECT_EQ(serials(node.registry.replica_queue("c", "n1")), (std::vector<uint64_t>{3, 5, 6}))
+        << "what the fill dropped is gone from disk too";
+    // The owner is gone: the copy becomes this node's session, with the
+    // owner's packet ids.
+    ASSERT_TRUE(node.registry.promote("c", 200));
+    auto session = node.registry.find("c");
+    ASSERT_NE(session, nullptr);
+    EXPECT_EQ(session->released_ids(), (std::vector<uint16_t>{42}));
+    const auto inflight = session->inflight_snapshot();
+    ASSERT_EQ(inflight.size(), 2u);
+    EXPECT_EQ(inflight[1].packet_id, 43);
+    EXPECT_EQ(serials(session->queued_snapshot()), (std::vector<uint64_t>{5, 6}));
+    EXPECT_EQ(session->inbound_qos2_snapshot(), (std::vector<uint16_t>{8, 10}));
+  });
+  Node after;
+  const auto restored = restore(after);
+  EXPECT_EQ(restored.copies, 0u) << "the promoted copy's records are gone";
+  EXPECT_EQ(restored.sessions, 1u);
+  EXPECT_EQ(restored.queued, 4u) << "the session has 2, 3, 5 and 6";
+  ASSERT_NE(after.registry.find("c"), nullptr);
+  EXPECT_EQ(after.registry.find("c")->inbound_qos2_snapshot(), (std::vector<uint16_t>{8, 10}));
+}
+
+// A copy its owner drops leaves nothing on disk.
+TEST_F(RecoveryTest, ADroppedCopyLeavesNothingBehind) {
+  SessionRegistry::ReplicaTerms terms;
+  terms.owner = "n1";
+  terms.expiry_interval = 600;
+  terms.subscriptions = {{"t/#", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k1}, 0}}};
+  on_a_node([&](Node& node) {
+    node.registry.replica_open("c", terms);
+    node.registry.deliver_forwarded(
+        make_message("t/x", "p", QoS::k1, false, {}, 0, nullptr, Clock::now()), {}, [](bool) {});
+    node.registry.replica_drop("c", "n1");
+  });
+  Node node;
+  const auto restored = restore(node);
+  EXPECT_EQ(restored.copies, 0u);
+  EXPECT_EQ(restored.queued, 0u);
+  size_t records = 0;
+  for (auto column : storage::all_columns) {
+    ASSERT_TRUE(store->scan_prefix(column, "", [&](std::string_view key, std::string_view) {
+      records += key != storage::format_version_key;
+      return true;
+    }));
+  }
+  EXPECT_EQ(records, 0u);
+}
+
 TEST_F(RecoveryTest, ADamagedRecordStopsTheLoad) {
   ASSERT_TRUE(store->put(storage::Column::sessions, storage::session_key("c", uint64_t{1} << 32), "\x01garbage"));
   Node node;
