@@ -220,14 +220,15 @@ std::optional<uint64_t> SessionRegistry::connect_epoch_of(const std::string& cli
   return it->second->connect_epoch();
 }
 
-bool SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch, bool online_too) {
+std::optional<std::vector<Delivery>> SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch,
+                                                                 bool online_too) {
   std::shared_ptr<Session> session;
   std::shared_ptr<SessionListener> connection;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
-    if (it == sessions_.end() || it->second->connect_epoch() != epoch) return false;
-    if (it->second->online() && !online_too) return false;
+    if (it == sessions_.end() || it->second->connect_epoch() != epoch) return std::nullopt;
+    if (it->second->online() && !online_too) return std::nullopt;
     session = it->second;
     sessions_.erase(it);
     offline_.erase(session);
@@ -238,7 +239,13 @@ bool SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch, b
   if (connection) connection->kick(mqtt::ReasonCode::kSessionTakenOver);
   router_.remove_session(*session);
   session->take_pending_will();  // not published: the client lives on elsewhere
-  return true;
+  auto taken = session->take_all();
+  std::vector<Delivery> had;
+  had.reserve(taken.inflight.size() + taken.queued.size());
+  for (auto& in : taken.inflight) had.push_back(std::move(in.delivery));
+  for (auto& d : taken.queued) had.push_back(std::move(d));
+  for (auto& d : had) d.sequence = 0;
+  return had;
 }
 
 bool SessionRegistry::unroute_held(const std::string& client_id, uint64_t key) {
