@@ -61,7 +61,7 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
     if (n->replicator_) n->replicator_->refill(id);
   };
   rules.dropping_copy = [n = node.get()](const std::string& owner, const std::string& client_id) {
-    return !n->replicator_ || n->replicator_->dropping_copy(owner, client_id);
+    if (n->replicator_) n->replicator_->dropping_copy(owner, client_id);
   };
   rules.dropped_stale = [n = node.get()](const std::string& id, const std::string& client_id,
                                          std::vector<broker::Delivery> had) {

@@ -211,10 +211,6 @@ class SessionRegistry {
   // the copy is promoted).
   void replica_sent(const std::string& client_id, const std::string& owner, const MessageId& id, uint16_t packet_id);
   void replica_drop(const std::string& client_id, const std::string& owner);
-  // The owner dropped the copy while this node takes it for gone: the copy
-  // stays (still queuing) until the owner is back here and has been sent
-  // what it holds (ReplicaOf::drop_when_back).
-  void replica_drop_later(const std::string& client_id, const std::string& owner);
   // An owner that started anew confirms its copies: unconfirm marks every
   // copy it owns here, replica_open confirms one, and drop_unconfirmed drops
   // those it did not open again (sessions it no longer has, or whose copy
@@ -228,7 +224,6 @@ class SessionRegistry {
     // Read back from disk, and not opened by its owner since: the owner may
     // keep its copy elsewhere now.
     bool restored = false;
-    bool drop_when_back = false;  // replica_drop_later
   };
   std::optional<ReplicaOf> replica_of(const std::string& client_id) const;
   // Every copy here: client id, owner and the nodes with copies.
@@ -340,7 +335,6 @@ class SessionRegistry {
     // queued then: the owner may have completed some while this node was
     // down, and its next fill says which are still wanted.
     bool restored = false;
-    bool drop_when_back = false;
     std::unordered_set<MessageId, MessageIdHash> restored_ids;
     std::vector<uint16_t> inbound_qos2;  // sorted
   };

@@ -54,7 +54,6 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     r.owner = std::move(terms.owner);
     r.unconfirmed = false;
     r.restored = false;
-    r.drop_when_back = false;
     r.generation = terms.generation;
     r.replicas = std::move(terms.replicas);
     owner = r.owner;
@@ -228,11 +227,6 @@ void SessionRegistry::replica_drop(const std::string& client_id, const std::stri
   router_.remove_session(*copy);
 }
 
-void SessionRegistry::replica_drop_later(const std::string& client_id, const std::string& owner) {
-  std::lock_guard lock(mu_);
-  if (Replica* r = replica_locked(client_id, owner)) r->drop_when_back = true;
-}
-
 void SessionRegistry::unconfirm_replicas(const std::string& owner) {
   std::lock_guard lock(mu_);
   for (auto& [client_id, r] : replicas_) {
@@ -264,8 +258,7 @@ std::optional<SessionRegistry::ReplicaOf> SessionRegistry::replica_of(const std:
   std::lock_guard lock(mu_);
   auto it = replicas_.find(client_id);
   if (it == replicas_.end()) return std::nullopt;
-  const Replica& r = it->second;
-  return ReplicaOf{r.owner, r.replicas, r.opened, r.restored, r.drop_when_back};
+  return ReplicaOf{it->second.owner, it->second.replicas, it->second.opened, it->second.restored};
 }
 
 std::vector<std::pair<std::string, SessionRegistry::ReplicaOf>> SessionRegistry::replicas() const {
@@ -273,7 +266,7 @@ std::vector<std::pair<std::string, SessionRegistry::ReplicaOf>> SessionRegistry:
   std::vector<std::pair<std::string, ReplicaOf>> out;
   out.reserve(replicas_.size());
   for (const auto& [client_id, r] : replicas_) {
-    out.emplace_back(client_id, ReplicaOf{r.owner, r.replicas, r.opened, r.restored, r.drop_when_back});
+    out.emplace_back(client_id, ReplicaOf{r.owner, r.replicas, r.opened, r.restored});
   }
   return out;
 }

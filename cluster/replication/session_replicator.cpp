@@ -475,16 +475,9 @@ void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& 
   };
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> orphans;
   for (const auto& [client_id, of] : sessions->replicas()) {
-    if (auto owner = members.find(of.owner); owner != members.end()) {
-      if (of.drop_when_back) {
-        send_back(of.owner, owner->second, client_id, sessions->replica_queue(client_id, of.owner));
-        sessions->replica_drop(client_id, of.owner);
-        log_.info("cluster: {} is back: the copy of client {}'s session it dropped meanwhile went back to it",
-                  of.owner, client_id);
-      } else if (of.restored && now - of.opened >= kOrphanWait) {
-        // Read back from disk, and its owner keeps its copies elsewhere now.
-        sessions->replica_drop(client_id, of.owner);
-      }
+    if (members.contains(of.owner)) {
+      // Read back from disk, and its owner keeps its copies elsewhere now.
+      if (of.restored && now - of.opened >= kOrphanWait) sessions->replica_drop(client_id, of.owner);
       continue;
     }
     if (!gone_for_good(of.owner)) {
@@ -498,8 +491,7 @@ void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& 
     // The copies' owner is gone: the highest-ranked surviving replica takes
     // the session (each survivor computes the same one).
     const auto adopter = pick_adopter(client_id, of.replicas, live);
-    // A copy its owner dropped is not adopted: the owner keeps one elsewhere.
-    if (of.drop_when_back || (adopter && *adopter != config_.node_id)) {
+    if (adopter && *adopter != config_.node_id) {
       // Another copy adopted it; its new owner opens this one again if it
       // keeps a copy here. A copy nobody opens goes after a while.
       auto seen = orphan_since_.find(client_id);
@@ -526,28 +518,20 @@ std::optional<std::chrono::steady_clock::time_point> SessionReplicator::gone_at(
   return it->second;
 }
 
-bool SessionReplicator::dropping_copy(const std::string& owner, const std::string& client_id) {
+void SessionReplicator::dropping_copy(const std::string& owner, const std::string& client_id) {
   broker::SessionRegistry* sessions = sessions_.load();
-  if (sessions == nullptr) return true;
-  const auto members = members_now();
-  const auto at = members.find(owner);
-  if (at == members.end()) {
-    // Taken for gone here (a stale "dead" heard as a partition heals, say):
-    // what this node acknowledges for the session meanwhile reaches only
-    // this copy. It goes once the owner is back (adopt_orphans).
-    sessions->replica_drop_later(client_id, owner);
-    log_.info("cluster: {} drops its copy of client {}'s session here while taken for gone: kept until it is back",
-              owner, client_id);
-    return false;
-  }
   const auto gone = gone_at(owner);
+  if (sessions == nullptr || !gone) return;
   const auto of = sessions->replica_of(client_id);
-  if (!gone || !of || of->owner != owner || of->opened > *gone) return true;
-  send_back(owner, at->second, client_id, sessions->replica_queue(client_id, owner));
-  log_.info("cluster: {} drops its copy of client {}'s session here, which it was taken for gone since: what "
-            "the copy holds went back to it",
-            owner, client_id);
-  return true;
+  if (!of || of->owner != owner || of->opened > *gone) return;
+  for (const auto& m : membership_.members()) {
+    if (m.node_id != owner) continue;
+    send_back(owner, m.address, client_id, sessions->replica_queue(client_id, owner));
+    log_.info("cluster: {} drops its copy of client {}'s session here, which it was taken for gone since: what "
+              "the copy holds went back to it",
+              owner, client_id);
+    return;
+  }
 }
 
 void SessionReplicator::send_copies_back(const Member& owner) {

@@ -85,10 +85,8 @@ class SessionReplicator final : public broker::SessionReplication {
   void send_copies_back(const Member& owner);
   // The owner of this node's copy of `client_id` drops it (it keeps its copy
   // elsewhere now). If this node took the owner for gone since the copy was
-  // made, messages may have come to the copy only: they go back first. If
-  // it takes the owner for gone now, the copy stays until the owner is back
-  // (false: not to be dropped yet).
-  bool dropping_copy(const std::string& owner, const std::string& client_id);
+  // made, messages may have come to the copy only: they go back first.
+  void dropping_copy(const std::string& owner, const std::string& client_id);
   // What a session here held, for `node`, whose session of the client is
   // newer: it queues what it lacks (ReplicaUpdate.sent_back).
   void send_back(const std::string& node, const std::string& address, const std::string& client_id,

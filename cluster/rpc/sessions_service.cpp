@@ -97,22 +97,8 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
   }
   const std::string& owner = request->from_node();
   bool routes_added = false;
-  // Whether the owner waits for a change here (an acknowledgement to a
-  // client does): then the answer waits until it is on disk.
-  bool awaited = false;
   for (const auto& update : request->updates()) {
     const std::string& client_id = update.client_id();
-    switch (update.change_case()) {
-      case v1::ReplicaUpdate::kOpen:
-      case v1::ReplicaUpdate::kFill:
-      case v1::ReplicaUpdate::kReleased:
-      case v1::ReplicaUpdate::kInbound:
-      case v1::ReplicaUpdate::kSentBack:
-        awaited = true;
-        break;
-      default:
-        break;
-    }
     switch (update.change_case()) {
       case v1::ReplicaUpdate::kOpen: {
         const auto& o = update.open();
@@ -164,7 +150,8 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         break;
       }
       case v1::ReplicaUpdate::kDrop:
-        if (!rules_.dropping_copy || rules_.dropping_copy(owner, client_id)) sessions->replica_drop(client_id, owner);
+        if (rules_.dropping_copy) rules_.dropping_copy(owner, client_id);
+        sessions->replica_drop(client_id, owner);
         break;
       case v1::ReplicaUpdate::kSent: {
         const auto& sent = update.sent();
@@ -193,13 +180,6 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
   // The answer says the copies are on disk here; and a copy newly subscribed
   // answers once every node routes to it: the owner's client is told of its
   // SUBSCRIBE only then.
-  // Nobody waits for the rest (sent, forget, drop): answered at once, so
-  // the next call (the packet ids of QoS 2 messages sent, which a failover
-  // needs) is not held up by a disk sync.
-  if (!awaited) {
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
   sessions->after_written([this, reactor, routes_added](bool ok) {
     if (!ok) return reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "store write failed"));
     if (!routes_added) return reactor->Finish(grpc::Status::OK);

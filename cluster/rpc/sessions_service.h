@@ -38,8 +38,7 @@ struct ReplicaRules {
       dropped_stale;
   // `owner` drops its copy of the client's session here (it may hold what
   // came to it only while this node took the owner for gone).
-  // False: the copy stays for now (SessionReplicator::dropping_copy).
-  std::function<bool(const std::string& owner, const std::string& client_id)> dropping_copy;
+  std::function<void(const std::string& owner, const std::string& client_id)> dropping_copy;
 };
 
 class SessionsService final : public v1::Sessions::CallbackService {
