@@ -60,13 +60,6 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   rules.restarted = [n = node.get()](const std::string& id) {
     if (n->replicator_) n->replicator_->refill(id);
   };
-  rules.dropping_copy = [n = node.get()](const std::string& owner, const std::string& client_id) {
-    if (n->replicator_) n->replicator_->dropping_copy(owner, client_id);
-  };
-  rules.dropped_stale = [n = node.get()](const std::string& id, const std::string& client_id,
-                                         std::vector<broker::Delivery> had) {
-    n->merge_into_newer(id, client_id, std::move(had));
-  };
   node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_,
                                                               refused, std::move(rules));
   node->node_id_ = config.node_id;
@@ -329,28 +322,10 @@ void ClusterNode::drop_moved_sessions(broker::SessionRegistry& sessions, const s
       log_->warn("cluster: could not ask {} which sessions read from disk here moved on", peer.node_id);
       continue;
     }
-    for (const auto& [id, epoch] : *moved) {
-      if (auto had = sessions.drop_stale(id, epoch, online_too)) {
-        ++dropped;
-        merge_into_newer(peer.node_id, id, std::move(*had));
-      }
-    }
+    for (const auto& [id, epoch] : *moved) dropped += sessions.drop_stale(id, epoch, online_too) ? 1 : 0;
   }
   log_->info("cluster: {} of {} {}sessions here had moved on to other nodes ({} asked); dropped here", dropped,
              restored.size(), online_too ? "" : "offline ", peers.size());
-}
-
-void ClusterNode::merge_into_newer(const std::string& node, const std::string& client_id,
-                                   std::vector<broker::Delivery> had) {
-  // QoS 1 messages only: the newer session's client may have completed a
-  // QoS 2 one, which would then be delivered twice. One that only the stale
-  // session had was never acknowledged to its publisher (a node that sees
-  // less than half of the cluster acknowledges nothing).
-  std::erase_if(had, [](const broker::Delivery& d) { return d.qos != mqtt::QoS::k1; });
-  if (!replicator_ || had.empty()) return;
-  for (const auto& m : membership_->members()) {
-    if (m.node_id == node && is_up(m.state)) return replicator_->send_back(node, m.address, client_id, had);
-  }
 }
 
 bool ClusterNode::connected(const std::string& client_id, uint64_t ticket) {

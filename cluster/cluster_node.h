@@ -61,9 +61,6 @@ class ClusterNode final : public broker::ClusterLink {
   // client connected on the other side since).
   void drop_moved_sessions(broker::SessionRegistry& sessions, const std::vector<Member>& peers,
                            bool online_too = false);
-  // A session dropped here as stale: what it `had` goes to `node`, whose
-  // session of the client is newer and queues what it lacks.
-  void merge_into_newer(const std::string& node, const std::string& client_id, std::vector<broker::Delivery> had);
   // The owner of the client's session (a copy is here or on a peer) when it
   // did not answer, or a peer with a copy still counts it alive, or (with
   // copies) any peer that did not answer: the CONNECT waits for it to answer

@@ -220,15 +220,14 @@ std::optional<uint64_t> SessionRegistry::connect_epoch_of(const std::string& cli
   return it->second->connect_epoch();
 }
 
-std::optional<std::vector<Delivery>> SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch,
-                                                                 bool online_too) {
+bool SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch, bool online_too) {
   std::shared_ptr<Session> session;
   std::shared_ptr<SessionListener> connection;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(client_id);
-    if (it == sessions_.end() || it->second->connect_epoch() != epoch) return std::nullopt;
-    if (it->second->online() && !online_too) return std::nullopt;
+    if (it == sessions_.end() || it->second->connect_epoch() != epoch) return false;
+    if (it->second->online() && !online_too) return false;
     session = it->second;
     sessions_.erase(it);
     offline_.erase(session);
@@ -239,13 +238,7 @@ std::optional<std::vector<Delivery>> SessionRegistry::drop_stale(const std::stri
   if (connection) connection->kick(mqtt::ReasonCode::kSessionTakenOver);
   router_.remove_session(*session);
   session->take_pending_will();  // not published: the client lives on elsewhere
-  auto taken = session->take_all();
-  std::vector<Delivery> had;
-  had.reserve(taken.inflight.size() + taken.queued.size());
-  for (auto& in : taken.inflight) had.push_back(std::move(in.delivery));
-  for (auto& d : taken.queued) had.push_back(std::move(d));
-  for (auto& d : had) d.sequence = 0;
-  return had;
+  return true;
 }
 
 bool SessionRegistry::unroute_held(const std::string& client_id, uint64_t key) {

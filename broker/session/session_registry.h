@@ -163,11 +163,8 @@ class SessionRegistry {
   // `epoch` (another node has a newer copy): its routes and records go; its
   // will is not published, its client lives on elsewhere. `online_too`: a
   // connection attached to it is told to go (0x8E): it is older than the
-  // client's CONNECT elsewhere (a partition kept the two apart). Returns
-  // what it had in flight and queued, in order (for the newer copy, which
-  // may lack some); std::nullopt when nothing was dropped.
-  std::optional<std::vector<Delivery>> drop_stale(const std::string& client_id, uint64_t epoch,
-                                                  bool online_too = false);
+  // client's CONNECT elsewhere (a partition kept the two apart).
+  bool drop_stale(const std::string& client_id, uint64_t epoch, bool online_too = false);
   // --- replicas: this node's copies of sessions other nodes own ---
   // (session_replicas.cpp; SessionReplication is the owner's side.) A copy
   // is a session that no client attaches to: subscribed here like the

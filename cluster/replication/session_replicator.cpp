@@ -511,49 +511,28 @@ void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& 
   orphan_since_ = std::move(orphans);
 }
 
-std::optional<std::chrono::steady_clock::time_point> SessionReplicator::gone_at(const std::string& owner) {
-  std::lock_guard lock(loop_mu_);
-  auto it = gone_at_.find(owner);
-  if (it == gone_at_.end()) return std::nullopt;
-  return it->second;
-}
-
-void SessionReplicator::dropping_copy(const std::string& owner, const std::string& client_id) {
-  broker::SessionRegistry* sessions = sessions_.load();
-  const auto gone = gone_at(owner);
-  if (sessions == nullptr || !gone) return;
-  const auto of = sessions->replica_of(client_id);
-  if (!of || of->owner != owner || of->opened > *gone) return;
-  for (const auto& m : membership_.members()) {
-    if (m.node_id != owner) continue;
-    send_back(owner, m.address, client_id, sessions->replica_queue(client_id, owner));
-    log_.info("cluster: {} drops its copy of client {}'s session here, which it was taken for gone since: what "
-              "the copy holds went back to it",
-              owner, client_id);
-    return;
-  }
-}
-
 void SessionReplicator::send_copies_back(const Member& owner) {
   broker::SessionRegistry* sessions = sessions_.load();
-  const auto gone = gone_at(owner.node_id);
-  if (sessions == nullptr || !gone) return;
+  if (sessions == nullptr) return;
+  std::chrono::steady_clock::time_point gone_at;
+  {
+    std::lock_guard lock(loop_mu_);
+    auto it = gone_at_.find(owner.node_id);
+    if (it == gone_at_.end()) return;
+    gone_at = it->second;
+  }
   size_t copies = 0;
   for (const auto& [client_id, of] : sessions->replicas()) {
     // A copy made since (by an owner that is back) has nothing it lacks.
-    if (of.owner != owner.node_id || of.opened > *gone) continue;
-    send_back(owner.node_id, owner.address, client_id, sessions->replica_queue(client_id, owner.node_id));
+    if (of.owner != owner.node_id || of.opened > gone_at) continue;
+    Pending p;
+    p.update.set_client_id(client_id);
+    add_deliveries(*p.update.mutable_sent_back()->mutable_deliveries(), {},
+                   sessions->replica_queue(client_id, owner.node_id));
+    send(owner.node_id, owner.address, std::move(p));
     ++copies;
   }
   if (copies > 0) log_.info("cluster: {} is back: {} copies of its sessions sent back to it", owner.node_id, copies);
-}
-
-void SessionReplicator::send_back(const std::string& node, const std::string& address, const std::string& client_id,
-                                  const std::vector<broker::Delivery>& deliveries) {
-  Pending p;
-  p.update.set_client_id(client_id);
-  add_deliveries(*p.update.mutable_sent_back()->mutable_deliveries(), {}, deliveries);
-  send(node, address, std::move(p));
 }
 
 void SessionReplicator::collect_metrics(std::vector<prometheus::MetricFamily>& out) const {

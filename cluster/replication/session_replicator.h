@@ -83,14 +83,6 @@ class SessionReplicator final : public broker::SessionReplication {
   // node's copies of its sessions hold goes back to it, for what came only
   // to the copies meanwhile. Call once this node routes to it again.
   void send_copies_back(const Member& owner);
-  // The owner of this node's copy of `client_id` drops it (it keeps its copy
-  // elsewhere now). If this node took the owner for gone since the copy was
-  // made, messages may have come to the copy only: they go back first.
-  void dropping_copy(const std::string& owner, const std::string& client_id);
-  // What a session here held, for `node`, whose session of the client is
-  // newer: it queues what it lacks (ReplicaUpdate.sent_back).
-  void send_back(const std::string& node, const std::string& address, const std::string& client_id,
-                 const std::vector<broker::Delivery>& deliveries);
 
   void collect_metrics(std::vector<prometheus::MetricFamily>& out) const;
 
@@ -144,8 +136,6 @@ class SessionReplicator final : public broker::SessionReplication {
   // (begin, then end once every session was opened again).
   void resync(const std::map<std::string, std::string>& members, bool end);
   void adopt_orphans(const std::map<std::string, std::string>& members);
-  // When this node last took `owner` for dead or gone; nullopt: never.
-  std::optional<std::chrono::steady_clock::time_point> gone_at(const std::string& owner);
 
   const ReplicationConfig config_;
   Membership& membership_;

@@ -49,11 +49,9 @@ grpc::ServerUnaryReactor* SessionsService::FindSessions(grpc::CallbackServerCont
     for (int i = 0; i < request->client_ids_size(); ++i) {
       const std::string& id = request->client_ids(i);
       auto epoch = sessions->connect_epoch_of(id);
-      if (epoch && i < request->connect_epochs_size() && *epoch < request->connect_epochs(i)) {
-        if (auto had = sessions->drop_stale(id, *epoch, /*online_too=*/true)) {
-          if (rules_.dropped_stale) rules_.dropped_stale(request->from_node(), id, std::move(*had));
-          continue;  // the caller's copy is the client's
-        }
+      if (epoch && i < request->connect_epochs_size() && *epoch < request->connect_epochs(i) &&
+          sessions->drop_stale(id, *epoch, /*online_too=*/true)) {
+        continue;  // the caller's copy is the client's
       }
       if (epoch) {
         auto* found = reply->add_sessions();
@@ -150,7 +148,6 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         break;
       }
       case v1::ReplicaUpdate::kDrop:
-        if (rules_.dropping_copy) rules_.dropping_copy(owner, client_id);
         sessions->replica_drop(client_id, owner);
         break;
       case v1::ReplicaUpdate::kSent: {

@@ -32,13 +32,6 @@ struct ReplicaRules {
   // copies this node keeps there are opened and filled again, which
   // confirms those it read back from its disk.
   std::function<void(const std::string& node)> restarted;
-  // The client's session here was dropped as stale: `node` has a newer one.
-  // What it held goes there, for what the newer one lacks.
-  std::function<void(const std::string& node, const std::string& client_id, std::vector<broker::Delivery> had)>
-      dropped_stale;
-  // `owner` drops its copy of the client's session here (it may hold what
-  // came to it only while this node took the owner for gone).
-  std::function<void(const std::string& owner, const std::string& client_id)> dropping_copy;
 };
 
 class SessionsService final : public v1::Sessions::CallbackService {

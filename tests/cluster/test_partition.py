@@ -498,10 +498,6 @@ class Partition(unittest.TestCase):
                 if len(p.acked) < 10:
                     problems.append(f"publisher QoS {q}: only {len(p.acked)} acknowledged, too few to "
                                     f"show anything")
-            for b in nodes:   # what copies sent back to their owners, if anything
-                for line in b.read_log().splitlines():
-                    if "sent back" in line or "went back" in line:
-                        print(f"  {b.node_id}: {line}", flush=True)
             if problems:
                 for b in nodes:
                     lines = [l for l in b.read_log().splitlines()

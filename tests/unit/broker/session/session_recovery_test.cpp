@@ -113,7 +113,6 @@ TEST_F(RecoveryTest, AnOutdatedRestoredSessionCanBeDroppedForGood) {
       ASSERT_TRUE(s->detach(listener.get()));
       node.registry.closed(s, std::nullopt, Clock::now());
     }
-    node.registry.publish_internal(message("moved/1"), Clock::now());
   });
   on_a_node([&](Node& node) {
     restore(node);
@@ -126,10 +125,7 @@ TEST_F(RecoveryTest, AnOutdatedRestoredSessionCanBeDroppedForGood) {
     EXPECT_EQ(node.registry.offline_epochs().size(), 1u);
     EXPECT_FALSE(node.registry.drop_stale("stays", 77)) << "online";
     EXPECT_FALSE(node.registry.drop_stale("moved", 76)) << "another epoch: a CONNECT opened it meanwhile";
-    auto had = node.registry.drop_stale("moved", 77);
-    ASSERT_TRUE(had.has_value());
-    ASSERT_EQ(had->size(), 1u) << "what it had queued, for the newer copy";
-    EXPECT_EQ((*had)[0].message->topic, "moved/1");
+    EXPECT_TRUE(node.registry.drop_stale("moved", 77));
     EXPECT_EQ(node.router.subscription_count(), 1u);
   });
   Node after;
