@@ -57,9 +57,6 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   rules.member_alive = [n = node.get()](const std::string& id) { return n->member_up(id); };
   rules.new_epoch = [n = node.get()] { return n->fence_->stamp(); };
   rules.sessions_ready = [n = node.get()] { return n->sessions_ready(); };
-  rules.restarted = [n = node.get()](const std::string& id) {
-    if (n->replicator_) n->replicator_->refill(id);
-  };
   node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_,
                                                               refused, std::move(rules));
   node->node_id_ = config.node_id;

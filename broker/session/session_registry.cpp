@@ -67,13 +67,6 @@ void SessionRegistry::submit(storage::WriteBatch batch) {
   if (commits_ && !batch.empty()) commits_->submit(std::move(batch), nullptr);
 }
 
-void SessionRegistry::after_written(std::function<void(bool ok)> done) {
-  if (!commits_) return done(true);
-  // Commits go in submission order: an empty batch is written after
-  // everything before it.
-  commits_->submit(storage::WriteBatch{}, [done = std::move(done)](const storage::Status& s) { done(s.ok()); });
-}
-
 void SessionRegistry::erase_stored_locked(std::string_view client_id) {
   storage::WriteBatch erase;
   erase_client(erase, client_id);
@@ -295,10 +288,7 @@ size_t SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSes
     if (commits_ && session->assign_sequence(d)) put_queued(batch, *session, d, now);
     session->restore_queued(std::move(d));
   }
-  for (uint16_t id : handed.inbound_qos2) {
-    session->restore_inbound_qos2(id);
-    if (commits_ && session->persistent()) put_inbound_qos2(batch, *session, id);
-  }
+  for (uint16_t id : handed.inbound_qos2) session->restore_inbound_qos2(id);
   const size_t queued = session->queued_count();
   // Subscribed last: what matches from now on queues behind what came.
   for (const auto& [filter, record] : handed.subscriptions) {

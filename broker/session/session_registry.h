@@ -167,12 +167,10 @@ class SessionRegistry {
   bool drop_stale(const std::string& client_id, uint64_t epoch, bool online_too = false);
   // --- replicas: this node's copies of sessions other nodes own ---
   // (session_replicas.cpp; SessionReplication is the owner's side.) A copy
-  // is a session that no client attaches to: subscribed here like the
-  // owner's session (shared subscriptions excepted), so a message for it is
-  // queued here too, until the owner says the client has it (forget). When
-  // the node stores sessions, a copy is stored too (session_records.h), and
-  // restore() brings it back. Owners' updates are taken only from the copy's
-  // current owner.
+  // is a session in memory that no client attaches to: subscribed here like
+  // the owner's session (shared subscriptions excepted), so a message for it
+  // is queued here too, until the owner says the client has it (forget).
+  // Owners' updates are taken only from the copy's current owner.
   struct ReplicaTerms {
     std::string owner;
     uint64_t generation = 0;  // the owner's session
@@ -194,13 +192,8 @@ class SessionRegistry {
   ReplicaOpened replica_open(const std::string& client_id, ReplicaTerms terms);
   // The owner's in-flight and queued deliveries: those the copy lacks are
   // queued; `released` ones (QoS 2, PUBREC received) keep their packet id.
-  // `inbound_qos2`: every inbound QoS 2 packet id of the client's awaiting
-  // PUBREL there.
   void replica_fill(const std::string& client_id, const std::string& owner, std::vector<Inflight> inflight,
-                    std::vector<Delivery> deliveries, std::span<const uint16_t> inbound_qos2 = {});
-  // Inbound QoS 2 packet ids of the client's: received, or (plus 65536)
-  // released, in order.
-  void replica_inbound(const std::string& client_id, const std::string& owner, std::span<const uint32_t> changes);
+                    std::vector<Delivery> deliveries);
   void replica_forget(const std::string& client_id, const std::string& owner, std::span<const MessageId> ids);
   void replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
                         uint16_t packet_id);
@@ -217,10 +210,7 @@ class SessionRegistry {
   struct ReplicaOf {
     std::string owner;
     std::vector<std::string> replicas;
-    Clock::time_point opened;  // when this node made the copy (or read it back)
-    // Read back from disk, and not opened by its owner since: the owner may
-    // keep its copy elsewhere now.
-    bool restored = false;
+    Clock::time_point opened;  // when this node made the copy
   };
   std::optional<ReplicaOf> replica_of(const std::string& client_id) const;
   // Every copy here: client id, owner and the nodes with copies.
@@ -271,12 +261,8 @@ class SessionRegistry {
     size_t queued = 0;    // messages
     size_t expired = 0;   // sessions
     size_t dropped = 0;   // stale or expired records erased
-    size_t copies = 0;    // of other nodes' sessions
   };
   storage::Result<Restored> restore(storage::KvStore& store, const ClockPair& now);
-  // `done(ok)` once everything submitted to the store so far is written (at
-  // once when the node stores nothing). On the committer's thread: hand over.
-  void after_written(std::function<void(bool ok)> done);
 
  private:
   void end_session(const std::shared_ptr<Session>& session, Clock::time_point now);
@@ -328,19 +314,7 @@ class SessionRegistry {
     // packet ids.
     std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
     std::unordered_map<MessageId, uint16_t, MessageIdHash> sent;
-    // Read back from disk (restore) and not opened since. The ids of what was
-    // queued then: the owner may have completed some while this node was
-    // down, and its next fill says which are still wanted.
-    bool restored = false;
-    std::unordered_set<MessageId, MessageIdHash> restored_ids;
-    std::vector<uint16_t> inbound_qos2;  // sorted
   };
-  // Makes the copy of `client_id` (mu_ held): stored when the node stores
-  // sessions.
-  std::shared_ptr<Session> new_copy_locked(const std::string& client_id);
-  // The copy's packet ids of `ids` go (mu_ held), and their records with
-  // `batch`.
-  void forget_packets_locked(Replica& r, std::span<const MessageId> ids, storage::WriteBatch& batch);
   std::unordered_map<std::string, Replica> replicas_;
   // The copy of `client_id` from `owner`, or null (mu_ held).
   Replica* replica_locked(const std::string& client_id, const std::string& owner);

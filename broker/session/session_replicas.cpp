@@ -1,14 +1,8 @@
 // This node's copies (replicas) of sessions that other nodes own, and the
 // promotion of a copy to a session of this node's when its owner is gone.
-#include "broker/session/session_records.h"
 #include "broker/session/session_registry.h"
 
 namespace starling::broker {
-
-std::shared_ptr<Session> SessionRegistry::new_copy_locked(const std::string& client_id) {
-  return std::make_shared<Session>(client_id, next_id_++, queue_limits_, commits_ ? new_first_sequence() : 0,
-                                   /*copy=*/true);
-}
 
 SessionRegistry::Replica* SessionRegistry::replica_locked(const std::string& client_id, const std::string& owner) {
   auto it = replicas_.find(client_id);
@@ -20,9 +14,6 @@ std::shared_ptr<Session> SessionRegistry::take_replica_locked(const std::string&
   if (it == replicas_.end()) return nullptr;
   auto copy = std::move(it->second.session);
   replicas_.erase(it);
-  storage::WriteBatch erase;
-  erase_copy(erase, client_id);
-  submit(std::move(erase));
   return copy;
 }
 
@@ -32,9 +23,6 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
   std::shared_ptr<Session> copy;
   std::vector<std::pair<std::string, SubscriptionRecord>> add;
   std::vector<std::string> remove;
-  std::string owner;
-  uint64_t generation = 0;
-  std::vector<std::string> replicas;
   {
     std::lock_guard lock(mu_);
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
@@ -49,16 +37,12 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     auto [it, fresh] = replicas_.try_emplace(client_id);
     Replica& r = it->second;
     if (!fresh && r.owner != terms.owner && r.session->connect_epoch() > terms.connect_epoch) return {true};
-    if (fresh) r.session = new_copy_locked(client_id);
+    if (fresh) r.session = std::make_shared<Session>(client_id, next_id_++, queue_limits_);
     out.owner_changed = !fresh && (r.owner != terms.owner || r.generation != terms.generation);
     r.owner = std::move(terms.owner);
     r.unconfirmed = false;
-    r.restored = false;
     r.generation = terms.generation;
     r.replicas = std::move(terms.replicas);
-    owner = r.owner;
-    generation = r.generation;
-    replicas = r.replicas;
     copy = r.session;
     copy->set_expiry_interval(terms.expiry_interval);
     copy->set_connect_epoch(terms.connect_epoch);
@@ -87,134 +71,58 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     copy->remove_subscription(filter);
     router_.unsubscribe(copy->id(), filter);
   }
-  if (commits_) {
-    storage::WriteBatch batch;
-    put_copy(batch, *copy, owner, generation, replicas);
-    submit(std::move(batch));
-  }
   return out;
 }
 
 void SessionRegistry::replica_fill(const std::string& client_id, const std::string& owner,
-                                   std::vector<Inflight> inflight, std::vector<Delivery> deliveries,
-                                   std::span<const uint16_t> inbound_qos2) {
+                                   std::vector<Inflight> inflight, std::vector<Delivery> deliveries) {
   std::shared_ptr<Session> copy;
   std::vector<Delivery> all;
   all.reserve(inflight.size() + deliveries.size());
-  storage::WriteBatch batch;
-  std::vector<MessageId> stale;
   {
     std::lock_guard lock(mu_);
     Replica* r = replica_locked(client_id, owner);
     if (r == nullptr) return;
     copy = r->session;
     for (auto& in : inflight) {
-      const MessageId& id = in.delivery.message->id;
-      if (in.released && id.known()) {
-        r->released[id] = in.packet_id;
-        put_copy_inflight(batch, *copy, in.packet_id, id, /*released=*/true);
-      }
+      if (in.released && in.delivery.message->id.known()) r->released[in.delivery.message->id] = in.packet_id;
       in.delivery.dup = true;
       all.push_back(std::move(in.delivery));
     }
-    for (auto& d : deliveries) all.push_back(std::move(d));
-    for (uint16_t packet_id : r->inbound_qos2) erase_inbound_qos2(batch, *copy, packet_id);
-    r->inbound_qos2.assign(inbound_qos2.begin(), inbound_qos2.end());
-    std::sort(r->inbound_qos2.begin(), r->inbound_qos2.end());
-    for (uint16_t packet_id : r->inbound_qos2) put_inbound_qos2(batch, *copy, packet_id);
-    if (!r->restored_ids.empty()) {
-      // Read back from disk: what the owner no longer has, its client got
-      // while this node was down.
-      for (const auto& d : all) r->restored_ids.erase(d.message->id);
-      stale.assign(r->restored_ids.begin(), r->restored_ids.end());
-      r->restored_ids.clear();
-      forget_packets_locked(*r, stale, batch);
-    }
   }
+  for (auto& d : deliveries) all.push_back(std::move(d));
   for (auto& d : all) d.sequence = 0;
-  const auto now = Clock::now();
-  std::vector<uint64_t> forget;
-  if (!stale.empty()) copy->forget_ids(stale, now, &forget);
-  std::vector<Delivery> stored;
-  copy->merge_queued(std::move(all), now, &stored);
-  const ClockPair clocks;
-  for (uint64_t sequence : forget) erase_queued(batch, *copy, sequence);
-  for (const Delivery& d : stored) put_queued(batch, *copy, d, clocks);
-  submit(std::move(batch));
-}
-
-void SessionRegistry::replica_inbound(const std::string& client_id, const std::string& owner,
-                                      std::span<const uint32_t> changes) {
-  std::lock_guard lock(mu_);
-  Replica* r = replica_locked(client_id, owner);
-  if (r == nullptr) return;
-  storage::WriteBatch batch;
-  auto& ids = r->inbound_qos2;
-  for (uint32_t change : changes) {
-    const auto packet_id = static_cast<uint16_t>(change & 0xffff);
-    if (packet_id == 0) continue;
-    auto at = std::lower_bound(ids.begin(), ids.end(), packet_id);
-    const bool present = at != ids.end() && *at == packet_id;
-    if (change & 0x10000) {
-      if (!present) continue;
-      ids.erase(at);
-      erase_inbound_qos2(batch, *r->session, packet_id);
-    } else if (!present) {
-      ids.insert(at, packet_id);
-      put_inbound_qos2(batch, *r->session, packet_id);
-    }
-  }
-  submit(std::move(batch));
-}
-
-void SessionRegistry::forget_packets_locked(Replica& r, std::span<const MessageId> ids, storage::WriteBatch& batch) {
-  for (const MessageId& id : ids) {
-    for (auto* packets : {&r.released, &r.sent}) {
-      auto it = packets->find(id);
-      if (it == packets->end()) continue;
-      erase_copy_inflight(batch, *r.session, it->second);
-      packets->erase(it);
-    }
-  }
+  copy->merge_queued(std::move(all), Clock::now());
 }
 
 void SessionRegistry::replica_forget(const std::string& client_id, const std::string& owner,
                                      std::span<const MessageId> ids) {
   std::shared_ptr<Session> copy;
-  storage::WriteBatch batch;
   {
     std::lock_guard lock(mu_);
     Replica* r = replica_locked(client_id, owner);
     if (r == nullptr) return;
     copy = r->session;
-    forget_packets_locked(*r, ids, batch);
+    for (const MessageId& id : ids) {
+      r->released.erase(id);
+      r->sent.erase(id);
+    }
   }
-  std::vector<uint64_t> forget;
-  copy->forget_ids(ids, Clock::now(), &forget);
-  for (uint64_t sequence : forget) erase_queued(batch, *copy, sequence);
-  submit(std::move(batch));
+  copy->forget_ids(ids, Clock::now());
 }
 
 void SessionRegistry::replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
                                        uint16_t packet_id) {
   std::lock_guard lock(mu_);
   Replica* r = replica_locked(client_id, owner);
-  if (r == nullptr || !id.known()) return;
-  r->released[id] = packet_id;
-  storage::WriteBatch batch;
-  put_copy_inflight(batch, *r->session, packet_id, id, /*released=*/true);
-  submit(std::move(batch));
+  if (r != nullptr && id.known()) r->released[id] = packet_id;
 }
 
 void SessionRegistry::replica_sent(const std::string& client_id, const std::string& owner, const MessageId& id,
                                    uint16_t packet_id) {
   std::lock_guard lock(mu_);
   Replica* r = replica_locked(client_id, owner);
-  if (r == nullptr || !id.known()) return;
-  r->sent[id] = packet_id;
-  storage::WriteBatch batch;
-  put_copy_inflight(batch, *r->session, packet_id, id, /*released=*/false);
-  submit(std::move(batch));
+  if (r != nullptr && id.known()) r->sent[id] = packet_id;
 }
 
 void SessionRegistry::replica_drop(const std::string& client_id, const std::string& owner) {
@@ -238,17 +146,14 @@ size_t SessionRegistry::drop_unconfirmed_replicas(const std::string& owner) {
   std::vector<std::shared_ptr<Session>> gone;
   {
     std::lock_guard lock(mu_);
-    storage::WriteBatch erase;
     for (auto it = replicas_.begin(); it != replicas_.end();) {
       if (it->second.owner == owner && it->second.unconfirmed) {
-        erase_copy(erase, it->first);
         gone.push_back(std::move(it->second.session));
         it = replicas_.erase(it);
       } else {
         ++it;
       }
     }
-    submit(std::move(erase));
   }
   for (const auto& copy : gone) router_.remove_session(*copy);
   return gone.size();
@@ -258,16 +163,14 @@ std::optional<SessionRegistry::ReplicaOf> SessionRegistry::replica_of(const std:
   std::lock_guard lock(mu_);
   auto it = replicas_.find(client_id);
   if (it == replicas_.end()) return std::nullopt;
-  return ReplicaOf{it->second.owner, it->second.replicas, it->second.opened, it->second.restored};
+  return ReplicaOf{it->second.owner, it->second.replicas, it->second.opened};
 }
 
 std::vector<std::pair<std::string, SessionRegistry::ReplicaOf>> SessionRegistry::replicas() const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, ReplicaOf>> out;
   out.reserve(replicas_.size());
-  for (const auto& [client_id, r] : replicas_) {
-    out.emplace_back(client_id, ReplicaOf{r.owner, r.replicas, r.opened, r.restored});
-  }
+  for (const auto& [client_id, r] : replicas_) out.emplace_back(client_id, ReplicaOf{r.owner, r.replicas, r.opened});
   return out;
 }
 
@@ -292,25 +195,17 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
                                        storage::WriteBatch& batch) {
   std::shared_ptr<Session> copy;
   std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
-  std::vector<uint16_t> inbound_qos2;
   {
     std::lock_guard lock(mu_);
     auto it = replicas_.find(session->client_id());
     if (it == replicas_.end()) return 0;
     copy = std::move(it->second.session);
     released = std::move(it->second.released);
-    inbound_qos2 = std::move(it->second.inbound_qos2);
     replicas_.erase(it);
   }
-  erase_copy(batch, session->client_id());
   // The session's routes are in already: none missing in between.
   router_.remove_session(*copy);
   if (discard) return 0;
-  for (uint16_t packet_id : inbound_qos2) {
-    if (session->begin_inbound_qos2(packet_id, SIZE_MAX) == Session::Inbound::kNew && session->persistent()) {
-      put_inbound_qos2(batch, *session, packet_id);
-    }
-  }
   std::vector<Delivery> stored;
   const ClockPair now;
   const size_t merged = session->merge_queued(unreleased(copy->take_all().queued, released), now.steady, &stored);
@@ -376,15 +271,11 @@ bool SessionRegistry::promote(const std::string& client_id, uint64_t connect_epo
     }
   }
   if (!fresh) {
-    storage::WriteBatch erase;
-    erase_copy(erase, client_id);
-    submit(std::move(erase));
     router_.remove_session(*copy);
     return false;
   }
   HandedSession handed;
   handed.resumed = true;
-  handed.inbound_qos2 = std::move(r.inbound_qos2);
   for (auto& [filter, record] : copy->subscriptions()) handed.subscriptions.emplace_back(filter, record);
   for (auto& d : copy->take_all().queued) {
     auto released = r.released.find(d.message->id);
@@ -399,13 +290,11 @@ bool SessionRegistry::promote(const std::string& client_id, uint64_t connect_epo
     }
   }
   storage::WriteBatch batch;
-  erase_copy(batch, client_id);
   // The session subscribes before the copy unsubscribes: no moment without
   // the routes. What the copy got meanwhile follows what it had, each once.
   const size_t handed_count = adopt(fresh, std::move(handed), batch);
   router_.remove_session(*copy);
   if (auto tail = copy->take_all().queued; !tail.empty()) {
-    for (auto& d : tail) d.sequence = 0;  // the copy's numbers
     const ClockPair now;
     auto spliced = fresh->splice_tail(std::move(tail), handed_count, now.steady);
     for (const Delivery& d : spliced.stored) put_queued(batch, *fresh, d, now);

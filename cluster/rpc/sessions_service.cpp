@@ -122,16 +122,7 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         std::vector<broker::Inflight> inflight;
         std::vector<broker::Delivery> queued;
         parse_deliveries(update.fill().deliveries(), inflight, queued);
-        std::vector<uint16_t> inbound;
-        for (uint32_t packet_id : update.fill().inbound_qos2()) {
-          if (packet_id != 0 && packet_id <= 0xffff) inbound.push_back(static_cast<uint16_t>(packet_id));
-        }
-        sessions->replica_fill(client_id, owner, std::move(inflight), std::move(queued), inbound);
-        break;
-      }
-      case v1::ReplicaUpdate::kInbound: {
-        const auto& changes = update.inbound().changes();
-        sessions->replica_inbound(client_id, owner, {changes.data(), static_cast<size_t>(changes.size())});
+        sessions->replica_fill(client_id, owner, std::move(inflight), std::move(queued));
         break;
       }
       case v1::ReplicaUpdate::kForget: {
@@ -165,7 +156,6 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
       case v1::ReplicaUpdate::kResync:
         if (!update.resync().end()) {
           sessions->unconfirm_replicas(owner);
-          if (rules_.restarted) rules_.restarted(owner);
         } else {
           sessions->drop_unconfirmed_replicas(owner);
         }
@@ -174,14 +164,13 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         break;
     }
   }
-  // The answer says the copies are on disk here; and a copy newly subscribed
-  // answers once every node routes to it: the owner's client is told of its
-  // SUBSCRIBE only then.
-  sessions->after_written([this, reactor, routes_added](bool ok) {
-    if (!ok) return reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "store write failed"));
-    if (!routes_added) return reactor->Finish(grpc::Status::OK);
+  // A copy newly subscribed answers once every node routes to it: the
+  // owner's client is told of its SUBSCRIBE only then.
+  if (!routes_added) {
+    reactor->Finish(grpc::Status::OK);
+  } else {
     forwarder_.when_routes_known([reactor](bool) { reactor->Finish(grpc::Status::OK); });
-  });
+  }
   return reactor;
 }
 

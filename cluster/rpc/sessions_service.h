@@ -28,10 +28,6 @@ struct ReplicaRules {
   // Whether this node's sessions are complete: read from disk, checked
   // against the peers' copies, and filled from the copies of them.
   std::function<bool()> sessions_ready;
-  // `node` started anew (it confirms its copies of its sessions): the
-  // copies this node keeps there are opened and filled again, which
-  // confirms those it read back from its disk.
-  std::function<void(const std::string& node)> restarted;
 };
 
 class SessionsService final : public v1::Sessions::CallbackService {

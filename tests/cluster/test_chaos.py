@@ -262,7 +262,14 @@ def dump_logs(brokers):
 class Chaos(ClusterTest):
     def restart(self, c, i, dirs, events, brokers):
         """node i again: same id, ports and data directory."""
-        new = c.restart_node(c.nodes[i], dirs[i])
+        old = c.nodes[i]
+        seeds = ",".join(f"127.0.0.1:{b.cluster_port}" for b in c.nodes if b is not old)
+        new = c.start_node(old.node_id, "--mqtt-listen", f"127.0.0.1:{old.port}",
+                           "--cluster-listen", f"127.0.0.1:{old.cluster_port}",
+                           "--http-listen", f"127.0.0.1:{old.http_port}",
+                           "--join", seeds,
+                           join=False, data_dir=dirs[i])
+        c.nodes[i] = new
         brokers.append(new)
         events(f"{new.node_id} started again (pid {new.pid})")
         c.wait_converged(timeout=40.0)
