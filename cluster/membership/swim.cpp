@@ -188,7 +188,13 @@ bool Swim::apply_one(const MemberUpdate& u, Clock::time_point now) {
   Member& m = it->second;
   if (!supersedes(u, m.state, m.incarnation)) return false;
   if (u.state == MemberState::alive && !u.address.empty()) m.address = u.address;
-  set_state(m, u.state, u.incarnation, now);
+  // Another member's "dead" about one alive here only makes it suspect: the
+  // news may be stale (from the far side of a partition that just healed),
+  // and a member taken for dead has its routes dropped, so what this node
+  // acknowledges would miss it. Alive, it refutes within the suspicion
+  // timeout; if not, it is declared dead here then.
+  const bool stale_maybe = u.state == MemberState::dead && m.state == MemberState::alive;
+  set_state(m, stale_maybe ? MemberState::suspect : u.state, u.incarnation, now);
   return true;
 }
 

@@ -99,6 +99,24 @@ TEST(Swim, PrecedenceByIncarnationThenState) {
   EXPECT_FALSE(a.find("c"));
 }
 
+// A "dead" heard about a member alive here may be stale (the far side of a
+// healed partition): it makes the member suspect, which it refutes, or is
+// declared dead after the suspicion timeout.
+TEST(Swim, HeardDeadOfALiveMemberIsSuspicionFirst) {
+  Swim a("a", "a:7000", config(), 1, t0);
+  a.apply({up("b", 2, S::alive), up("c", 2, S::alive)}, t0);
+  EXPECT_EQ(a.apply({up("b", 2, S::dead), up("c", 2, S::dead)}, t0), 2u);
+  EXPECT_EQ(a.find("b")->state, S::suspect);
+  EXPECT_EQ(a.apply({up("b", 3, S::alive)}, t0 + std::chrono::seconds(1)), 1u);  // refuted
+  a.tick(t0 + config().suspicion_timeout);
+  EXPECT_EQ(a.find("b")->state, S::alive);
+  EXPECT_EQ(a.find("c")->state, S::dead);
+  // A suspect heard dead is dead.
+  a.apply({up("b", 3, S::suspect)}, t0);
+  EXPECT_EQ(a.apply({up("b", 3, S::dead)}, t0), 1u);
+  EXPECT_EQ(a.find("b")->state, S::dead);
+}
+
 TEST(Swim, ARestartedNodeGoesPastItsOldIncarnation) {
   Swim a("a", "a:7000", config(), 1, t0);
   EXPECT_EQ(a.apply({up("a", 5, S::alive)}, t0), 1u);  // what the cluster still knows of its last life
