@@ -9,8 +9,6 @@
 namespace starling::cluster {
 namespace {
 
-bool gone(MemberState s) { return s == MemberState::dead || s == MemberState::left; }
-
 std::string one_line(std::string text) {
   for (char& c : text) {
     if (c == '\n' || c == '\r') c = ' ';
@@ -265,7 +263,7 @@ void Membership::sync_with_seeds() {
   {
     std::lock_guard lock(mutex_);
     for (const auto& m : swim_.members()) {
-      if (!gone(m.state)) known.insert(m.address);
+      if (!is_gone(m.state)) known.insert(m.address);
     }
   }
   size_t asked = 0;

@@ -17,7 +17,6 @@ std::string_view to_string(MemberState state) noexcept {
 
 namespace {
 
-bool gone(MemberState s) { return s == MemberState::dead || s == MemberState::left; }
 
 // Whether news `u` about a member known as (state, incarnation) is newer
 // (Lifeguard / memberlist): a higher incarnation always is; at the same
@@ -27,7 +26,7 @@ bool supersedes(const MemberUpdate& u, MemberState state, uint64_t incarnation) 
   switch (u.state) {
     case MemberState::alive: return false;
     case MemberState::suspect: return state == MemberState::alive;
-    case MemberState::dead: return !gone(state);
+    case MemberState::dead: return !is_gone(state);
     case MemberState::left: return state != MemberState::left;
   }
   return false;
@@ -47,7 +46,7 @@ uint64_t Swim::incarnation() const { return members_.at(self_id_).incarnation; }
 std::optional<Swim::Probe> Swim::next_probe() {
   const auto probeable = [this](const std::string& id) {
     auto it = members_.find(id);
-    return it != members_.end() && !it->second.self && !gone(it->second.state);
+    return it != members_.end() && !it->second.self && !is_gone(it->second.state);
   };
   for (int pass = 0; pass < 2; ++pass) {
     while (round_pos_ < round_.size()) {
@@ -96,7 +95,7 @@ void Swim::tick(Clock::time_point now) {
     if (m.self) continue;
     if (m.state == MemberState::suspect && now - m.since >= config_.suspicion_timeout) {
       apply_one(MemberUpdate{id, m.address, m.incarnation, MemberState::dead}, now);
-    } else if (gone(m.state) && now - m.since >= config_.dead_retention) {
+    } else if (is_gone(m.state) && now - m.since >= config_.dead_retention) {
       forget.push_back(id);
     }
   }
@@ -178,7 +177,7 @@ bool Swim::apply_one(const MemberUpdate& u, Clock::time_point now) {
   if (it == members_.end()) {
     // Only the living join the list: news of the death of a member never
     // known, or already forgotten, is old news.
-    if (gone(u.state)) return false;
+    if (is_gone(u.state)) return false;
     Member m{u.node_id, u.address, u.incarnation, u.state, now, false};
     auto& added = members_.emplace(u.node_id, std::move(m)).first->second;
     queue_gossip(added);

@@ -34,6 +34,8 @@ std::string_view to_string(MemberState state) noexcept;
 // Alive or suspect: not declared dead, not gone; still answers for its
 // sessions as far as this node knows.
 inline bool is_up(MemberState state) noexcept { return state == MemberState::alive || state == MemberState::suspect; }
+// Dead or left: the other side of is_up.
+inline bool is_gone(MemberState state) noexcept { return !is_up(state); }
 
 // News about one member, as gossiped between nodes.
 struct MemberUpdate {

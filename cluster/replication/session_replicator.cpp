@@ -73,10 +73,10 @@ void SessionReplicator::member_changed(const Member& member, std::optional<Membe
   {
     std::lock_guard lock(loop_mu_);
     woken_ = true;
-    if (member.state == MemberState::dead || member.state == MemberState::left) {
+    if (is_gone(member.state)) {
       gone_at_[member.node_id] = std::chrono::steady_clock::now();
     }
-    const bool back = before && (*before == MemberState::dead || *before == MemberState::left);
+    const bool back = before && is_gone(*before);
     if (!member.self && member.state == MemberState::alive && back) rejoined_.push_back(member);
   }
   loop_cv_.notify_all();

@@ -236,7 +236,7 @@ void ClusterForwarder::member_changed(const Member& m) {
   if (m.self) return;
   std::shared_ptr<PeerLink> old;
   std::shared_ptr<PeerLink> fresh;
-  const bool gone = m.state == MemberState::dead || m.state == MemberState::left;
+  const bool gone = is_gone(m.state);
   {
     std::unique_lock lock(links_mu_);
     auto it = links_.find(m.node_id);
