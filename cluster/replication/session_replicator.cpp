@@ -24,6 +24,14 @@ constexpr auto kOrphanWait = std::chrono::seconds(30);
 // How long a member is dead before its sessions are adopted.
 constexpr auto kAdoptAfter = std::chrono::seconds(2);
 
+// `done(true)` once each of `replicas` answered or failed: the client's reply
+// goes out either way (a replica that missed an update is filled again).
+std::function<void(bool)> all_answered(size_t replicas, std::function<void(bool)> done) {
+  return count_down(replicas, [done = std::move(done)](bool) {
+    if (done) done(true);
+  });
+}
+
 }  // namespace
 
 struct SessionReplicator::Call {
@@ -128,9 +136,7 @@ void SessionReplicator::record(const std::shared_ptr<broker::Session>& session, 
     if (done) done(true);
     return;
   }
-  auto each = count_down(replicas.size(), [done = std::move(done)](bool) {
-    if (done) done(true);  // the reply goes out either way
-  });
+  auto each = all_answered(replicas.size(), std::move(done));
   for (const auto& node : replicas) copy_to(node, members.at(node), session, replicas, send_back, each);
 }
 
@@ -179,9 +185,7 @@ void SessionReplicator::released(const broker::Session& session, const broker::M
     if (it != placed_.end() && it->second.generation == session.id()) replicas = it->second.replicas;
   }
   if (replicas.empty() || !id.known()) return done(true);
-  auto each = count_down(replicas.size(), [done = std::move(done)](bool) {
-    if (done) done(true);  // the reply goes out either way
-  });
+  auto each = all_answered(replicas.size(), std::move(done));
   for (const auto& node : replicas) {
     Pending p;
     p.update.set_client_id(session.client_id());
