@@ -266,9 +266,9 @@ std::optional<Server::StartError> Server::start() {
   if (!sessions) return StartError{sessions.error().message, 2};
   p.log.info(
       "data directory {} opened: {} retained messages ({} expired, dropped); persistent sessions: {} restored "
-      "with {} queued messages, {} expired, {} stale or expired records dropped",
+      "with {} queued messages, {} expired, {} stale or expired records dropped; {} copies of other nodes' sessions",
       p.config.data_dir.string(), retained->loaded, retained->expired, sessions->sessions, sessions->queued,
-      sessions->expired, sessions->dropped);
+      sessions->expired, sessions->dropped, sessions->copies);
   // Messages from other nodes are delivered from now on.
   p.cluster.serve(p.sessions);
   struct Wanted {

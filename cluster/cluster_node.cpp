@@ -198,7 +198,9 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
                       }
                       done(Takeover{true, std::nullopt, 0, {}});
                     } else {
-                      if (!answer.handed && !clean_start) adopt_local_copy(client_id, epoch.hlc);
+                      if (!answer.handed && !clean_start) {
+                        adopt_local_copy(client_id, epoch.hlc, answer.replica_owners.empty());
+                      }
                       // The epoch stays registered until the session is open
                       // here (connected()): a newer CONNECT elsewhere asking
                       // meanwhile finds it and wins.
@@ -225,21 +227,34 @@ std::string ClusterNode::owner_unanswered(const std::string& client_id, const Pe
   // A peer that did not answer may hold the session or a copy of it: better
   // a CONNECT refused for now than a session resumed empty.
   if (replicator_ && !answer.unanswered.empty()) return answer.unanswered.front();
-  // The copy here: its owner not asked because it is suspect (not dead yet).
+  // The copy here (or one read back from disk): its owner not asked
+  // because it is suspect (not dead yet).
   if (auto* sessions = sessions_.load()) {
-    auto copy = sessions->replica_of(client_id);
-    if (copy && (unanswered(copy->owner) || (!was_asked(copy->owner) && member_up(copy->owner)))) {
-      return copy->owner;
+    std::string owner;
+    if (auto copy = sessions->replica_of(client_id)) {
+      owner = copy->owner;
+    } else if (auto dormant = sessions->dormant_of(client_id)) {
+      owner = dormant->owner;
     }
+    if (!owner.empty() && (unanswered(owner) || (!was_asked(owner) && member_up(owner)))) return owner;
   }
   return {};
 }
 
-void ClusterNode::adopt_local_copy(const std::string& client_id, uint64_t epoch) {
+void ClusterNode::adopt_local_copy(const std::string& client_id, uint64_t epoch, bool no_other_copy) {
   auto* sessions = sessions_.load();
   if (sessions == nullptr) return;
   auto copy = sessions->replica_of(client_id);
-  if (!copy) return;
+  if (!copy) {
+    // Only a copy read back from disk: it is the session when nobody else
+    // has one or a copy of it, and its owner is gone (both died).
+    auto dormant = sessions->dormant_of(client_id);
+    if (dormant && no_other_copy && !member_up(dormant->owner) && sessions->promote_dormant(client_id, epoch)) {
+      log_->info("cluster: client {}'s session resumed from the copy read back from disk here: its owner {} is gone",
+                 client_id, dormant->owner);
+    }
+    return;
+  }
   // The owner answered without the session (it ended there) or is gone:
   // a copy whose owner is gone is the session now; any other is stale
   // (SessionRegistry::open drops it).

@@ -77,7 +77,9 @@ class ClusterNode final : public broker::ClusterLink {
   // Alive or suspect (not yet declared dead): still the owner of its sessions.
   bool member_up(const std::string& node_id) const;
   // No peer handed the session: a copy here whose owner is gone becomes it.
-  void adopt_local_copy(const std::string& client_id, uint64_t epoch);
+  // `no_other_copy`: no peer said it has a copy either (then a copy read
+  // back from disk here may become it).
+  void adopt_local_copy(const std::string& client_id, uint64_t epoch, bool no_other_copy);
   // A takeover call (take or release) begins and ends: leave() waits for
   // those under way.
   void takeover_began();

@@ -12,6 +12,8 @@ constexpr std::uint8_t kSessionV2 = 2;  // V1, then the connect epoch
 constexpr std::uint8_t kQueuedV1 = 1;
 constexpr std::uint8_t kQueuedV2 = 2;  // V1, then the message id
 constexpr std::uint8_t kInflightV1 = 1;
+constexpr std::uint8_t kInflightV2 = 2;  // V1, then the message id
+constexpr std::uint8_t kCopyV1 = 1;
 constexpr std::uint8_t kMessageV1 = 1;
 constexpr std::uint8_t kInboundV1 = 1;
 
@@ -138,6 +140,43 @@ QueuedRecord read_queued(Reader& r) {
   return q;
 }
 
+// The message id of a queued or in-flight record (version 2 on).
+template <class Record>
+void write_id(Writer& w, const Record& r) {
+  w.u64(r.id_origin);
+  w.u64(r.id_publisher);
+  w.u64(r.id_serial);
+}
+
+template <class Record>
+void read_id(Reader& r, Record& out) {
+  out.id_origin = r.u64();
+  out.id_publisher = r.u64();
+  out.id_serial = r.u64();
+}
+
+void write_subscriptions(Writer& w, const std::vector<StoredSubscription>& subscriptions) {
+  w.length(subscriptions.size());
+  for (const auto& sub : subscriptions) {
+    w.bytes(sub.filter);
+    w.u8(sub.options);
+    w.u32(sub.identifier);
+  }
+}
+
+std::vector<StoredSubscription> read_subscriptions(Reader& r) {
+  std::vector<StoredSubscription> out;
+  const std::uint64_t n = r.length();
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    StoredSubscription sub;
+    sub.filter = r.bytes();
+    sub.options = r.u8();
+    sub.identifier = r.u32();
+    out.push_back(std::move(sub));
+  }
+  return out;
+}
+
 StoreError corrupt(std::string_view what) {
   return {StoreErrc::corruption, "damaged " + std::string(what) + " record"};
 }
@@ -191,6 +230,23 @@ std::string packet_key(std::string_view client_id, std::uint16_t packet_id) {
 
 std::string retained_key(std::string_view topic) { return std::string(topic); }
 
+std::string copy_store_id(std::string_view client_id) {
+  std::string id(1, '\0');
+  id.append(client_id);
+  return id;
+}
+
+std::optional<std::string_view> copied_client_id(std::string_view store_id) {
+  if (store_id.empty() || store_id.front() != '\0') return std::nullopt;
+  return store_id.substr(1);
+}
+
+std::string copy_key(std::string_view client_id) {
+  std::string key(kCopyKeyPrefix);
+  key.append(client_id);
+  return key;
+}
+
 namespace {
 
 // The client id of a key made by client_prefix, and what follows it.
@@ -223,12 +279,7 @@ std::string encode(const SessionRecord& s) {
   w.i64(s.disconnected_at_ms);
   w.u16(s.next_packet_id);
   w.u64(s.first_sequence);
-  w.length(s.subscriptions.size());
-  for (const auto& sub : s.subscriptions) {
-    w.bytes(sub.filter);
-    w.u8(sub.options);
-    w.u32(sub.identifier);
-  }
+  write_subscriptions(w, s.subscriptions);
   w.flag(s.will.has_value());
   if (s.will) {
     write_message(w, s.will->message);
@@ -242,17 +293,30 @@ std::string encode(const QueuedRecord& q) {
   Writer w;
   w.u8(kQueuedV2);
   write_queued(w, q);
-  w.u64(q.id_origin);
-  w.u64(q.id_publisher);
-  w.u64(q.id_serial);
+  write_id(w, q);
   return w.take();
 }
 
 std::string encode(const InflightRecord& f) {
   Writer w;
-  w.u8(kInflightV1);
+  w.u8(kInflightV2);
   w.u64(f.sequence);
   w.flag(f.released);
+  write_id(w, f);
+  return w.take();
+}
+
+std::string encode(const CopyRecord& c) {
+  Writer w;
+  w.u8(kCopyV1);
+  w.bytes(c.owner);
+  w.u64(c.generation);
+  w.length(c.replicas.size());
+  for (const auto& node : c.replicas) w.bytes(node);
+  w.u32(c.expiry_s);
+  w.u64(c.connect_epoch);
+  w.u64(c.first_sequence);
+  write_subscriptions(w, c.subscriptions);
   return w.take();
 }
 
@@ -279,14 +343,7 @@ Result<SessionRecord> decode_session(std::string_view bytes) {
     s.disconnected_at_ms = r.i64();
     s.next_packet_id = r.u16();
     s.first_sequence = r.u64();
-    const std::uint64_t n = r.length();
-    for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
-      StoredSubscription sub;
-      sub.filter = r.bytes();
-      sub.options = r.u8();
-      sub.identifier = r.u32();
-      s.subscriptions.push_back(std::move(sub));
-    }
+    s.subscriptions = read_subscriptions(r);
     if (r.flag()) {
       StoredWill will;
       will.message = read_message(r);
@@ -305,11 +362,7 @@ Result<QueuedRecord> decode_queued(std::string_view bytes) {
   const bool v1 = !bytes.empty() && static_cast<std::uint8_t>(bytes[0]) == kQueuedV1;
   auto result = decode_versioned<QueuedRecord>(bytes, v1 ? kQueuedV1 : kQueuedV2, "queued message", [v1](Reader& r) {
     QueuedRecord q = read_queued(r);
-    if (!v1) {
-      q.id_origin = r.u64();
-      q.id_publisher = r.u64();
-      q.id_serial = r.u64();
-    }
+    if (!v1) read_id(r, q);
     return q;
   });
   if (result && (!qos_ok(result->qos) || !qos_ok(result->message.qos))) return corrupt("queued message");
@@ -317,11 +370,30 @@ Result<QueuedRecord> decode_queued(std::string_view bytes) {
 }
 
 Result<InflightRecord> decode_inflight(std::string_view bytes) {
-  return decode_versioned<InflightRecord>(bytes, kInflightV1, "in-flight message", [](Reader& r) {
-    InflightRecord f;
-    f.sequence = r.u64();
-    f.released = r.flag();
-    return f;
+  // Version 1 (written before the message id) still loads, with id 0.
+  const bool v1 = !bytes.empty() && static_cast<std::uint8_t>(bytes[0]) == kInflightV1;
+  return decode_versioned<InflightRecord>(bytes, v1 ? kInflightV1 : kInflightV2, "in-flight message",
+                                          [v1](Reader& r) {
+                                            InflightRecord f;
+                                            f.sequence = r.u64();
+                                            f.released = r.flag();
+                                            if (!v1) read_id(r, f);
+                                            return f;
+                                          });
+}
+
+Result<CopyRecord> decode_copy(std::string_view bytes) {
+  return decode_versioned<CopyRecord>(bytes, kCopyV1, "session copy", [](Reader& r) {
+    CopyRecord c;
+    c.owner = r.bytes();
+    c.generation = r.u64();
+    const std::uint64_t n = r.length();
+    for (std::uint64_t i = 0; i < n && !r.failed(); ++i) c.replicas.push_back(r.bytes());
+    c.expiry_s = r.u32();
+    c.connect_epoch = r.u64();
+    c.first_sequence = r.u64();
+    c.subscriptions = read_subscriptions(r);
+    return c;
   });
 }
 

@@ -93,9 +93,14 @@ struct QueuedRecord {
 
 // Column::inflight, by packet id: the state of an outbound QoS 1/2 delivery
 // whose message stays in Column::queue under `sequence` until it completes.
+// For a copy of another node's session (copy_store_id) the packet id is the
+// owner's, and the message is named by its id instead (sequence 0).
 struct InflightRecord {
   std::uint64_t sequence = 0;
   bool released = false;  // QoS 2: PUBREC received, PUBREL sent
+  std::uint64_t id_origin = 0;  // all 0 in a version 1 record
+  std::uint64_t id_publisher = 0;
+  std::uint64_t id_serial = 0;
 
   friend bool operator==(const InflightRecord&, const InflightRecord&) = default;
 };
@@ -108,7 +113,32 @@ struct InboundRecord {
   friend bool operator==(const InboundRecord&, const InboundRecord&) = default;
 };
 
+// Column::cluster, under copy_key: this node's copy (replica) of a session
+// another node owns. Its queue and in-flight records sit in those columns
+// under copy_store_id(client id).
+struct CopyRecord {
+  std::string owner;                  // node id
+  std::uint64_t generation = 0;       // the owner's session
+  std::vector<std::string> replicas;  // the nodes with a copy
+  std::uint32_t expiry_s = 0;
+  std::uint64_t connect_epoch = 0;
+  std::uint64_t first_sequence = 0;  // of the copy's queue records here
+  std::vector<StoredSubscription> subscriptions;
+
+  friend bool operator==(const CopyRecord&, const CopyRecord&) = default;
+};
+
 // --- keys ---
+
+// The id a copy's records are stored under, apart from a session of the
+// client's own on this node: MQTT forbids U+0000 in a client id
+// [MQTT-1.5.4-2], so none starts with it.
+std::string copy_store_id(std::string_view client_id);
+// The client id of a copy_store_id; std::nullopt for a client's own id.
+std::optional<std::string_view> copied_client_id(std::string_view store_id);
+// Column::cluster: a copy's record.
+std::string copy_key(std::string_view client_id);
+inline constexpr std::string_view kCopyKeyPrefix = "copies/";
 
 // Every key of one client starts with this: a 2-byte big-endian length, then
 // the id, so "a" never prefixes the keys of "ab".
@@ -141,11 +171,13 @@ std::string encode(const QueuedRecord& record);
 std::string encode(const InflightRecord& record);
 std::string encode(const InboundRecord& record);
 std::string encode(const StoredMessage& message);  // retained
+std::string encode(const CopyRecord& record);
 
 Result<SessionRecord> decode_session(std::string_view bytes);
 Result<QueuedRecord> decode_queued(std::string_view bytes);
 Result<InflightRecord> decode_inflight(std::string_view bytes);
 Result<InboundRecord> decode_inbound(std::string_view bytes);
 Result<StoredMessage> decode_message(std::string_view bytes);
+Result<CopyRecord> decode_copy(std::string_view bytes);
 
 }  // namespace starling::storage

@@ -19,11 +19,12 @@ constexpr size_t kKeptRing = 64;
 
 const Session::Flow Session::kNoFlow;
 
-Session::Session(std::string client_id, SessionId id, QueueLimits limits, uint64_t first_sequence)
+Session::Session(std::string client_id, SessionId id, QueueLimits limits, uint64_t first_sequence, bool copy)
     : client_id_(std::move(client_id)),
       id_(id),
       limits_(limits),
-      next_sequence_(first_sequence) {}
+      next_sequence_(first_sequence),
+      copy_(copy) {}
 
 bool Session::assign_sequence(Delivery& d) {
   if (!persistent() || d.qos == mqtt::QoS::k0) return false;
@@ -349,7 +350,7 @@ void Session::remember_ids(std::span<const MessageId> ids, Clock::time_point now
   }
 }
 
-size_t Session::forget_ids(std::span<const MessageId> ids, Clock::time_point now) {
+size_t Session::forget_ids(std::span<const MessageId> ids, Clock::time_point now, std::vector<uint64_t>* forget) {
   std::lock_guard lock(mu_);
   std::unordered_set<MessageId, MessageIdHash> wanted;
   for (const MessageId& id : ids) {
@@ -361,6 +362,7 @@ size_t Session::forget_ids(std::span<const MessageId> ids, Clock::time_point now
     auto kept = std::remove_if(f.queue.begin(), f.queue.end(), [&](const Delivery& d) {
       if (wanted.erase(d.message->id) == 0) return false;
       f.queued_bytes -= cost(d);
+      if (forget != nullptr && d.sequence != 0) forget->push_back(d.sequence);
       ++dropped;
       return true;
     });

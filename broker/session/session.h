@@ -117,10 +117,13 @@ class Session {
   // `first_sequence`: the start of this session's range of queue sequence
   // numbers when it is persisted (SessionRegistry hands the ranges out, each
   // at a multiple of kSequenceRange); 0 for a session that never touches the
-  // disk.
-  Session(std::string client_id, SessionId id, QueueLimits limits, uint64_t first_sequence = 0);
+  // disk. `copy`: a copy (replica) of a session another node owns, never
+  // attached to a client; stored apart from a session of the client's own
+  // (session_records.h).
+  Session(std::string client_id, SessionId id, QueueLimits limits, uint64_t first_sequence = 0, bool copy = false);
 
   const std::string& client_id() const { return client_id_; }
+  bool is_copy() const { return copy_; }
   SessionId id() const { return id_; }
   // Persisted in the node's store (its QoS 1/2 deliveries, subscriptions and
   // state survive a restart). Also this session's epoch on disk: records of
@@ -236,7 +239,9 @@ class Session {
   // Drops the queued deliveries of `ids` (the owner's client has them); an
   // id not queued yet is remembered for a while, so that its copy arriving
   // late is not queued (already_has). Returns how many it dropped.
-  size_t forget_ids(std::span<const MessageId> ids, Clock::time_point now);
+  // The sequence numbers of the stored ones dropped go to `forget` (if
+  // given), to erase from disk.
+  size_t forget_ids(std::span<const MessageId> ids, Clock::time_point now, std::vector<uint64_t>* forget = nullptr);
   // Queues those of `deliveries` not queued or in flight already (by
   // MessageId), behind what is queued; returns how many. A persistent
   // session numbers them, and adds them to `stored` (if given) to write.
@@ -389,6 +394,7 @@ class Session {
   bool remembered_locked(const MessageId& id, Clock::time_point now);
   std::unique_ptr<RecentIds> recent_;  // guarded by mu_; rare
   std::atomic<bool> has_recent_{false};
+  const bool copy_;
 };
 
 }  // namespace starling::broker

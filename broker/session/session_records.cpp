@@ -16,6 +16,22 @@ int64_t wall_ms(Clock::time_point at, const ClockPair& now) {
   return chrono::duration_cast<chrono::milliseconds>(wall.time_since_epoch()).count();
 }
 
+// A key of `make`'s shape for the session's records: a copy's are kept
+// apart from a session of the client's own.
+template <typename Make, typename... Rest>
+std::string key_of(Make make, const Session& session, Rest... rest) {
+  if (!session.is_copy()) return make(session.client_id(), rest...);
+  return make(storage::copy_store_id(session.client_id()), rest...);
+}
+
+std::vector<storage::StoredSubscription> stored_subscriptions(const Session& session) {
+  std::vector<storage::StoredSubscription> out;
+  for (const auto& [filter, sub] : session.subscriptions()) {
+    out.push_back({filter, mqtt::options_byte(sub.options), sub.subscription_id});
+  }
+  return out;
+}
+
 }  // namespace
 
 void put_session(storage::WriteBatch& batch, const Session& session, const WillRecord* will, const ClockPair& now) {
@@ -25,9 +41,7 @@ void put_session(storage::WriteBatch& batch, const Session& session, const WillR
   r.next_packet_id = session.last_packet_id();
   r.first_sequence = session.first_sequence();
   r.connect_epoch = session.connect_epoch();
-  for (const auto& [filter, sub] : session.subscriptions()) {
-    r.subscriptions.push_back({filter, mqtt::options_byte(sub.options), sub.subscription_id});
-  }
+  r.subscriptions = stored_subscriptions(session);
   if (will && will->message) r.will = storage::StoredWill{to_stored(*will->message, now), will->delay_s};
   batch.put(Column::sessions, storage::session_key(session.client_id(), session.first_sequence()),
             storage::encode(r));
@@ -47,7 +61,7 @@ void put_queued(storage::WriteBatch& batch, const Session& session, const Delive
   r.id_origin = d.message->id.origin;
   r.id_publisher = d.message->id.publisher;
   r.id_serial = d.message->id.serial;
-  batch.put(Column::queue, storage::queue_key(session.client_id(), d.sequence), storage::encode(r));
+  batch.put(Column::queue, key_of(storage::queue_key, session, d.sequence), storage::encode(r));
 }
 
 void put_queued(storage::WriteBatch& batch, Router::Route& route, const ClockPair& now, bool check_room) {
@@ -60,10 +74,8 @@ void put_queued(storage::WriteBatch& batch, Router::Route& route, const ClockPai
 }
 
 void erase_queued(storage::WriteBatch& batch, const Session& session, uint64_t sequence, bool released) {
-  batch.erase(Column::queue, storage::queue_key(session.client_id(), sequence));
-  if (released) {
-    batch.erase(Column::inflight, storage::packet_key(session.client_id(), Session::packet_id_of(sequence)));
-  }
+  batch.erase(Column::queue, key_of(storage::queue_key, session, sequence));
+  if (released) batch.erase(Column::inflight, key_of(storage::packet_key, session, Session::packet_id_of(sequence)));
 }
 
 void erase_unqueued(storage::WriteBatch& batch, const Router::Published& published) {
@@ -71,17 +83,52 @@ void erase_unqueued(storage::WriteBatch& batch, const Router::Published& publish
 }
 
 void put_released(storage::WriteBatch& batch, const Session& session, uint64_t sequence) {
-  batch.put(Column::inflight, storage::packet_key(session.client_id(), Session::packet_id_of(sequence)),
-            storage::encode(storage::InflightRecord{sequence, true}));
+  storage::InflightRecord r;
+  r.sequence = sequence;
+  r.released = true;
+  batch.put(Column::inflight, key_of(storage::packet_key, session, Session::packet_id_of(sequence)),
+            storage::encode(r));
 }
 
 void put_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id) {
-  batch.put(Column::inbound_qos2, storage::packet_key(session.client_id(), packet_id),
+  batch.put(Column::inbound_qos2, key_of(storage::packet_key, session, packet_id),
             storage::encode(storage::InboundRecord{session.first_sequence()}));
 }
 
 void erase_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id) {
-  batch.erase(Column::inbound_qos2, storage::packet_key(session.client_id(), packet_id));
+  batch.erase(Column::inbound_qos2, key_of(storage::packet_key, session, packet_id));
+}
+
+void put_copy(storage::WriteBatch& batch, const Session& copy, const std::string& owner, uint64_t generation,
+              const std::vector<std::string>& replicas) {
+  storage::CopyRecord r;
+  r.owner = owner;
+  r.generation = generation;
+  r.replicas = replicas;
+  r.expiry_s = copy.expiry_interval();
+  r.connect_epoch = copy.connect_epoch();
+  r.first_sequence = copy.first_sequence();
+  r.subscriptions = stored_subscriptions(copy);
+  batch.put(Column::cluster, storage::copy_key(copy.client_id()), storage::encode(r));
+}
+
+void put_copy_inflight(storage::WriteBatch& batch, const Session& copy, uint16_t packet_id, const MessageId& id,
+                       bool released) {
+  storage::InflightRecord r;
+  r.released = released;
+  r.id_origin = id.origin;
+  r.id_publisher = id.publisher;
+  r.id_serial = id.serial;
+  batch.put(Column::inflight, key_of(storage::packet_key, copy, packet_id), storage::encode(r));
+}
+
+void erase_copy_inflight(storage::WriteBatch& batch, const Session& copy, uint16_t packet_id) {
+  batch.erase(Column::inflight, key_of(storage::packet_key, copy, packet_id));
+}
+
+void erase_copy(storage::WriteBatch& batch, std::string_view client_id) {
+  batch.erase(Column::cluster, storage::copy_key(client_id));
+  erase_client(batch, storage::copy_store_id(client_id));
 }
 
 }  // namespace starling::broker

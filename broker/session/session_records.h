@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "broker/routing/router.h"
 #include "broker/session/session.h"
@@ -47,5 +49,20 @@ void put_released(storage::WriteBatch& batch, const Session& session, uint64_t s
 // An inbound QoS 2 message delivered, awaiting PUBREL; and its release.
 void put_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id);
 void erase_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint16_t packet_id);
+
+// --- a copy of a session another node owns (Session::is_copy) ---
+// Its queue goes through put_queued and erase_queued like any session's,
+// under storage::copy_store_id, apart from a session of the client's own.
+
+// Whose copy it is, and the session's terms: subscriptions, expiry, epoch.
+void put_copy(storage::WriteBatch& batch, const Session& copy, const std::string& owner, uint64_t generation,
+              const std::vector<std::string>& replicas);
+// The owner's packet id for one of its messages it sent (QoS 2) or had
+// released (PUBREC received); and the end of it.
+void put_copy_inflight(storage::WriteBatch& batch, const Session& copy, uint16_t packet_id, const MessageId& id,
+                       bool released);
+void erase_copy_inflight(storage::WriteBatch& batch, const Session& copy, uint16_t packet_id);
+// Everything stored of the client's copy.
+void erase_copy(storage::WriteBatch& batch, std::string_view client_id);
 
 }  // namespace starling::broker

@@ -100,19 +100,52 @@ storage::Result<SessionRegistry::Restored> SessionRegistry::restore(storage::KvS
     ++restored.sessions;
   }
 
-  // The session a key of a client column belongs to: null when there is none
-  // (it ended, or an earlier one of the client id wrote it late).
-  auto owner = [&](const std::string& client_id) -> std::shared_ptr<Session> {
+  // Copies of other nodes' sessions (session_replicas.cpp): dormant, not
+  // routed, until their owners open them again or they are promoted.
+  status = store.scan_prefix(Column::cluster, storage::kCopyKeyPrefix, [&](std::string_view key, std::string_view value) {
+    const std::string client_id(key.substr(storage::kCopyKeyPrefix.size()));
+    auto record = storage::decode_copy(value);
+    if (!record) return fail(damaged(record.error().message, client_id));
+    highest = std::max(highest, record->first_sequence);
+    auto copy = std::make_shared<Session>(client_id, next_id_++, queue_limits_, record->first_sequence, /*copy=*/true);
+    copy->set_expiry_interval(record->expiry_s);
+    copy->set_connect_epoch(record->connect_epoch);
+    for (const auto& sub : record->subscriptions) {
+      auto options = mqtt::parse_options_byte(sub.options);
+      if (!options) return fail(damaged("a stored subscription's options are damaged", client_id));
+      copy->add_subscription(sub.filter, SubscriptionRecord{*options, sub.identifier});
+    }
     std::lock_guard lock(mu_);
-    auto it = sessions_.find(client_id);
-    return it == sessions_.end() ? nullptr : it->second;
+    Replica& r = dormant_[client_id];
+    r.session = std::move(copy);
+    r.owner = std::move(record->owner);
+    r.generation = record->generation;
+    r.replicas = std::move(record->replicas);
+    ++restored.copies;
+    return true;
+  });
+  if (!status) return status.error();
+  if (failed) return *failed;
+
+  // The session a key of a client column belongs to: null when there is none
+  // (it ended, or an earlier one of the client id wrote it late). A key of a
+  // copy (storage::copy_store_id) belongs to the copy, with its Replica.
+  auto owner = [&](const std::string& store_id) -> std::pair<std::shared_ptr<Session>, Replica*> {
+    std::lock_guard lock(mu_);
+    if (auto copied = storage::copied_client_id(store_id)) {
+      auto it = dormant_.find(std::string(*copied));
+      if (it == dormant_.end()) return {nullptr, nullptr};
+      return {it->second.session, &it->second};
+    }
+    auto it = sessions_.find(store_id);
+    return {it == sessions_.end() ? nullptr : it->second, nullptr};
   };
 
   status = store.scan_prefix(Column::queue, "", [&](std::string_view key, std::string_view value) {
     auto k = storage::parse_queue_key(key);
     if (!k) return fail({storage::StoreErrc::corruption, "a queue key of unknown shape"});
     highest = std::max(highest, k->number);
-    auto session = owner(k->client_id);
+    auto [session, copy] = owner(k->client_id);
     if (!session || k->number < session->first_sequence()) {
       erase.erase(Column::queue, std::string(key));
       ++restored.dropped;
@@ -147,7 +180,16 @@ storage::Result<SessionRegistry::Restored> SessionRegistry::restore(storage::KvS
     if (!k) return fail({storage::StoreErrc::corruption, "an in-flight key of unknown shape"});
     auto record = storage::decode_inflight(value);
     if (!record) return fail(damaged(record.error().message, k->client_id));
-    auto session = owner(k->client_id);
+    auto [session, copy] = owner(k->client_id);
+    if (copy != nullptr) {
+      // The owner's packet id of one of its messages.
+      const MessageId id{record->id_origin, record->id_publisher, record->id_serial};
+      if (id.known()) {
+        (record->released ? copy->released : copy->sent)[id] = static_cast<uint16_t>(k->number);
+        return true;
+      }
+      session = nullptr;
+    }
     // Its message completed meanwhile, or belongs to an ended session.
     if (!session || !record->released || !session->restore_released(record->sequence)) {
       erase.erase(Column::inflight, std::string(key));
@@ -163,8 +205,8 @@ storage::Result<SessionRegistry::Restored> SessionRegistry::restore(storage::KvS
     if (!k) return fail({storage::StoreErrc::corruption, "an inbound QoS 2 key of unknown shape"});
     auto record = storage::decode_inbound(value);
     if (!record) return fail(damaged(record.error().message, k->client_id));
-    auto session = owner(k->client_id);
-    if (!session || record->first_sequence != session->first_sequence()) {
+    auto [session, copy] = owner(k->client_id);
+    if (!session || copy != nullptr || record->first_sequence != session->first_sequence()) {
       erase.erase(Column::inbound_qos2, std::string(key));
       ++restored.dropped;
       return true;

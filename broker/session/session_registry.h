@@ -170,7 +170,10 @@ class SessionRegistry {
   // is a session in memory that no client attaches to: subscribed here like
   // the owner's session (shared subscriptions excepted), so a message for it
   // is queued here too, until the owner says the client has it (forget).
-  // Owners' updates are taken only from the copy's current owner.
+  // When the node stores sessions, a copy is stored too (session_records.h;
+  // a message for it is on disk before this node acknowledges it to the
+  // node that forwarded it). Owners' updates are taken only from the copy's
+  // current owner.
   struct ReplicaTerms {
     std::string owner;
     uint64_t generation = 0;  // the owner's session
@@ -240,6 +243,22 @@ class SessionRegistry {
   // it copies to replicas.
   std::vector<std::shared_ptr<Session>> lasting_sessions() const;
 
+  // --- copies read back from disk at start (restore) ---
+  // Such a copy is dormant: not routed, not updated. Its owner may have
+  // moved on meanwhile (completed messages, or the session moved), so it is
+  // used only when nobody else has the session or a current copy of it
+  // (both its owner and this node died); else it goes. An owner's
+  // replica_open replaces it.
+  struct Dormant {
+    std::string owner;
+    std::vector<std::string> replicas;  // the nodes with a copy then
+  };
+  std::vector<std::pair<std::string, Dormant>> dormant_copies() const;
+  std::optional<Dormant> dormant_of(const std::string& client_id) const;
+  void drop_dormant(const std::string& client_id);
+  // The dormant copy becomes this node's offline session, as promote() does.
+  bool promote_dormant(const std::string& client_id, uint64_t connect_epoch);
+
   // A retained message (or a topic's clearing) another node sent: into the
   // retained store and the node's store; `done(ok)` once stored.
   void retain_forwarded(const MessagePtr& message, std::function<void(bool ok)> done);
@@ -261,6 +280,7 @@ class SessionRegistry {
     size_t queued = 0;    // messages
     size_t expired = 0;   // sessions
     size_t dropped = 0;   // stale or expired records erased
+    size_t copies = 0;    // of other nodes' sessions (dormant)
   };
   storage::Result<Restored> restore(storage::KvStore& store, const ClockPair& now);
 
@@ -316,10 +336,27 @@ class SessionRegistry {
     std::unordered_map<MessageId, uint16_t, MessageIdHash> sent;
   };
   std::unordered_map<std::string, Replica> replicas_;
+  // Read back at start and not opened since (dormant_copies). Guarded by mu_.
+  std::unordered_map<std::string, Replica> dormant_;
+  // A copy stored when the node stores sessions (mu_ held).
+  std::shared_ptr<Session> new_copy_locked(const std::string& client_id);
   // The copy of `client_id` from `owner`, or null (mu_ held).
   Replica* replica_locked(const std::string& client_id, const std::string& owner);
-  // Takes the client's copy out, if any (mu_ held); the caller unroutes it.
+  // Takes the client's copy out, if any, and erases it from the store (mu_
+  // held); the caller unroutes it.
   std::shared_ptr<Session> take_replica_locked(const std::string& client_id);
+  // replica_released and replica_sent: the packet id, kept and stored.
+  void set_copy_packet(const std::string& client_id, const std::string& owner, const MessageId& id,
+                       uint16_t packet_id, bool released);
+  // Erases the client's stored copy (mu_ held: in order with its writes).
+  void erase_copy_locked(const std::string& client_id);
+  // The copy's packet ids of `ids` go (mu_ held), and their records with
+  // `batch`.
+  void forget_packets_locked(Replica& r, std::span<const MessageId> ids, storage::WriteBatch& batch);
+  // Takes the copy out of replicas_ (mu_ held) and makes it this node's
+  // session, as promote() describes.
+  bool promote_locked(std::unique_lock<std::mutex>& lock, std::unordered_map<std::string, Replica>& from,
+                      const std::string& client_id, uint64_t connect_epoch);
   // Ends a held session here (out of held_): its routes go, and what it
   // queued is erased from the store and returned.
   std::vector<Delivery> end_held(const std::shared_ptr<Session>& session);

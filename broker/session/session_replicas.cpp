@@ -1,8 +1,21 @@
 // This node's copies (replicas) of sessions that other nodes own, and the
 // promotion of a copy to a session of this node's when its owner is gone.
+#include "broker/session/session_records.h"
 #include "broker/session/session_registry.h"
 
 namespace starling::broker {
+
+std::shared_ptr<Session> SessionRegistry::new_copy_locked(const std::string& client_id) {
+  return std::make_shared<Session>(client_id, next_id_++, queue_limits_, commits_ ? new_first_sequence() : 0,
+                                   /*copy=*/true);
+}
+
+void SessionRegistry::erase_copy_locked(const std::string& client_id) {
+  if (!commits_) return;
+  storage::WriteBatch erase;
+  erase_copy(erase, client_id);
+  submit(std::move(erase));
+}
 
 SessionRegistry::Replica* SessionRegistry::replica_locked(const std::string& client_id, const std::string& owner) {
   auto it = replicas_.find(client_id);
@@ -14,6 +27,7 @@ std::shared_ptr<Session> SessionRegistry::take_replica_locked(const std::string&
   if (it == replicas_.end()) return nullptr;
   auto copy = std::move(it->second.session);
   replicas_.erase(it);
+  erase_copy_locked(client_id);
   return copy;
 }
 
@@ -23,8 +37,13 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
   std::shared_ptr<Session> copy;
   std::vector<std::pair<std::string, SubscriptionRecord>> add;
   std::vector<std::string> remove;
+  std::string owner;
+  uint64_t generation = 0;
+  std::vector<std::string> replicas;
   {
     std::lock_guard lock(mu_);
+    // What was read back from disk is the owner's to replace.
+    if (dormant_.erase(client_id) > 0) erase_copy_locked(client_id);
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
       // A copy of this node's own, left from before it was down, and the
       // client has moved on: that one is stale.
@@ -37,12 +56,15 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     auto [it, fresh] = replicas_.try_emplace(client_id);
     Replica& r = it->second;
     if (!fresh && r.owner != terms.owner && r.session->connect_epoch() > terms.connect_epoch) return {true};
-    if (fresh) r.session = std::make_shared<Session>(client_id, next_id_++, queue_limits_);
+    if (fresh) r.session = new_copy_locked(client_id);
     out.owner_changed = !fresh && (r.owner != terms.owner || r.generation != terms.generation);
     r.owner = std::move(terms.owner);
     r.unconfirmed = false;
     r.generation = terms.generation;
     r.replicas = std::move(terms.replicas);
+    owner = r.owner;
+    generation = r.generation;
+    replicas = r.replicas;
     copy = r.session;
     copy->set_expiry_interval(terms.expiry_interval);
     copy->set_connect_epoch(terms.connect_epoch);
@@ -71,6 +93,11 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     copy->remove_subscription(filter);
     router_.unsubscribe(copy->id(), filter);
   }
+  if (commits_) {
+    storage::WriteBatch batch;
+    put_copy(batch, *copy, owner, generation, replicas);
+    submit(std::move(batch));
+  }
   return out;
 }
 
@@ -79,50 +106,79 @@ void SessionRegistry::replica_fill(const std::string& client_id, const std::stri
   std::shared_ptr<Session> copy;
   std::vector<Delivery> all;
   all.reserve(inflight.size() + deliveries.size());
+  storage::WriteBatch batch;
   {
     std::lock_guard lock(mu_);
     Replica* r = replica_locked(client_id, owner);
     if (r == nullptr) return;
     copy = r->session;
     for (auto& in : inflight) {
-      if (in.released && in.delivery.message->id.known()) r->released[in.delivery.message->id] = in.packet_id;
+      const MessageId& id = in.delivery.message->id;
+      if (in.released && id.known()) {
+        r->released[id] = in.packet_id;
+        if (commits_) put_copy_inflight(batch, *copy, in.packet_id, id, /*released=*/true);
+      }
       in.delivery.dup = true;
       all.push_back(std::move(in.delivery));
     }
   }
   for (auto& d : deliveries) all.push_back(std::move(d));
   for (auto& d : all) d.sequence = 0;
-  copy->merge_queued(std::move(all), Clock::now());
+  std::vector<Delivery> stored;
+  copy->merge_queued(std::move(all), Clock::now(), &stored);
+  const ClockPair now;
+  for (const Delivery& d : stored) put_queued(batch, *copy, d, now);
+  submit(std::move(batch));
+}
+
+void SessionRegistry::forget_packets_locked(Replica& r, std::span<const MessageId> ids, storage::WriteBatch& batch) {
+  for (const MessageId& id : ids) {
+    for (auto* packets : {&r.released, &r.sent}) {
+      auto it = packets->find(id);
+      if (it == packets->end()) continue;
+      if (commits_) erase_copy_inflight(batch, *r.session, it->second);
+      packets->erase(it);
+    }
+  }
 }
 
 void SessionRegistry::replica_forget(const std::string& client_id, const std::string& owner,
                                      std::span<const MessageId> ids) {
   std::shared_ptr<Session> copy;
+  storage::WriteBatch batch;
   {
     std::lock_guard lock(mu_);
     Replica* r = replica_locked(client_id, owner);
     if (r == nullptr) return;
     copy = r->session;
-    for (const MessageId& id : ids) {
-      r->released.erase(id);
-      r->sent.erase(id);
-    }
+    forget_packets_locked(*r, ids, batch);
   }
-  copy->forget_ids(ids, Clock::now());
+  std::vector<uint64_t> forget;
+  copy->forget_ids(ids, Clock::now(), &forget);
+  for (uint64_t sequence : forget) erase_queued(batch, *copy, sequence);
+  submit(std::move(batch));
 }
 
 void SessionRegistry::replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
                                        uint16_t packet_id) {
-  std::lock_guard lock(mu_);
-  Replica* r = replica_locked(client_id, owner);
-  if (r != nullptr && id.known()) r->released[id] = packet_id;
+  set_copy_packet(client_id, owner, id, packet_id, /*released=*/true);
 }
 
 void SessionRegistry::replica_sent(const std::string& client_id, const std::string& owner, const MessageId& id,
                                    uint16_t packet_id) {
+  set_copy_packet(client_id, owner, id, packet_id, /*released=*/false);
+}
+
+void SessionRegistry::set_copy_packet(const std::string& client_id, const std::string& owner, const MessageId& id,
+                                      uint16_t packet_id, bool released) {
   std::lock_guard lock(mu_);
   Replica* r = replica_locked(client_id, owner);
-  if (r != nullptr && id.known()) r->sent[id] = packet_id;
+  if (r == nullptr || !id.known()) return;
+  (released ? r->released : r->sent)[id] = packet_id;
+  if (!commits_) return;
+  storage::WriteBatch batch;
+  put_copy_inflight(batch, *r->session, packet_id, id, released);
+  submit(std::move(batch));
 }
 
 void SessionRegistry::replica_drop(const std::string& client_id, const std::string& owner) {
@@ -149,6 +205,7 @@ size_t SessionRegistry::drop_unconfirmed_replicas(const std::string& owner) {
     for (auto it = replicas_.begin(); it != replicas_.end();) {
       if (it->second.owner == owner && it->second.unconfirmed) {
         gone.push_back(std::move(it->second.session));
+        erase_copy_locked(it->first);
         it = replicas_.erase(it);
       } else {
         ++it;
@@ -197,12 +254,15 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
   std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
   {
     std::lock_guard lock(mu_);
+    // A copy read back from disk is older than the session opened here.
+    if (dormant_.erase(session->client_id()) > 0) erase_copy_locked(session->client_id());
     auto it = replicas_.find(session->client_id());
     if (it == replicas_.end()) return 0;
     copy = std::move(it->second.session);
     released = std::move(it->second.released);
     replicas_.erase(it);
   }
+  if (commits_) erase_copy(batch, session->client_id());
   // The session's routes are in already: none missing in between.
   router_.remove_session(*copy);
   if (discard) return 0;
@@ -250,26 +310,58 @@ std::vector<std::shared_ptr<Session>> SessionRegistry::lasting_sessions() const 
 }
 
 bool SessionRegistry::promote(const std::string& client_id, uint64_t connect_epoch) {
+  std::unique_lock lock(mu_);
+  return promote_locked(lock, replicas_, client_id, connect_epoch);
+}
+
+std::vector<std::pair<std::string, SessionRegistry::Dormant>> SessionRegistry::dormant_copies() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, Dormant>> out;
+  out.reserve(dormant_.size());
+  for (const auto& [client_id, r] : dormant_) out.emplace_back(client_id, Dormant{r.owner, r.replicas});
+  return out;
+}
+
+std::optional<SessionRegistry::Dormant> SessionRegistry::dormant_of(const std::string& client_id) const {
+  std::lock_guard lock(mu_);
+  auto it = dormant_.find(client_id);
+  if (it == dormant_.end()) return std::nullopt;
+  return Dormant{it->second.owner, it->second.replicas};
+}
+
+void SessionRegistry::drop_dormant(const std::string& client_id) {
+  std::lock_guard lock(mu_);
+  if (dormant_.erase(client_id) > 0) erase_copy_locked(client_id);
+}
+
+bool SessionRegistry::promote_dormant(const std::string& client_id, uint64_t connect_epoch) {
+  std::unique_lock lock(mu_);
+  return promote_locked(lock, dormant_, client_id, connect_epoch);
+}
+
+bool SessionRegistry::promote_locked(std::unique_lock<std::mutex>& lock,
+                                     std::unordered_map<std::string, Replica>& from, const std::string& client_id,
+                                     uint64_t connect_epoch) {
   std::shared_ptr<Session> copy;
   std::shared_ptr<Session> fresh;
   Replica r;
-  {
-    std::lock_guard lock(mu_);
-    auto it = replicas_.find(client_id);
-    if (it == replicas_.end()) return false;
-    r = std::move(it->second);
-    replicas_.erase(it);
-    copy = r.session;
-    if (!sessions_.contains(client_id)) {
-      const uint32_t expiry = copy->expiry_interval();
-      fresh = std::make_shared<Session>(client_id, next_id_++, queue_limits_,
-                                        commits_ != nullptr && expiry > 0 ? new_first_sequence() : 0);
-      fresh->set_expiry_interval(expiry);
-      fresh->set_connect_epoch(connect_epoch);
-      sessions_[client_id] = fresh;
-      offline_.insert(fresh);
-    }
+  auto it = from.find(client_id);
+  if (it == from.end()) return false;
+  r = std::move(it->second);
+  from.erase(it);
+  // Erased before the session's own records are written (same order).
+  erase_copy_locked(client_id);
+  copy = r.session;
+  if (!sessions_.contains(client_id)) {
+    const uint32_t expiry = copy->expiry_interval();
+    fresh = std::make_shared<Session>(client_id, next_id_++, queue_limits_,
+                                      commits_ != nullptr && expiry > 0 ? new_first_sequence() : 0);
+    fresh->set_expiry_interval(expiry);
+    fresh->set_connect_epoch(connect_epoch);
+    sessions_[client_id] = fresh;
+    offline_.insert(fresh);
   }
+  lock.unlock();
   if (!fresh) {
     router_.remove_session(*copy);
     return false;

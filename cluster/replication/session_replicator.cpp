@@ -23,6 +23,11 @@ constexpr auto kPassEvery = std::chrono::seconds(1);
 constexpr auto kOrphanWait = std::chrono::seconds(30);
 // How long a member is dead before its sessions are adopted.
 constexpr auto kAdoptAfter = std::chrono::seconds(2);
+// After start, how long copies read back from disk wait before they are
+// settled: news of which members are alive has spread by then.
+constexpr auto kDormantWait = std::chrono::seconds(5);
+// How often the members are asked about copies read back from disk.
+constexpr auto kDormantCheckEvery = std::chrono::seconds(2);
 
 // `done(true)` once each of `replicas` answered or failed: the client's reply
 // goes out either way (a replica that missed an update is filled again).
@@ -60,6 +65,7 @@ void SessionReplicator::start(broker::SessionRegistry& sessions) {
   std::lock_guard lock(loop_mu_);
   if (thread_.joinable() || stopping_) return;
   sessions_ = &sessions;
+  started_ = std::chrono::steady_clock::now();
   woken_ = true;  // the first pass at once: the node is not ready until it is done
   thread_ = std::thread([this] { loop(); });
 }
@@ -356,6 +362,7 @@ void SessionReplicator::pass() {
   broker::SessionRegistry* sessions = sessions_.load();
   const auto members = members_now();
   adopt_orphans(members);
+  if (resynced_) settle_dormant(members);
   // The first pass opens every session's copies again: copies the members
   // hold from before this node started, and that it does not open, go.
   const bool first = !resynced_;
@@ -468,6 +475,57 @@ void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& 
     }
   }
   orphan_since_ = std::move(orphans);
+}
+
+void SessionReplicator::settle_dormant(const std::map<std::string, std::string>& members) {
+  broker::SessionRegistry* sessions = sessions_.load();
+  const auto dormant = sessions->dormant_copies();
+  if (dormant.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - started_ < kDormantWait || !membership_.has_quorum()) return;
+  std::vector<std::string> ask;
+  for (const auto& [client_id, d] : dormant) {
+    if (sessions->find(client_id)) {
+      sessions->drop_dormant(client_id);
+      dormant_since_.erase(client_id);
+    } else {
+      ask.push_back(client_id);
+    }
+  }
+  if (ask.empty() || now < next_dormant_check_) return;
+  next_dormant_check_ = now + kDormantCheckEvery;
+  std::unordered_set<std::string> held;
+  std::unordered_set<std::string> asked;
+  for (const auto& peer : membership_.live_peers()) {
+    auto found = find_held_sessions(peer, config_.secret, config_.credentials, ask, config_.node_id);
+    if (!found) return;  // it may have one: asked again next time
+    held.insert(found->begin(), found->end());
+    asked.insert(peer.node_id);
+  }
+  std::vector<std::string> live;
+  for (const auto& [node, address] : members) live.push_back(node);
+  for (const auto& [client_id, d] : dormant) {
+    if (std::find(ask.begin(), ask.end(), client_id) == ask.end()) continue;
+    // Another member has it, or its owner answered without it (the session
+    // ended there): this copy is stale.
+    if (held.contains(client_id) || asked.contains(d.owner)) {
+      sessions->drop_dormant(client_id);
+      dormant_since_.erase(client_id);
+      continue;
+    }
+    // Its owner may still be alive (suspect, not asked): not yet.
+    if (members.contains(d.owner)) continue;
+    const auto since = dormant_since_.try_emplace(client_id, now).first->second;
+    const auto adopter = pick_adopter(client_id, d.replicas, live);
+    if ((!adopter || *adopter != config_.node_id) && now - since < kOrphanWait) continue;
+    dormant_since_.erase(client_id);
+    if (sessions->promote_dormant(client_id, new_epoch_())) {
+      adopted_.fetch_add(1, std::memory_order_relaxed);
+      log_.info("cluster: adopted client {}'s session from its copy read back from disk: its owner {} is gone, and "
+                "no member has it",
+                client_id, d.owner);
+    }
+  }
 }
 
 void SessionReplicator::send_copies_back(const Member& owner) {

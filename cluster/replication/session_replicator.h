@@ -132,6 +132,12 @@ class SessionReplicator final : public broker::SessionReplication {
   // (begin, then end once every session was opened again).
   void resync(const std::map<std::string, std::string>& members, bool end);
   void adopt_orphans(const std::map<std::string, std::string>& members);
+  // Copies read back from disk (SessionRegistry::dormant_copies): one a
+  // live member has the session or a current copy of goes, and so does one
+  // whose owner answered without it (the session ended there). One whose
+  // owner is gone becomes this node's session when this node is the first
+  // of the copy's replicas alive (or nobody took it for kOrphanWait).
+  void settle_dormant(const std::map<std::string, std::string>& members);
 
   const ReplicationConfig config_;
   Membership& membership_;
@@ -162,6 +168,9 @@ class SessionReplicator final : public broker::SessionReplication {
   // Touched by the loop only.
   bool resynced_ = false;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> orphan_since_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> dormant_since_;
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point next_dormant_check_;
   LogLimit failures_logged_{std::chrono::seconds(5)};
 
   std::atomic<bool> resynced_done_{false};

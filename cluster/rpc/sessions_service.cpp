@@ -26,6 +26,12 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
     // Only a copy is here: the owner answers for the session (unless it is
     // the one asking, which has it).
     if (copy->owner != request->from_node()) reply->set_replica_of(copy->owner);
+  } else if (auto dormant = sessions->dormant_of(request->client_id());
+             !copy && dormant && !sessions->find(request->client_id())) {
+    // Only a copy read back from disk, its owner gone: this node takes the
+    // session over soon (SessionReplicator::settle_dormant), unless a peer
+    // has it; until then the asker refuses the CONNECT for now.
+    reply->set_replica_of(dormant->owner);
   } else {
     // A copy whose owner is gone becomes this node's session first (the
     // loop that adopts such copies may not have come to it yet).
@@ -57,6 +63,10 @@ grpc::ServerUnaryReactor* SessionsService::FindSessions(grpc::CallbackServerCont
         auto* found = reply->add_sessions();
         found->set_client_id(id);
         found->set_connect_epoch(*epoch);
+      } else if (request->copies_too() && sessions->replica_of(id)) {
+        auto* found = reply->add_sessions();
+        found->set_client_id(id);
+        found->set_copy(true);
       }
     }
   }

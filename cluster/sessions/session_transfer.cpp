@@ -1,6 +1,7 @@
 #include "cluster/sessions/session_transfer.h"
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 
@@ -140,32 +141,65 @@ std::vector<broker::Delivery> from_proto(const v1::ReleaseSessionReply& reply) {
   return tail;
 }
 
-std::optional<std::vector<std::pair<std::string, uint64_t>>> find_moved_sessions(
-    const Member& peer, const std::string& secret, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-    const std::vector<std::pair<std::string, uint64_t>>& sessions, const std::string& self) {
+namespace {
+
+// FindSessions for `count` client ids, kMaxFindSessions a call: `add(request,
+// i)` puts the i-th in; `found` gets each session reported. False when the
+// peer did not answer.
+bool find_sessions(const Member& peer, const std::string& secret,
+                   const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& self,
+                   size_t count, bool copies_too, const std::function<void(v1::FindSessionsRequest&, size_t)>& add,
+                   const std::function<void(const v1::FoundSession&)>& found) {
   auto stub = v1::Sessions::NewStub(peer_channel(peer.address, credentials));
-  std::vector<std::pair<std::string, uint64_t>> moved;
-  for (size_t start = 0; start < sessions.size(); start += kMaxFindSessions) {
+  for (size_t start = 0; start < count; start += kMaxFindSessions) {
     v1::FindSessionsRequest request;
     request.set_from_node(self);
-    const size_t end = std::min(sessions.size(), start + static_cast<size_t>(kMaxFindSessions));
-    std::unordered_map<std::string_view, uint64_t> here;
-    for (size_t i = start; i < end; ++i) {
-      request.add_client_ids(sessions[i].first);
-      request.add_connect_epochs(sessions[i].second);
-      here.emplace(sessions[i].first, sessions[i].second);
-    }
+    request.set_copies_too(copies_too);
+    const size_t end = std::min(count, start + static_cast<size_t>(kMaxFindSessions));
+    for (size_t i = start; i < end; ++i) add(request, i);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     attach_secret(context, secret);
     v1::FindSessionsReply reply;
-    if (!stub->FindSessions(&context, request, &reply).ok()) return std::nullopt;
-    for (const auto& found : reply.sessions()) {
-      auto it = here.find(found.client_id());
-      if (it != here.end() && found.connect_epoch() > it->second) moved.emplace_back(it->first, it->second);
-    }
+    if (!stub->FindSessions(&context, request, &reply).ok()) return false;
+    for (const auto& session : reply.sessions()) found(session);
   }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::pair<std::string, uint64_t>>> find_moved_sessions(
+    const Member& peer, const std::string& secret, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+    const std::vector<std::pair<std::string, uint64_t>>& sessions, const std::string& self) {
+  std::unordered_map<std::string_view, uint64_t> here;
+  for (const auto& [id, epoch] : sessions) here.emplace(id, epoch);
+  std::vector<std::pair<std::string, uint64_t>> moved;
+  const bool answered = find_sessions(
+      peer, secret, credentials, self, sessions.size(), /*copies_too=*/false,
+      [&](v1::FindSessionsRequest& request, size_t i) {
+        request.add_client_ids(sessions[i].first);
+        request.add_connect_epochs(sessions[i].second);
+      },
+      [&](const v1::FoundSession& found) {
+        auto it = here.find(found.client_id());
+        if (it != here.end() && found.connect_epoch() > it->second) moved.emplace_back(it->first, it->second);
+      });
+  if (!answered) return std::nullopt;
   return moved;
+}
+
+std::optional<std::vector<std::string>> find_held_sessions(const Member& peer, const std::string& secret,
+                                                           const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                                                           const std::vector<std::string>& client_ids,
+                                                           const std::string& self) {
+  std::vector<std::string> held;
+  const bool answered = find_sessions(
+      peer, secret, credentials, self, client_ids.size(), /*copies_too=*/true,
+      [&](v1::FindSessionsRequest& request, size_t i) { request.add_client_ids(client_ids[i]); },
+      [&](const v1::FoundSession& found) { held.push_back(found.client_id()); });
+  if (!answered) return std::nullopt;
+  return held;
 }
 
 void release_from_peer(const Member& peer, const std::string& secret,

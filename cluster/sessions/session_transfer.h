@@ -78,6 +78,14 @@ std::optional<std::vector<std::pair<std::string, uint64_t>>> find_moved_sessions
     const Member& peer, const std::string& secret, const std::shared_ptr<grpc::ChannelCredentials>& credentials,
     const std::vector<std::pair<std::string, uint64_t>>& sessions, const std::string& self);
 
+// Which of `client_ids` `peer` holds a session of, or a current copy of a
+// session another node owns. nullopt when the peer could not be asked.
+// Blocking.
+std::optional<std::vector<std::string>> find_held_sessions(const Member& peer, const std::string& secret,
+                                                           const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                                                           const std::vector<std::string>& client_ids,
+                                                           const std::string& self);
+
 // Asks `peer`, which held a session it handed over, for what it queued
 // since; `done` gets it (nothing when the call failed: logged) on a gRPC
 // thread.

@@ -53,6 +53,17 @@ class Cluster:
         self._stack.enter_context(b)
         return b
 
+    def restart_node(self, old, data_dir):
+        """`old` (stopped or killed) again: the same id, ports and data
+        directory, joining the other nodes; it takes old's place in nodes."""
+        seeds = ",".join(f"127.0.0.1:{b.cluster_port}" for b in self.nodes if b is not old)
+        new = self.start_node(old.node_id, "--mqtt-listen", f"127.0.0.1:{old.port}",
+                              "--cluster-listen", f"127.0.0.1:{old.cluster_port}",
+                              "--http-listen", f"127.0.0.1:{old.http_port}",
+                              "--join", seeds, join=False, data_dir=data_dir)
+        self.nodes[self.nodes.index(old)] = new
+        return new
+
     def __enter__(self):
         try:
             for i in range(self.n):

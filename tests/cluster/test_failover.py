@@ -6,7 +6,9 @@ resumes on any node with every message the cluster acknowledged.
 Usage: test_failover.py PATH_TO_STARLING [Class.test]
 """
 import os
+import shutil
 import signal
+import tempfile
 import time
 import unittest
 
@@ -89,6 +91,50 @@ class Failover(ClusterTest):
                 if qos == 2:
                     payloads = [int(p) for p in sub.msgs.payloads()]
                     self.assertEqual(len(payloads), len(set(payloads)), "QoS 2 delivered twice")
+
+    def test_a_copy_read_back_from_disk_takes_over_when_owner_and_copy_died(self):
+        """A session's owner (n1) and the node with its copy both die
+        (kill -9); only the copy's node comes back. It reads the copy back
+        from its disk and takes the session over: the client resumes with
+        every acknowledged message, QoS 2 once."""
+        dirs = [tempfile.mkdtemp(prefix="starling-fo-") for _ in range(3)]
+        try:
+            with Cluster(0) as c:
+                for i, d in enumerate(dirs):
+                    c.nodes.append(c.start_node(f"n{i + 1}", data_dir=d))
+                c.wait_converged(timeout=30.0)
+                n1 = c.nodes[0]
+                sub = self.client(client_id="fd-sub")
+                self.connect(sub, n1, clean_start=False, session_expiry=600)
+                sub.subscribe("fd/#", qos=2)
+                sub.disconnect()
+                self.forget(sub)
+                with_copy = lambda: [b for b in c.nodes[1:]  # noqa: E731
+                                     if metric(scrape(b.http_port), "starling_cluster_replicas") == 1]
+                wait_until(lambda: len(with_copy()) == 1, 10.0, message="one node with the copy")
+                holder = with_copy()[0]
+                other = next(b for b in c.nodes[1:] if b is not holder)
+                pub = self.client(other, client_id="fd-pub", version=4)
+                for i in range(40):
+                    pub.publish(f"fd/{i}", str(i).encode(), qos=1 + i % 2)
+                self.forget(pub)
+                n1.kill9()
+                holder.kill9()
+                back = c.restart_node(holder, dirs[c.nodes.index(holder)])
+                c.wait_converged([other, back], timeout=40.0)
+                sub, node, (present, _, _) = self.connect_until_accepted(
+                    "fd-sub", [back, other], timeout=40.0, clean_start=False, session_expiry=600)
+                self.assertEqual(present, 1, f"session present on {node.node_id}")
+                wait_until(lambda: len(sub.msgs.payloads()) >= 40, 10.0, message="40 messages")
+                time.sleep(0.5)
+                payloads = sorted(int(p) for p in sub.msgs.payloads())
+                print(f"copy read back from disk: acknowledged 40, delivered {len(payloads)} on {node.node_id}")
+                self.assertEqual(sorted(set(payloads)), list(range(40)))
+                qos2 = [p for p in payloads if p % 2 == 1]
+                self.assertEqual(len(qos2), len(set(qos2)), "QoS 2 delivered twice")
+        finally:
+            for d in dirs:
+                shutil.rmtree(d, ignore_errors=True)
 
     def test_a_node_that_sees_less_than_half_the_cluster_acknowledges_nothing(self):
         """n2 and n3 die; n1, alone out of three, cannot know whether the

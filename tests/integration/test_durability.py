@@ -434,7 +434,8 @@ class Durability(unittest.TestCase):
         # erased when they ended.
         second = self.node()
         self.assertEqual(self.restored_line(second),
-                         "1 restored with 20 queued messages, 0 expired, 0 stale or expired records dropped")
+                         "1 restored with 20 queued messages, 0 expired, 0 stale or expired records dropped; "
+                         "0 copies of other nodes' sessions")
 
     def data_bytes(self):
         total = 0

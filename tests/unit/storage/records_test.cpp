@@ -86,6 +86,50 @@ TEST(Records, QueuedVersion1StillLoads) {
   EXPECT_FALSE(decode_queued(bytes.substr(0, bytes.size() - 8))) << "a version 2 record cut short";
 }
 
+TEST(Records, InflightVersion1StillLoadsAndVersion2NamesTheMessage) {
+  InflightRecord copy;
+  copy.released = true;
+  copy.id_origin = 7;
+  copy.id_publisher = 8;
+  copy.id_serial = 9;
+  const std::string bytes = encode(copy);
+  auto back = decode_inflight(bytes);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, copy);
+  std::string v1 = encode(InflightRecord{42, true}).substr(0, 10);
+  v1[0] = 1;
+  auto old = decode_inflight(v1);
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_EQ(*old, (InflightRecord{42, true}));
+  EXPECT_FALSE(decode_inflight(bytes.substr(0, 10))) << "a version 2 record cut short";
+}
+
+// A node's copy of another node's session: whose it is and its terms, in the
+// cluster column; its other records under an id no client can have.
+TEST(Records, CopyRoundTripsAndIsKeptApartFromTheClientsOwn) {
+  CopyRecord c;
+  c.owner = "n1";
+  c.generation = 12;
+  c.replicas = {"n2", "n3"};
+  c.expiry_s = 600;
+  c.connect_epoch = 1ull << 40;
+  c.first_sequence = 3ull << 32;
+  c.subscriptions = {{"a/#", 1, 0}, {"b", 2, 7}};
+  auto back = decode_copy(encode(c));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, c);
+  const std::string bytes = encode(c);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(decode_copy(std::string_view(bytes).substr(0, n))) << n;
+  }
+  EXPECT_EQ(copy_key("abc"), "copies/abc");
+  const std::string id = copy_store_id("abc");
+  EXPECT_EQ(copied_client_id(id), "abc");
+  EXPECT_EQ(copied_client_id("abc"), std::nullopt);
+  EXPECT_FALSE(client_prefix(id).starts_with(client_prefix("abc")));
+  EXPECT_NE(queue_key(id, 1), queue_key("abc", 1));
+}
+
 TEST(Records, InboundRoundTrips) {
   auto back = decode_inbound(encode(InboundRecord{1ull << 32}));
   ASSERT_TRUE(back) << back.error().message;
@@ -131,7 +175,7 @@ TEST(Records, TrailingBytesAndBadFieldsAreCorruption) {
   EXPECT_EQ(decode_queued(encode(bad_qos)).error().code, StoreErrc::corruption);
 
   std::string bad_flag = encode(InflightRecord{7, true});
-  bad_flag.back() = 2;  // the released flag
+  bad_flag[9] = 2;  // the released flag, after the version and the sequence
   EXPECT_EQ(decode_inflight(bad_flag).error().code, StoreErrc::corruption);
 }
 

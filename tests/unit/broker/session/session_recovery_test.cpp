@@ -71,6 +71,38 @@ struct RecoveryTest : ::testing::Test {
   static MessagePtr message(std::string topic, QoS qos = QoS::k1) {
     return make_message(std::move(topic), "payload", qos, false, {}, 0, nullptr, Clock::now());
   }
+  // For copies of a session "c" that node n1 owns, subscribed to t/#.
+  static MessagePtr copied_message(uint64_t serial, QoS qos = QoS::k1) {
+    auto m = std::const_pointer_cast<Message>(make_message("t/x", "p", qos, false, {}, 0, nullptr, Clock::now()));
+    m->id = MessageId{1, 2, serial};
+    return m;
+  }
+  static SessionRegistry::ReplicaTerms copy_terms() {
+    SessionRegistry::ReplicaTerms terms;
+    terms.owner = "n1";
+    terms.generation = 5;
+    terms.expiry_interval = 600;
+    terms.connect_epoch = 100;
+    terms.subscriptions = {{"t/#", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k2}, 0}}};
+    terms.replicas = {"n2", "n3"};
+    return terms;
+  }
+  static std::vector<uint64_t> serials(const std::vector<Delivery>& ds) {
+    std::vector<uint64_t> out;
+    for (const auto& d : ds) out.push_back(d.message->id.serial);
+    return out;
+  }
+  // The records in the store, the format version's aside.
+  size_t stored_records() {
+    size_t records = 0;
+    for (auto column : storage::all_columns) {
+      EXPECT_TRUE(store->scan_prefix(column, "", [&](std::string_view key, std::string_view) {
+        records += key != storage::format_version_key;
+        return true;
+      }));
+    }
+    return records;
+  }
 };
 
 TEST_F(RecoveryTest, PersistentSessionsComeBackOfflineSubscribedAndQueued) {
@@ -206,6 +238,101 @@ TEST_F(RecoveryTest, SessionsThatExpiredWhileTheNodeWasDownEndAndTheirWillsGoOut
   ASSERT_TRUE(w.present);
   EXPECT_EQ(w.session->queued_count(), 1u);  // the will
   EXPECT_FALSE(node.registry.open("dead", false, 3600, std::make_shared<NullListener>()).present);
+}
+
+// A copy of another node's session is stored on its node too. After a
+// restart it is dormant (not routed, not a current copy) until it is
+// promoted, with what was queued for it and the owner's QoS 2 packet ids.
+TEST_F(RecoveryTest, ACopyComesBackDormantAndCanBecomeTheSession) {
+  const auto delivery = [&](uint64_t serial, QoS qos = QoS::k1) {
+    Delivery d;
+    d.message = copied_message(serial, qos);
+    d.qos = qos;
+    return d;
+  };
+  on_a_node([&](Node& node) {
+    node.registry.replica_open("c", copy_terms());
+    node.registry.replica_fill("c", "n1", {}, {delivery(1), delivery(2, QoS::k2), delivery(3, QoS::k2)});
+    node.registry.replica_released("c", "n1", MessageId{1, 2, 2}, 42);
+    node.registry.replica_sent("c", "n1", MessageId{1, 2, 3}, 43);
+    const MessageId done[] = {MessageId{1, 2, 1}};
+    node.registry.replica_forget("c", "n1", done);
+    bool stored = false;
+    node.registry.deliver_forwarded(copied_message(4), {}, [&](bool ok) { stored = ok; });
+    EXPECT_EQ(node.registry.replica_queue("c", "n1").size(), 2u) << "3 and 4 (2 is released)";
+  });
+  on_a_node([&](Node& node) {
+    const auto restored = restore(node);
+    EXPECT_EQ(restored.copies, 1u);
+    EXPECT_EQ(restored.sessions, 0u);
+    EXPECT_EQ(node.registry.find("c"), nullptr) << "not a session of this node's";
+    EXPECT_FALSE(node.registry.replica_of("c")) << "not a current copy";
+    auto dormant = node.registry.dormant_of("c");
+    ASSERT_TRUE(dormant);
+    EXPECT_EQ(dormant->owner, "n1");
+    EXPECT_EQ(dormant->replicas, (std::vector<std::string>{"n2", "n3"}));
+    EXPECT_EQ(node.router.subscription_count(), 0u) << "not routed";
+    // Its owner and every other copy are gone: it becomes this node's
+    // session, with the owner's packet ids.
+    ASSERT_TRUE(node.registry.promote_dormant("c", 200));
+    EXPECT_FALSE(node.registry.dormant_of("c"));
+    auto session = node.registry.find("c");
+    ASSERT_NE(session, nullptr);
+    EXPECT_EQ(session->connect_epoch(), 200u);
+    EXPECT_EQ(node.router.subscription_count(), 1u);
+    EXPECT_EQ(session->released_ids(), (std::vector<uint16_t>{42}));
+    const auto inflight = session->inflight_snapshot();
+    ASSERT_EQ(inflight.size(), 2u);
+    EXPECT_EQ(inflight[1].packet_id, 43);
+    EXPECT_EQ(serials(session->queued_snapshot()), (std::vector<uint64_t>{4}));
+  });
+  Node after;
+  const auto restored = restore(after);
+  EXPECT_EQ(restored.copies, 0u) << "the promoted copy's records are gone";
+  EXPECT_EQ(restored.sessions, 1u);
+  EXPECT_EQ(restored.queued, 3u) << "the session has 2, 3 and 4";
+}
+
+// The owner opening its copy again replaces what was read back: the owner's
+// fill says what is still wanted (its client may have had the rest).
+TEST_F(RecoveryTest, TheOwnersOpenReplacesADormantCopy) {
+  on_a_node([&](Node& node) {
+    node.registry.replica_open("c", copy_terms());
+    node.registry.deliver_forwarded(copied_message(1), {}, [](bool) {});
+  });
+  on_a_node([&](Node& node) {
+    EXPECT_EQ(restore(node).copies, 1u);
+    node.registry.replica_open("c", copy_terms());
+    EXPECT_FALSE(node.registry.dormant_of("c"));
+    ASSERT_TRUE(node.registry.replica_of("c"));
+    EXPECT_EQ(node.router.subscription_count(), 1u);
+    EXPECT_TRUE(node.registry.replica_queue("c", "n1").empty());
+    node.registry.deliver_forwarded(copied_message(2), {}, [](bool) {});
+  });
+  on_a_node([&](Node& node) {
+    const auto restored = restore(node);
+    EXPECT_EQ(restored.copies, 1u);
+    EXPECT_EQ(restored.queued, 1u) << "2 only: 1 went with the copy the owner replaced";
+    // A dormant copy dropped (a member has the session) leaves nothing.
+    node.registry.drop_dormant("c");
+  });
+  Node node;
+  EXPECT_EQ(restore(node).copies, 0u);
+  EXPECT_EQ(stored_records(), 0u);
+}
+
+// A copy its owner drops leaves nothing on disk.
+TEST_F(RecoveryTest, ADroppedCopyLeavesNothingBehind) {
+  on_a_node([&](Node& node) {
+    node.registry.replica_open("c", copy_terms());
+    node.registry.deliver_forwarded(copied_message(1), {}, [](bool) {});
+    node.registry.replica_drop("c", "n1");
+  });
+  Node node;
+  const auto restored = restore(node);
+  EXPECT_EQ(restored.copies, 0u);
+  EXPECT_EQ(restored.queued, 0u);
+  EXPECT_EQ(stored_records(), 0u);
 }
 
 TEST_F(RecoveryTest, ADamagedRecordStopsTheLoad) {
