@@ -57,6 +57,10 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   rules.member_alive = [n = node.get()](const std::string& id) { return n->member_up(id); };
   rules.new_epoch = [n = node.get()] { return n->fence_->stamp(); };
   rules.sessions_ready = [n = node.get()] { return n->sessions_ready(); };
+  // Set before the membership starts, so before any peer can send this.
+  rules.restarted = [n = node.get()](const std::string& peer) {
+    if (n->replicator_) n->replicator_->refill(peer);
+  };
   node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_,
                                                               refused, std::move(rules));
   node->node_id_ = config.node_id;

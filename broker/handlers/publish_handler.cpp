@@ -124,6 +124,12 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   } else {
     gate->submit(link, std::move(write));
     peers = forwarder.forward(message, gate->part(), version);
+    // The session's copies learn the packet id before the PUBREC goes.
+    if (p.qos == QoS::k2) {
+      if (auto* replication = replication_of(link)) {
+        replication->inbound_qos2(*st.session, p.packet_id, /*released=*/false, gate->part());
+      }
+    }
     const bool nobody = route.deliveries.empty() && peers == 0;
     gate->hold(link, ack(nobody ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess));
   }
@@ -149,6 +155,9 @@ void handle_pubrel(ClientLink& link, const mqtt::Pubrel& rel) {
   // message under it for a retransmission.
   storage::WriteBatch write;
   if (known && session.persistent()) erase_inbound_qos2(write, session, rel.packet_id);
+  if (known) {
+    if (auto* replication = replication_of(link)) replication->inbound_qos2(session, rel.packet_id, true, {});
+  }
   reply_after(link, std::move(comp), std::move(write));
 }
 

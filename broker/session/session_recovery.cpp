@@ -206,12 +206,17 @@ storage::Result<SessionRegistry::Restored> SessionRegistry::restore(storage::KvS
     auto record = storage::decode_inbound(value);
     if (!record) return fail(damaged(record.error().message, k->client_id));
     auto [session, copy] = owner(k->client_id);
-    if (!session || copy != nullptr || record->first_sequence != session->first_sequence()) {
+    if (!session || record->first_sequence != session->first_sequence()) {
       erase.erase(Column::inbound_qos2, std::string(key));
       ++restored.dropped;
       return true;
     }
-    session->restore_inbound_qos2(static_cast<uint16_t>(k->number));
+    const auto packet_id = static_cast<uint16_t>(k->number);
+    if (copy != nullptr) {
+      copy->inbound_qos2.push_back(packet_id);  // in key order: sorted
+    } else {
+      session->restore_inbound_qos2(packet_id);
+    }
     return true;
   });
   if (!status) return status.error();

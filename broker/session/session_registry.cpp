@@ -288,7 +288,10 @@ size_t SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSes
     if (commits_ && session->assign_sequence(d)) put_queued(batch, *session, d, now);
     session->restore_queued(std::move(d));
   }
-  for (uint16_t id : handed.inbound_qos2) session->restore_inbound_qos2(id);
+  for (uint16_t id : handed.inbound_qos2) {
+    session->restore_inbound_qos2(id);
+    if (commits_ && session->persistent()) put_inbound_qos2(batch, *session, id);
+  }
   const size_t queued = session->queued_count();
   // Subscribed last: what matches from now on queues behind what came.
   for (const auto& [filter, record] : handed.subscriptions) {

@@ -195,8 +195,13 @@ class SessionRegistry {
   ReplicaOpened replica_open(const std::string& client_id, ReplicaTerms terms);
   // The owner's in-flight and queued deliveries: those the copy lacks are
   // queued; `released` ones (QoS 2, PUBREC received) keep their packet id.
+  // `inbound_qos2`: every inbound QoS 2 packet id of the client's awaiting
+  // PUBREL there.
   void replica_fill(const std::string& client_id, const std::string& owner, std::vector<Inflight> inflight,
-                    std::vector<Delivery> deliveries);
+                    std::vector<Delivery> deliveries, std::span<const uint16_t> inbound_qos2 = {});
+  // Inbound QoS 2 packet ids of the client's: received, or (plus 65536)
+  // released, in order.
+  void replica_inbound(const std::string& client_id, const std::string& owner, std::span<const uint32_t> changes);
   void replica_forget(const std::string& client_id, const std::string& owner, std::span<const MessageId> ids);
   void replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
                         uint16_t packet_id);
@@ -334,6 +339,7 @@ class SessionRegistry {
     // packet ids.
     std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
     std::unordered_map<MessageId, uint16_t, MessageIdHash> sent;
+    std::vector<uint16_t> inbound_qos2;  // sorted
   };
   std::unordered_map<std::string, Replica> replicas_;
   // Read back at start and not opened since (dormant_copies). Guarded by mu_.

@@ -102,7 +102,8 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
 }
 
 void SessionRegistry::replica_fill(const std::string& client_id, const std::string& owner,
-                                   std::vector<Inflight> inflight, std::vector<Delivery> deliveries) {
+                                   std::vector<Inflight> inflight, std::vector<Delivery> deliveries,
+                                   std::span<const uint16_t> inbound_qos2) {
   std::shared_ptr<Session> copy;
   std::vector<Delivery> all;
   all.reserve(inflight.size() + deliveries.size());
@@ -121,6 +122,14 @@ void SessionRegistry::replica_fill(const std::string& client_id, const std::stri
       in.delivery.dup = true;
       all.push_back(std::move(in.delivery));
     }
+    if (commits_) {
+      for (uint16_t packet_id : r->inbound_qos2) erase_inbound_qos2(batch, *copy, packet_id);
+    }
+    r->inbound_qos2.assign(inbound_qos2.begin(), inbound_qos2.end());
+    std::sort(r->inbound_qos2.begin(), r->inbound_qos2.end());
+    if (commits_) {
+      for (uint16_t packet_id : r->inbound_qos2) put_inbound_qos2(batch, *copy, packet_id);
+    }
   }
   for (auto& d : deliveries) all.push_back(std::move(d));
   for (auto& d : all) d.sequence = 0;
@@ -128,6 +137,30 @@ void SessionRegistry::replica_fill(const std::string& client_id, const std::stri
   copy->merge_queued(std::move(all), Clock::now(), &stored);
   const ClockPair now;
   for (const Delivery& d : stored) put_queued(batch, *copy, d, now);
+  submit(std::move(batch));
+}
+
+void SessionRegistry::replica_inbound(const std::string& client_id, const std::string& owner,
+                                      std::span<const uint32_t> changes) {
+  std::lock_guard lock(mu_);
+  Replica* r = replica_locked(client_id, owner);
+  if (r == nullptr) return;
+  storage::WriteBatch batch;
+  auto& ids = r->inbound_qos2;
+  for (uint32_t change : changes) {
+    const auto packet_id = static_cast<uint16_t>(change & 0xffff);
+    if (packet_id == 0) continue;
+    auto at = std::lower_bound(ids.begin(), ids.end(), packet_id);
+    const bool present = at != ids.end() && *at == packet_id;
+    if (change & 0x10000) {
+      if (!present) continue;
+      ids.erase(at);
+      if (commits_) erase_inbound_qos2(batch, *r->session, packet_id);
+    } else if (!present) {
+      ids.insert(at, packet_id);
+      if (commits_) put_inbound_qos2(batch, *r->session, packet_id);
+    }
+  }
   submit(std::move(batch));
 }
 
@@ -252,6 +285,7 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
                                        storage::WriteBatch& batch) {
   std::shared_ptr<Session> copy;
   std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
+  std::vector<uint16_t> inbound_qos2;
   {
     std::lock_guard lock(mu_);
     // A copy read back from disk is older than the session opened here.
@@ -260,12 +294,19 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
     if (it == replicas_.end()) return 0;
     copy = std::move(it->second.session);
     released = std::move(it->second.released);
+    inbound_qos2 = std::move(it->second.inbound_qos2);
     replicas_.erase(it);
   }
   if (commits_) erase_copy(batch, session->client_id());
   // The session's routes are in already: none missing in between.
   router_.remove_session(*copy);
   if (discard) return 0;
+  for (uint16_t packet_id : inbound_qos2) {
+    if (session->begin_inbound_qos2(packet_id, SIZE_MAX) == Session::Inbound::kNew && session->persistent() &&
+        commits_) {
+      put_inbound_qos2(batch, *session, packet_id);
+    }
+  }
   std::vector<Delivery> stored;
   const ClockPair now;
   const size_t merged = session->merge_queued(unreleased(copy->take_all().queued, released), now.steady, &stored);
@@ -368,6 +409,7 @@ bool SessionRegistry::promote_locked(std::unique_lock<std::mutex>& lock,
   }
   HandedSession handed;
   handed.resumed = true;
+  handed.inbound_qos2 = std::move(r.inbound_qos2);
   for (auto& [filter, record] : copy->subscriptions()) handed.subscriptions.emplace_back(filter, record);
   for (auto& d : copy->take_all().queued) {
     auto released = r.released.find(d.message->id);

@@ -42,6 +42,11 @@ class SessionReplication {
   // Nobody waits: at worst a replica that resumes the session sends it
   // again, as QoS 1 allows.
   virtual void completed(const Session& session, const MessageId& id) = 0;
+  // Inbound QoS 2: the client's PUBLISH under `packet_id` was delivered
+  // (`done` once the replicas know it, before the PUBREC goes: should this
+  // node die, the client's retransmission is not delivered again), or
+  // `released` by its PUBREL (nobody waits; `done` may be empty).
+  virtual void inbound_qos2(const Session& session, uint16_t packet_id, bool released, Done done) = 0;
 };
 
 }  // namespace starling::broker

@@ -96,6 +96,18 @@ void SessionReplicator::member_changed(const Member& member, std::optional<Membe
   loop_cv_.notify_all();
 }
 
+void SessionReplicator::refill(const std::string& node) {
+  {
+    std::lock_guard lock(mu_);
+    dirty_.insert(node);
+  }
+  {
+    std::lock_guard lock(loop_mu_);
+    woken_ = true;
+  }
+  loop_cv_.notify_all();
+}
+
 std::map<std::string, std::string> SessionReplicator::members_now() const {
   std::map<std::string, std::string> out;
   for (const auto& m : membership_.members()) {
@@ -167,8 +179,9 @@ void SessionReplicator::copy_to(const std::string& node, const std::string& addr
     if (!ok || !session) return done(ok);
     Pending fill;
     fill.update.set_client_id(session->client_id());
-    add_deliveries(*fill.update.mutable_fill()->mutable_deliveries(), session->inflight_snapshot(),
-                   session->queued_snapshot());
+    auto* f = fill.update.mutable_fill();
+    add_deliveries(*f->mutable_deliveries(), session->inflight_snapshot(), session->queued_snapshot());
+    for (uint16_t packet_id : session->inbound_qos2_snapshot()) f->add_inbound_qos2(packet_id);
     fill.done = done;
     send(node, address, std::move(fill));
   };
@@ -204,46 +217,71 @@ void SessionReplicator::released(const broker::Session& session, const broker::M
 }
 
 void SessionReplicator::completed(const broker::Session& session, const broker::MessageId& id) {
-  tell(session, id, &v1::ReplicaUpdate::has_forget,
+  if (!id.known()) return;
+  tell(session, &v1::ReplicaUpdate::has_forget,
        [&](v1::ReplicaUpdate& u) { set_message_id(*u.mutable_forget()->add_ids(), id); });
 }
 
 void SessionReplicator::sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) {
-  tell(session, id, &v1::ReplicaUpdate::has_sent, [&](v1::ReplicaUpdate& u) {
+  if (!id.known()) return;
+  tell(session, &v1::ReplicaUpdate::has_sent, [&](v1::ReplicaUpdate& u) {
     set_message_id(*u.mutable_sent()->add_ids(), id);
     u.mutable_sent()->add_packet_ids(packet_id);
   });
 }
 
-void SessionReplicator::tell(const broker::Session& session, const broker::MessageId& id,
-                             bool (v1::ReplicaUpdate::*same_kind)() const,
-                             const std::function<void(v1::ReplicaUpdate&)>& add) {
-  if (!id.known()) return;
+void SessionReplicator::inbound_qos2(const broker::Session& session, uint16_t packet_id, bool released, Done done) {
+  tell(
+      session, &v1::ReplicaUpdate::has_inbound,
+      [&](v1::ReplicaUpdate& u) { u.mutable_inbound()->add_changes(packet_id + (released ? 0x10000u : 0u)); },
+      done ? all_answered(1, std::move(done)) : Done{});
+}
+
+void SessionReplicator::tell(const broker::Session& session, bool (v1::ReplicaUpdate::*same_kind)() const,
+                             const std::function<void(v1::ReplicaUpdate&)>& add, Done done) {
   std::vector<std::shared_ptr<Call>> start;
+  Done nobody_to_wait_for;
   {
     std::lock_guard lock(mu_);
-    auto it = placed_.find(session.client_id());
-    if (it == placed_.end() || it->second.generation != session.id()) return;
-    for (const auto& node : it->second.replicas) {
-      auto box = outboxes_.find(node);
-      if (box == outboxes_.end()) continue;
-      auto& queue = box->second.queue;
+    std::vector<std::string> replicas;
+    if (auto it = placed_.find(session.client_id()); it != placed_.end() && it->second.generation == session.id()) {
+      for (const auto& node : it->second.replicas) {
+        if (outboxes_.contains(node)) replicas.push_back(node);
+      }
+    }
+    Done each;
+    if (replicas.empty()) {
+      nobody_to_wait_for = std::move(done);
+    } else if (done) {
+      each = count_down(replicas.size(), std::move(done));
+    }
+    for (const auto& node : replicas) {
+      Outbox& box = outboxes_.at(node);
+      auto& queue = box.queue;
       // Updates of one kind for one session coming one after another
       // travel as one.
       if (!queue.empty() && queue.back().update.client_id() == session.client_id() &&
           (queue.back().update.*same_kind)()) {
         add(queue.back().update);
+        if (each) {
+          queue.back().done = [before = std::move(queue.back().done), each](bool ok) {
+            if (before) before(ok);
+            each(ok);
+          };
+        }
         continue;
       }
       Pending p;
       p.update.set_client_id(session.client_id());
       add(p.update);
+      p.done = each;
       queue.push_back(std::move(p));
       ++pending_updates_;
-      if (auto call = prepare_locked(node, box->second)) start.push_back(std::move(call));
+      if (auto call = prepare_locked(node, box)) start.push_back(std::move(call));
     }
   }
   for (auto& call : start) launch(std::move(call));
+  if (nobody_to_wait_for) nobody_to_wait_for(true);
 }
 
 void SessionReplicator::send(const std::string& node, const std::string& address, Pending pending) {

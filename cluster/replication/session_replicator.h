@@ -69,12 +69,15 @@ class SessionReplicator final : public broker::SessionReplication {
   bool resynced() const { return resynced_done_.load(); }
   // From the membership: wakes the loop.
   void member_changed(const Member& member, std::optional<MemberState> before);
+  // `node` started anew: the next pass opens and fills the copies there again.
+  void refill(const std::string& node);
 
   void recorded(const std::shared_ptr<broker::Session>& session, Done done) override;
   void released(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id,
                 Done done) override;
   void sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) override;
   void completed(const broker::Session& session, const broker::MessageId& id) override;
+  void inbound_qos2(const broker::Session& session, uint16_t packet_id, bool released, Done done) override;
 
   // `owner` is back after it was gone (left, or declared dead): what this
   // node's copies of its sessions hold goes back to it, for what came only
@@ -121,11 +124,12 @@ class SessionReplicator final : public broker::SessionReplication {
   void launch(std::shared_ptr<Call> call);
   void finished(const std::shared_ptr<Call>& call, const grpc::Status& status);
   void drop_at(const std::string& node, const std::string& client_id);
-  // Adds to what the session's replicas are told without waiting: to the
-  // last update queued for a replica when it is of the same kind and
-  // session, else in a new one.
-  void tell(const broker::Session& session, const broker::MessageId& id, bool (v1::ReplicaUpdate::*same_kind)() const,
-            const std::function<void(v1::ReplicaUpdate&)>& add);
+  // Adds to what the session's replicas are told: to the last update queued
+  // for a replica when it is of the same kind and session, else in a new
+  // one. `done` (may be empty) once every replica answered (at once with
+  // none).
+  void tell(const broker::Session& session, bool (v1::ReplicaUpdate::*same_kind)() const,
+            const std::function<void(v1::ReplicaUpdate&)>& add, Done done = {});
   void loop();
   void pass();
   // Tells every member in `members` that this node confirms its copies

@@ -132,7 +132,16 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         std::vector<broker::Inflight> inflight;
         std::vector<broker::Delivery> queued;
         parse_deliveries(update.fill().deliveries(), inflight, queued);
-        sessions->replica_fill(client_id, owner, std::move(inflight), std::move(queued));
+        std::vector<uint16_t> inbound;
+        for (uint32_t packet_id : update.fill().inbound_qos2()) {
+          if (packet_id != 0 && packet_id <= 0xffff) inbound.push_back(static_cast<uint16_t>(packet_id));
+        }
+        sessions->replica_fill(client_id, owner, std::move(inflight), std::move(queued), inbound);
+        break;
+      }
+      case v1::ReplicaUpdate::kInbound: {
+        const auto& changes = update.inbound().changes();
+        sessions->replica_inbound(client_id, owner, {changes.data(), static_cast<size_t>(changes.size())});
         break;
       }
       case v1::ReplicaUpdate::kForget: {
@@ -166,6 +175,7 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
       case v1::ReplicaUpdate::kResync:
         if (!update.resync().end()) {
           sessions->unconfirm_replicas(owner);
+          if (rules_.restarted) rules_.restarted(owner);
         } else {
           sessions->drop_unconfirmed_replicas(owner);
         }

@@ -28,6 +28,10 @@ struct ReplicaRules {
   // Whether this node's sessions are complete: read from disk, checked
   // against the peers' copies, and filled from the copies of them.
   std::function<bool()> sessions_ready;
+  // `node` started anew (its first resync): the copies this node keeps
+  // there are filled again (it may have come back before it was declared
+  // dead, without them).
+  std::function<void(const std::string& node)> restarted;
 };
 
 class SessionsService final : public v1::Sessions::CallbackService {

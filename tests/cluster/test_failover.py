@@ -5,6 +5,7 @@ resumes on any node with every message the cluster acknowledged.
 
 Usage: test_failover.py PATH_TO_STARLING [Class.test]
 """
+import contextlib
 import os
 import shutil
 import signal
@@ -14,6 +15,9 @@ import unittest
 
 from cluster_harness import *  # noqa: F401,F403
 from cluster_harness import Cluster, ClusterTest
+from harness import PUBCOMP, PUBREC, PUBREL, RawClient, ack_packet, publish_packet
+
+SESSION_EXPIRY = 17  # the CONNECT property id, for hand-built packets
 
 
 def owner_of(nodes, client_id):
@@ -92,11 +96,12 @@ class Failover(ClusterTest):
                     payloads = [int(p) for p in sub.msgs.payloads()]
                     self.assertEqual(len(payloads), len(set(payloads)), "QoS 2 delivered twice")
 
-    def test_a_copy_read_back_from_disk_takes_over_when_owner_and_copy_died(self):
-        """A session's owner (n1) and the node with its copy both die
-        (kill -9); only the copy's node comes back. It reads the copy back
-        from its disk and takes the session over: the client resumes with
-        every acknowledged message, QoS 2 once."""
+    @contextlib.contextmanager
+    def stored_session_with_a_copy(self, client_id, topic_filter, qos):
+        """Three nodes with data directories (removed after); `client_id`'s
+        persistent session on n1, subscribed to `topic_filter`, offline, its
+        copy on one of the others. Yields (cluster, dirs, n1, the node with
+        the copy, the third node)."""
         dirs = [tempfile.mkdtemp(prefix="starling-fo-") for _ in range(3)]
         try:
             with Cluster(0) as c:
@@ -104,37 +109,111 @@ class Failover(ClusterTest):
                     c.nodes.append(c.start_node(f"n{i + 1}", data_dir=d))
                 c.wait_converged(timeout=30.0)
                 n1 = c.nodes[0]
-                sub = self.client(client_id="fd-sub")
+                sub = self.client(client_id=client_id)
                 self.connect(sub, n1, clean_start=False, session_expiry=600)
-                sub.subscribe("fd/#", qos=2)
+                sub.subscribe(topic_filter, qos=qos)
                 sub.disconnect()
                 self.forget(sub)
                 with_copy = lambda: [b for b in c.nodes[1:]  # noqa: E731
                                      if metric(scrape(b.http_port), "starling_cluster_replicas") == 1]
                 wait_until(lambda: len(with_copy()) == 1, 10.0, message="one node with the copy")
                 holder = with_copy()[0]
-                other = next(b for b in c.nodes[1:] if b is not holder)
-                pub = self.client(other, client_id="fd-pub", version=4)
-                for i in range(40):
-                    pub.publish(f"fd/{i}", str(i).encode(), qos=1 + i % 2)
-                self.forget(pub)
-                n1.kill9()
-                holder.kill9()
-                back = c.restart_node(holder, dirs[c.nodes.index(holder)])
-                c.wait_converged([other, back], timeout=40.0)
-                sub, node, (present, _, _) = self.connect_until_accepted(
-                    "fd-sub", [back, other], timeout=40.0, clean_start=False, session_expiry=600)
-                self.assertEqual(present, 1, f"session present on {node.node_id}")
-                wait_until(lambda: len(sub.msgs.payloads()) >= 40, 10.0, message="40 messages")
-                time.sleep(0.5)
-                payloads = sorted(int(p) for p in sub.msgs.payloads())
-                print(f"copy read back from disk: acknowledged 40, delivered {len(payloads)} on {node.node_id}")
-                self.assertEqual(sorted(set(payloads)), list(range(40)))
-                qos2 = [p for p in payloads if p % 2 == 1]
-                self.assertEqual(len(qos2), len(set(qos2)), "QoS 2 delivered twice")
+                yield c, dirs, n1, holder, next(b for b in c.nodes[1:] if b is not holder)
         finally:
             for d in dirs:
                 shutil.rmtree(d, ignore_errors=True)
+
+    def test_a_copy_read_back_from_disk_takes_over_when_owner_and_copy_died(self):
+        """A session's owner (n1) and the node with its copy both die
+        (kill -9); only the copy's node comes back. It reads the copy back
+        from its disk and takes the session over: the client resumes with
+        every acknowledged message, QoS 2 once."""
+        with self.stored_session_with_a_copy("fd-sub", "fd/#", 2) as (c, dirs, n1, holder, other):
+            pub = self.client(other, client_id="fd-pub", version=4)
+            for i in range(40):
+                pub.publish(f"fd/{i}", str(i).encode(), qos=1 + i % 2)
+            self.forget(pub)
+            n1.kill9()
+            holder.kill9()
+            back = c.restart_node(holder, dirs[c.nodes.index(holder)])
+            c.wait_converged([other, back], timeout=40.0)
+            sub, node, (present, _, _) = self.connect_until_accepted(
+                "fd-sub", [back, other], timeout=40.0, clean_start=False, session_expiry=600)
+            self.assertEqual(present, 1, f"session present on {node.node_id}")
+            wait_until(lambda: len(sub.msgs.payloads()) >= 40, 10.0, message="40 messages")
+            time.sleep(0.5)
+            payloads = sorted(int(p) for p in sub.msgs.payloads())
+            print(f"copy read back from disk: acknowledged 40, delivered {len(payloads)} on {node.node_id}")
+            self.assertEqual(sorted(set(payloads)), list(range(40)))
+            qos2 = [p for p in payloads if p % 2 == 1]
+            self.assertEqual(len(qos2), len(set(qos2)), "QoS 2 delivered twice")
+
+    def test_a_copy_node_restarted_before_it_was_declared_dead_is_filled_again(self):
+        """The node with a session's copy is killed and restarted at once,
+        before the others declare it dead. The owner fills its copy there
+        again (the node's first resync says it started anew); then the owner
+        dies, and the client resumes with every acknowledged message."""
+        with self.stored_session_with_a_copy("fr-sub", "fr/#", 1) as (c, dirs, n1, holder, other):
+            pub = self.client(other, client_id="fr-pub", version=4)
+            for i in range(20):
+                pub.publish(f"fr/{i}", str(i).encode(), qos=1)
+            holder.kill9()
+            back = c.restart_node(holder, dirs[c.nodes.index(holder)])
+            wait_until(lambda: metric(scrape(back.http_port), "starling_cluster_replicas") == 1, 10.0,
+                       message="the copy filled again on the restarted node")
+            for line in n1.read_log().splitlines() + other.read_log().splitlines():
+                self.assertFalse(f"member {holder.node_id} " in line and " is dead," in line,
+                                 f"declared dead: the restart was too slow: {line}")
+            for i in range(20, 40):
+                pub.publish(f"fr/{i}", str(i).encode(), qos=1)
+            self.forget(pub)
+            n1.kill9()
+            sub, node, (present, _, _) = self.connect_until_accepted(
+                "fr-sub", [back, other], timeout=40.0, clean_start=False, session_expiry=600)
+            self.assertEqual(present, 1, f"session present on {node.node_id}")
+            wait_until(lambda: len(set(sub.msgs.payloads())) >= 40, 10.0, message="40 messages")
+            self.assertEqual(sorted(set(int(p) for p in sub.msgs.payloads())), list(range(40)))
+
+    def test_a_qos2_publish_awaiting_pubrel_is_not_delivered_again_after_failover(self):
+        """A publisher's QoS 2 PUBLISH was delivered and PUBREC'd on n1, which
+        dies before the PUBREL. The publisher resumes on another node and
+        sends the PUBLISH again (DUP), then the PUBREL: the subscriber gets the
+        message once, and the PUBCOMP says the packet id was known (the
+        session's copy had it)."""
+        with Cluster(3) as c:
+            n1, n2, n3 = c.nodes
+            sub = self.client(n2, client_id="in2-sub")
+            sub.subscribe("in2/#", qos=2)
+            raw = RawClient(n1)
+            raw.connect("in2-pub", clean=False, props=[(SESSION_EXPIRY, 600)])
+            raw.send(publish_packet("in2/a", b"once", qos=2, packet_id=7))
+            self.assertEqual(raw.expect(PUBREC).packet_id, 7)
+            sub.msgs.wait_for(1, timeout=5)
+            n1.kill9()
+            raw.sock.close()
+            deadline = time.monotonic() + 40
+            while True:
+                again, ack = None, None
+                try:
+                    again = RawClient([n2, n3][int(time.monotonic()) % 2])
+                    ack = again.connect("in2-pub", clean=False, expect_rc=None, props=[(SESSION_EXPIRY, 600)])
+                except (AssertionError, OSError):
+                    pass
+                if ack is not None and ack.reason == 0:
+                    break
+                if again is not None:
+                    again.sock.close()
+                self.assertLess(time.monotonic(), deadline, "publisher's session not resumed")
+                time.sleep(0.5)
+            self.assertEqual(ack.session_present, 1)
+            again.send(publish_packet("in2/a", b"once", qos=2, packet_id=7, dup=True))
+            self.assertEqual(again.expect(PUBREC).packet_id, 7)
+            again.send(ack_packet(PUBREL, 7))
+            comp = again.expect(PUBCOMP)
+            again.sock.close()
+            self.assertEqual(comp.reason, 0, "the packet id was known where the session resumed")
+            time.sleep(1.0)
+            self.assertEqual(sub.msgs.payloads(), [b"once"], "delivered once")
 
     def test_a_node_that_sees_less_than_half_the_cluster_acknowledges_nothing(self):
         """n2 and n3 die; n1, alone out of three, cannot know whether the

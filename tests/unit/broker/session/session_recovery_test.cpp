@@ -242,7 +242,8 @@ TEST_F(RecoveryTest, SessionsThatExpiredWhileTheNodeWasDownEndAndTheirWillsGoOut
 
 // A copy of another node's session is stored on its node too. After a
 // restart it is dormant (not routed, not a current copy) until it is
-// promoted, with what was queued for it and the owner's QoS 2 packet ids.
+// promoted, with what was queued for it, the owner's QoS 2 packet ids and
+// the client's inbound QoS 2 packet ids awaiting PUBREL.
 TEST_F(RecoveryTest, ACopyComesBackDormantAndCanBecomeTheSession) {
   const auto delivery = [&](uint64_t serial, QoS qos = QoS::k1) {
     Delivery d;
@@ -252,7 +253,11 @@ TEST_F(RecoveryTest, ACopyComesBackDormantAndCanBecomeTheSession) {
   };
   on_a_node([&](Node& node) {
     node.registry.replica_open("c", copy_terms());
-    node.registry.replica_fill("c", "n1", {}, {delivery(1), delivery(2, QoS::k2), delivery(3, QoS::k2)});
+    const uint16_t awaiting_pubrel[] = {5};
+    node.registry.replica_fill("c", "n1", {}, {delivery(1), delivery(2, QoS::k2), delivery(3, QoS::k2)},
+                               awaiting_pubrel);
+    const uint32_t inbound[] = {7, 8, 5 + 0x10000};
+    node.registry.replica_inbound("c", "n1", inbound);
     node.registry.replica_released("c", "n1", MessageId{1, 2, 2}, 42);
     node.registry.replica_sent("c", "n1", MessageId{1, 2, 3}, 43);
     const MessageId done[] = {MessageId{1, 2, 1}};
@@ -285,12 +290,15 @@ TEST_F(RecoveryTest, ACopyComesBackDormantAndCanBecomeTheSession) {
     ASSERT_EQ(inflight.size(), 2u);
     EXPECT_EQ(inflight[1].packet_id, 43);
     EXPECT_EQ(serials(session->queued_snapshot()), (std::vector<uint64_t>{4}));
+    EXPECT_EQ(session->inbound_qos2_snapshot(), (std::vector<uint16_t>{7, 8}));
   });
   Node after;
   const auto restored = restore(after);
   EXPECT_EQ(restored.copies, 0u) << "the promoted copy's records are gone";
   EXPECT_EQ(restored.sessions, 1u);
   EXPECT_EQ(restored.queued, 3u) << "the session has 2, 3 and 4";
+  ASSERT_NE(after.registry.find("c"), nullptr);
+  EXPECT_EQ(after.registry.find("c")->inbound_qos2_snapshot(), (std::vector<uint16_t>{7, 8}));
 }
 
 // The owner opening its copy again replaces what was read back: the owner's
