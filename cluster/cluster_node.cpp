@@ -140,6 +140,8 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
 ClusterNode::~ClusterNode() { leave(); }
 
 void ClusterNode::serve(broker::SessionRegistry& sessions) {
+  // Before any message is delivered: a shared group's pick goes to its copies.
+  if (replicator_) sessions.set_replication(replicator_.get());
   routing_service_->attach(&sessions);
   sessions_service_->attach(&sessions);
   sessions_ = &sessions;

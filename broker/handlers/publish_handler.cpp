@@ -124,6 +124,10 @@ void handle_publish(ClientLink& link, const mqtt::Publish& p, const mqtt::Shared
   } else {
     gate->submit(link, std::move(write));
     peers = forwarder.forward(message, gate->part(), version);
+    // A shared group's pick here: its copies get it from here.
+    if (auto picks = broker.sessions.shared_for_copies(route); !picks.empty()) {
+      broker.sessions.copy_shared(picks, gate->part());
+    }
     // The session's copies learn the packet id before the PUBREC goes.
     if (p.qos == QoS::k2) {
       if (auto* replication = replication_of(link)) {

@@ -155,6 +155,7 @@ Router::Route Router::route(const MessagePtr& message, Policy policy,
     const SessionId id = targets[i].session;
     Delivery d;
     d.message = message;
+    d.shared = targets[i].shared;
     bool any = false;
     for (const size_t end = delivery_end(targets, i); i < end; ++i) {
       const SubscriptionEntry& e = targets[i].entry;

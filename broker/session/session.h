@@ -68,6 +68,9 @@ struct Delivery {
   // sent before a crash goes out again under the same id after it.
   uint64_t sequence = 0;
   bool dup = false;  // restored from disk: it may have been sent before
+  // Through a shared group: the session's copies, which are no members, get
+  // it from the owner (SessionReplication::queued).
+  bool shared = false;
   // A retained message sent because of a SUBSCRIBE: its age is not a delivery
   // latency.
   bool from_retained = false;

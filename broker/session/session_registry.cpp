@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <random>
 
+#include "broker/count_down.h"
 #include "broker/routing/retained_persistence.h"
+#include "broker/session/session_replication.h"
 #include "storage/group_commit.h"
 
 namespace starling::broker {
@@ -67,6 +69,13 @@ void SessionRegistry::submit(storage::WriteBatch batch) {
   if (commits_ && !batch.empty()) commits_->submit(std::move(batch), nullptr);
 }
 
+void SessionRegistry::after_written(std::function<void(bool ok)> done) {
+  if (!commits_) return done(true);
+  // Commits go in submission order: an empty batch is written after
+  // everything before it.
+  commits_->submit(storage::WriteBatch{}, [done = std::move(done)](const storage::Status& s) { done(s.ok()); });
+}
+
 void SessionRegistry::erase_stored_locked(std::string_view client_id) {
   storage::WriteBatch erase;
   erase_client(erase, client_id);
@@ -112,11 +121,31 @@ void SessionRegistry::publish_internal(const MessagePtr& message, Clock::time_po
   if (!message->from_peer) router_.forwarder().forward(message, {}, version);
 }
 
+SessionRegistry::Picks SessionRegistry::shared_for_copies(const Router::Route& route) const {
+  Picks picks;
+  if (replication_ == nullptr) return picks;
+  for (const auto& [session, d] : route.deliveries) {
+    if (d.shared && d.qos != mqtt::QoS::k0 && session->expiry_interval() > 0) picks.emplace_back(session, d);
+  }
+  return picks;
+}
+
+void SessionRegistry::copy_shared(const Picks& picks, std::function<void(bool ok)> done) {
+  if (picks.empty() || replication_ == nullptr) return done(true);
+  auto each = count_down(picks.size(), std::move(done));
+  for (const auto& [session, d] : picks) replication_->queued(*session, d, each);
+}
+
 void SessionRegistry::deliver_forwarded(const MessagePtr& message, const std::vector<std::string>& shared_groups,
                                         std::function<void(bool ok)> done) {
   const ClockPair now;
   Router::Route route = router_.route(message, Router::Policy::kAllOrNone, &shared_groups);
   if (route.quota_exceeded) return done(false);
+  if (auto picks = shared_for_copies(route); !picks.empty()) {
+    // Acknowledged once stored here and in the copies of a shared group's pick.
+    done = count_down(2, std::move(done));
+    copy_shared(picks, done);
+  }
   storage::WriteBatch batch;
   if (commits_) put_queued(batch, route, now, /*check_room=*/false);
   // Submitted before any subscriber sees the message, as for a client's PUBLISH.

@@ -30,6 +30,8 @@ class GroupCommit;
 
 namespace starling::broker {
 
+class SessionReplication;
+
 // A session as it moves to another node with its client: what the new node
 // needs to resume it.
 struct HandedSession {
@@ -121,6 +123,15 @@ class SessionRegistry {
   // `shared_groups`: the groups this node delivers it to (Router::route).
   void deliver_forwarded(const MessagePtr& message, const std::vector<std::string>& shared_groups,
                          std::function<void(bool ok)> done);
+  // The QoS 1/2 deliveries of `route` to a persistent session through a
+  // shared group (empty without copies): no node forwards them to the
+  // session's copies, so copy_shared sends them there, and `done(ok)` once
+  // every copy has them. Taken before Router::deliver (it moves them).
+  using Picks = std::vector<std::pair<std::shared_ptr<Session>, Delivery>>;
+  Picks shared_for_copies(const Router::Route& route) const;
+  void copy_shared(const Picks& picks, std::function<void(bool ok)> done);
+  // Where copy_shared sends; set once by the cluster before it serves.
+  void set_replication(SessionReplication* replication) { replication_ = replication; }
   // Another node has a CONNECT for `client_id`: its connection here is told
   // to go (0x8E) and its session ends here. nullopt: no session here;
   // otherwise what the other node needs to resume it (empty with
@@ -202,6 +213,9 @@ class SessionRegistry {
   // Inbound QoS 2 packet ids of the client's: received, or (plus 65536)
   // released, in order.
   void replica_inbound(const std::string& client_id, const std::string& owner, std::span<const uint32_t> changes);
+  // Deliveries the owner queued through a shared group: those the copy
+  // lacks are queued (and stored).
+  void replica_queued(const std::string& client_id, const std::string& owner, std::vector<Delivery> deliveries);
   void replica_forget(const std::string& client_id, const std::string& owner, std::span<const MessageId> ids);
   void replica_released(const std::string& client_id, const std::string& owner, const MessageId& id,
                         uint16_t packet_id);
@@ -288,6 +302,9 @@ class SessionRegistry {
     size_t copies = 0;    // of other nodes' sessions (dormant)
   };
   storage::Result<Restored> restore(storage::KvStore& store, const ClockPair& now);
+  // `done(ok)` once everything submitted to the store so far is written (at
+  // once when the node stores nothing). On the committer's thread: hand over.
+  void after_written(std::function<void(bool ok)> done);
 
  private:
   void end_session(const std::shared_ptr<Session>& session, Clock::time_point now);
@@ -308,6 +325,7 @@ class SessionRegistry {
   Router& router_;
   RetainedStore& retained_;
   storage::GroupCommit* commits_ = nullptr;
+  SessionReplication* replication_ = nullptr;
   const QueueLimits queue_limits_;
   std::atomic<SessionId> next_id_{1};
   // Each persistent session takes the next range of 2^32 queue sequence

@@ -71,9 +71,6 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     const auto current = copy->subscriptions();
     std::unordered_set<std::string> wanted;
     for (auto& [filter, record] : terms.subscriptions) {
-      // A shared group delivers a message once, on one node of its
-      // members': a copy must not be that member.
-      if (filter.starts_with("$share/")) continue;
       wanted.insert(filter);
       add.emplace_back(std::move(filter), record);
     }
@@ -86,6 +83,14 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     stale->take_pending_will();  // not published: the client lives on elsewhere
   }
   for (const auto& [filter, record] : add) {
+    // A shared group delivers a message once, on one node of its members':
+    // a copy must not be that member. It keeps the subscription for when it
+    // becomes the session, and gets the group's messages from its owner
+    // (replica_queued).
+    if (filter.starts_with("$share/")) {
+      copy->add_subscription(filter, record);
+      continue;
+    }
     out.routes_added = copy->add_subscription(filter, record) || out.routes_added;
     router_.subscribe(copy, filter, SubscriptionEntry{record.options, record.subscription_id});
   }
@@ -135,6 +140,24 @@ void SessionRegistry::replica_fill(const std::string& client_id, const std::stri
   for (auto& d : all) d.sequence = 0;
   std::vector<Delivery> stored;
   copy->merge_queued(std::move(all), Clock::now(), &stored);
+  const ClockPair now;
+  for (const Delivery& d : stored) put_queued(batch, *copy, d, now);
+  submit(std::move(batch));
+}
+
+void SessionRegistry::replica_queued(const std::string& client_id, const std::string& owner,
+                                     std::vector<Delivery> deliveries) {
+  std::shared_ptr<Session> copy;
+  {
+    std::lock_guard lock(mu_);
+    Replica* r = replica_locked(client_id, owner);
+    if (r == nullptr) return;
+    copy = r->session;
+  }
+  for (auto& d : deliveries) d.sequence = 0;
+  std::vector<Delivery> stored;
+  copy->merge_queued(std::move(deliveries), Clock::now(), &stored);
+  storage::WriteBatch batch;
   const ClockPair now;
   for (const Delivery& d : stored) put_queued(batch, *copy, d, now);
   submit(std::move(batch));

@@ -47,6 +47,11 @@ class SessionReplication {
   // node die, the client's retransmission is not delivered again), or
   // `released` by its PUBREL (nobody waits; `done` may be empty).
   virtual void inbound_qos2(const Session& session, uint16_t packet_id, bool released, Done done) = 0;
+  // A QoS 1/2 delivery queued for the session through a shared group (the
+  // copies are no members, so no node forwards it to them): `done(ok)` once
+  // every copy has it, not ok when one did not answer (the publisher is not
+  // acknowledged then, as when a forward fails).
+  virtual void queued(const Session& session, const Delivery& delivery, Done done) = 0;
 };
 
 }  // namespace starling::broker

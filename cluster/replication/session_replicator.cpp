@@ -4,7 +4,7 @@
 #include <future>
 
 #include "broker/metrics.h"
-#include "cluster/count_down.h"
+#include "broker/count_down.h"
 #include "cluster/replication/replica_set.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/routing/peer_link.h"
@@ -235,6 +235,13 @@ void SessionReplicator::inbound_qos2(const broker::Session& session, uint16_t pa
       session, &v1::ReplicaUpdate::has_inbound,
       [&](v1::ReplicaUpdate& u) { u.mutable_inbound()->add_changes(packet_id + (released ? 0x10000u : 0u)); },
       done ? all_answered(1, std::move(done)) : Done{});
+}
+
+void SessionReplicator::queued(const broker::Session& session, const broker::Delivery& delivery, Done done) {
+  tell(
+      session, &v1::ReplicaUpdate::has_queued,
+      [&](v1::ReplicaUpdate& u) { add_deliveries(*u.mutable_queued()->mutable_deliveries(), {}, {delivery}); },
+      std::move(done));
 }
 
 void SessionReplicator::tell(const broker::Session& session, bool (v1::ReplicaUpdate::*same_kind)() const,

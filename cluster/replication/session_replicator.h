@@ -78,6 +78,7 @@ class SessionReplicator final : public broker::SessionReplication {
   void sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) override;
   void completed(const broker::Session& session, const broker::MessageId& id) override;
   void inbound_qos2(const broker::Session& session, uint16_t packet_id, bool released, Done done) override;
+  void queued(const broker::Session& session, const broker::Delivery& delivery, Done done) override;
 
   // `owner` is back after it was gone (left, or declared dead): what this
   // node's copies of its sessions hold goes back to it, for what came only

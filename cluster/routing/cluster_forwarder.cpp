@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "broker/metrics.h"
-#include "cluster/count_down.h"
+#include "broker/count_down.h"
 #include "cluster/routing/peer_link.h"
 
 namespace starling::cluster {

@@ -105,6 +105,7 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
   }
   const std::string& owner = request->from_node();
   bool routes_added = false;
+  bool written = false;  // answered once on disk: a publisher's acknowledgement waits
   for (const auto& update : request->updates()) {
     const std::string& client_id = update.client_id();
     switch (update.change_case()) {
@@ -137,6 +138,14 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
           if (packet_id != 0 && packet_id <= 0xffff) inbound.push_back(static_cast<uint16_t>(packet_id));
         }
         sessions->replica_fill(client_id, owner, std::move(inflight), std::move(queued), inbound);
+        break;
+      }
+      case v1::ReplicaUpdate::kQueued: {
+        std::vector<broker::Inflight> inflight;
+        std::vector<broker::Delivery> queued;
+        parse_deliveries(update.queued().deliveries(), inflight, queued);
+        sessions->replica_queued(client_id, owner, std::move(queued));
+        written = true;
         break;
       }
       case v1::ReplicaUpdate::kInbound: {
@@ -186,10 +195,16 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
   }
   // A copy newly subscribed answers once every node routes to it: the
   // owner's client is told of its SUBSCRIBE only then.
+  auto finish = [reactor, written, sessions] {
+    if (!written) return reactor->Finish(grpc::Status::OK);
+    sessions->after_written([reactor](bool ok) {
+      reactor->Finish(ok ? grpc::Status::OK : grpc::Status(grpc::StatusCode::UNAVAILABLE, "not stored"));
+    });
+  };
   if (!routes_added) {
-    reactor->Finish(grpc::Status::OK);
+    finish();
   } else {
-    forwarder_.when_routes_known([reactor](bool) { reactor->Finish(grpc::Status::OK); });
+    forwarder_.when_routes_known([finish](bool) { finish(); });
   }
   return reactor;
 }

@@ -96,6 +96,15 @@ class Failover(ClusterTest):
                     payloads = [int(p) for p in sub.msgs.payloads()]
                     self.assertEqual(len(payloads), len(set(payloads)), "QoS 2 delivered twice")
 
+    def offline_session(self, node, client_id, topic_filter, qos):
+        """`client_id`'s persistent session (expiry 600 s) on `node`,
+        subscribed to `topic_filter`, and offline."""
+        sub = self.client(client_id=client_id)
+        self.connect(sub, node, clean_start=False, session_expiry=600)
+        sub.subscribe(topic_filter, qos=qos)
+        sub.disconnect()
+        self.forget(sub)
+
     @contextlib.contextmanager
     def stored_session_with_a_copy(self, client_id, topic_filter, qos):
         """Three nodes with data directories (removed after); `client_id`'s
@@ -109,11 +118,7 @@ class Failover(ClusterTest):
                     c.nodes.append(c.start_node(f"n{i + 1}", data_dir=d))
                 c.wait_converged(timeout=30.0)
                 n1 = c.nodes[0]
-                sub = self.client(client_id=client_id)
-                self.connect(sub, n1, clean_start=False, session_expiry=600)
-                sub.subscribe(topic_filter, qos=qos)
-                sub.disconnect()
-                self.forget(sub)
+                self.offline_session(n1, client_id, topic_filter, qos)
                 with_copy = lambda: [b for b in c.nodes[1:]  # noqa: E731
                                      if metric(scrape(b.http_port), "starling_cluster_replicas") == 1]
                 wait_until(lambda: len(with_copy()) == 1, 10.0, message="one node with the copy")
@@ -173,6 +178,30 @@ class Failover(ClusterTest):
             self.assertEqual(present, 1, f"session present on {node.node_id}")
             wait_until(lambda: len(set(sub.msgs.payloads())) >= 40, 10.0, message="40 messages")
             self.assertEqual(sorted(set(int(p) for p in sub.msgs.payloads())), list(range(40)))
+
+    def test_a_shared_subscription_and_what_it_queued_survive_the_owners_death(self):
+        """A persistent session whose shared subscription ($share/g/...) is
+        its group's only member, offline on n1: no node forwards the group's
+        messages to its copy, so n1 sends them there before they are
+        acknowledged. After n1's kill -9 the client resumes on another node
+        with every acknowledged message, and the shared subscription goes on."""
+        with Cluster(3) as c:
+            n1, n2, n3 = c.nodes
+            self.offline_session(n1, "sh-sub", "$share/g/sh/#", 1)
+            wait_until(lambda: sum(metric(scrape(b.http_port), "starling_cluster_replicas") for b in (n2, n3)) == 1,
+                       10.0, message="one node with the copy")
+            pub = self.client(n2, client_id="sh-pub", version=4)
+            for i in range(20):
+                pub.publish(f"sh/{i}", str(i).encode(), qos=1)
+            n1.kill9()
+            sub, node, (present, _, _) = self.connect_until_accepted(
+                "sh-sub", [n2, n3], timeout=40.0, clean_start=False, session_expiry=600)
+            self.assertEqual(present, 1, f"session present on {node.node_id}")
+            wait_until(lambda: len(set(sub.msgs.payloads())) >= 20, 10.0, message="the 20 queued messages")
+            for i in range(20, 25):
+                pub.publish(f"sh/{i}", str(i).encode(), qos=1)
+            wait_until(lambda: len(set(sub.msgs.payloads())) >= 25, 10.0, message="5 more through the group")
+            self.assertEqual(sorted(set(int(p) for p in sub.msgs.payloads())), list(range(25)))
 
     def test_a_qos2_publish_awaiting_pubrel_is_not_delivered_again_after_failover(self):
         """A publisher's QoS 2 PUBLISH was delivered and PUBREC'd on n1, which

@@ -8,7 +8,7 @@
 #include <memory>
 #include <utility>
 
-namespace starling::cluster {
+namespace starling {
 
 inline std::function<void(bool)> count_down(size_t parts, std::function<void(bool)> done) {
   struct State {
@@ -25,4 +25,4 @@ inline std::function<void(bool)> count_down(size_t parts, std::function<void(boo
   };
 }
 
-}  // namespace starling::cluster
+}  // namespace starling
