@@ -94,7 +94,7 @@ void Swim::tick(Clock::time_point now) {
   for (auto& [id, m] : members_) {
     if (m.self) continue;
     if (m.state == MemberState::suspect && now - m.since >= config_.suspicion_timeout) {
-      apply_one(MemberUpdate{id, m.address, m.incarnation, MemberState::dead}, now);
+      set_state(m, MemberState::dead, m.incarnation, now);
     } else if (is_gone(m.state) && now - m.since >= config_.dead_retention) {
       forget.push_back(id);
     }
@@ -187,12 +187,14 @@ bool Swim::apply_one(const MemberUpdate& u, Clock::time_point now) {
   Member& m = it->second;
   if (!supersedes(u, m.state, m.incarnation)) return false;
   if (u.state == MemberState::alive && !u.address.empty()) m.address = u.address;
-  // Another member's "dead" about one alive here only makes it suspect: the
-  // news may be stale (from the far side of a partition that just healed),
-  // and a member taken for dead has its routes dropped, so what this node
-  // acknowledges would miss it. Alive, it refutes within the suspicion
-  // timeout; if not, it is declared dead here then.
-  const bool stale_maybe = u.state == MemberState::dead && m.state == MemberState::alive;
+  // Another member's "dead" about one alive or suspect here only makes it
+  // suspect: the news may be stale (from the far side of a partition that
+  // just healed, repeated by its gossip), and a member taken for dead has
+  // its routes dropped, so what this node acknowledges would miss it.
+  // Alive, it refutes within the suspicion timeout; if not, this node's own
+  // timeout (tick) declares it dead.
+  const bool stale_maybe =
+      u.state == MemberState::dead && (m.state == MemberState::alive || m.state == MemberState::suspect);
   set_state(m, stale_maybe ? MemberState::suspect : u.state, u.incarnation, now);
   return true;
 }

@@ -111,9 +111,15 @@ TEST(Swim, HeardDeadOfALiveMemberIsSuspicionFirst) {
   a.tick(t0 + config().suspicion_timeout);
   EXPECT_EQ(a.find("b")->state, S::alive);
   EXPECT_EQ(a.find("c")->state, S::dead);
-  // A suspect heard dead is dead.
-  a.apply({up("b", 3, S::suspect)}, t0);
-  EXPECT_EQ(a.apply({up("b", 3, S::dead)}, t0), 1u);
+  // A suspect heard dead again (the same stale news, retransmitted) stays
+  // suspect until its own timeout, counted from when it became suspect.
+  const auto t1 = t0 + std::chrono::seconds(100);
+  a.apply({up("b", 3, S::suspect)}, t1);
+  a.apply({up("b", 3, S::dead)}, t1 + std::chrono::seconds(1));
+  EXPECT_EQ(a.find("b")->state, S::suspect);
+  a.tick(t1 + config().suspicion_timeout - std::chrono::milliseconds(1));
+  EXPECT_EQ(a.find("b")->state, S::suspect);
+  a.tick(t1 + config().suspicion_timeout);
   EXPECT_EQ(a.find("b")->state, S::dead);
 }
 
