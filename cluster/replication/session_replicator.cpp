@@ -529,12 +529,14 @@ void SessionReplicator::settle_dormant(const std::map<std::string, std::string>&
   const auto now = std::chrono::steady_clock::now();
   if (now - started_ < kDormantWait || !membership_.has_quorum()) return;
   std::vector<std::string> ask;
+  std::vector<const broker::SessionRegistry::Dormant*> asked_about;  // in the order of `ask`
   for (const auto& [client_id, d] : dormant) {
     if (sessions->find(client_id)) {
       sessions->drop_dormant(client_id);
       dormant_since_.erase(client_id);
     } else {
       ask.push_back(client_id);
+      asked_about.push_back(&d);
     }
   }
   if (ask.empty() || now < next_dormant_check_) return;
@@ -549,8 +551,9 @@ void SessionReplicator::settle_dormant(const std::map<std::string, std::string>&
   }
   std::vector<std::string> live;
   for (const auto& [node, address] : members) live.push_back(node);
-  for (const auto& [client_id, d] : dormant) {
-    if (std::find(ask.begin(), ask.end(), client_id) == ask.end()) continue;
+  for (size_t i = 0; i < ask.size(); ++i) {
+    const std::string& client_id = ask[i];
+    const auto& d = *asked_about[i];
     // Another member has it, or its owner answered without it (the session
     // ended there): this copy is stale.
     if (held.contains(client_id) || asked.contains(d.owner)) {
