@@ -372,6 +372,9 @@ class SessionRegistry {
   // replica_released and replica_sent: the packet id, kept and stored.
   void set_copy_packet(const std::string& client_id, const std::string& owner, const MessageId& id,
                        uint16_t packet_id, bool released);
+  // Session::merge_queued, and the records of what it queued with `batch`
+  // (a persistent session's). Returns how many it queued.
+  size_t merge_stored(Session& session, std::vector<Delivery> deliveries, storage::WriteBatch& batch);
   // Erases the client's stored copy (mu_ held: in order with its writes).
   void erase_copy_locked(const std::string& client_id);
   // The copy's packet ids of `ids` go (mu_ held), and their records with

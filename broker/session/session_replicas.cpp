@@ -10,6 +10,14 @@ std::shared_ptr<Session> SessionRegistry::new_copy_locked(const std::string& cli
                                    /*copy=*/true);
 }
 
+size_t SessionRegistry::merge_stored(Session& session, std::vector<Delivery> deliveries, storage::WriteBatch& batch) {
+  std::vector<Delivery> stored;
+  const ClockPair now;
+  const size_t merged = session.merge_queued(std::move(deliveries), now.steady, &stored);
+  for (const Delivery& d : stored) put_queued(batch, session, d, now);
+  return merged;
+}
+
 void SessionRegistry::erase_copy_locked(const std::string& client_id) {
   if (!commits_) return;
   storage::WriteBatch erase;
@@ -137,11 +145,7 @@ void SessionRegistry::replica_fill(const std::string& client_id, const std::stri
     }
   }
   for (auto& d : deliveries) all.push_back(std::move(d));
-  for (auto& d : all) d.sequence = 0;
-  std::vector<Delivery> stored;
-  copy->merge_queued(std::move(all), Clock::now(), &stored);
-  const ClockPair now;
-  for (const Delivery& d : stored) put_queued(batch, *copy, d, now);
+  merge_stored(*copy, std::move(all), batch);
   submit(std::move(batch));
 }
 
@@ -154,12 +158,8 @@ void SessionRegistry::replica_queued(const std::string& client_id, const std::st
     if (r == nullptr) return;
     copy = r->session;
   }
-  for (auto& d : deliveries) d.sequence = 0;
-  std::vector<Delivery> stored;
-  copy->merge_queued(std::move(deliveries), Clock::now(), &stored);
   storage::WriteBatch batch;
-  const ClockPair now;
-  for (const Delivery& d : stored) put_queued(batch, *copy, d, now);
+  merge_stored(*copy, std::move(deliveries), batch);
   submit(std::move(batch));
 }
 
@@ -330,23 +330,16 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
       put_inbound_qos2(batch, *session, packet_id);
     }
   }
-  std::vector<Delivery> stored;
-  const ClockPair now;
-  const size_t merged = session->merge_queued(unreleased(copy->take_all().queued, released), now.steady, &stored);
-  for (const Delivery& d : stored) put_queued(batch, *session, d, now);
-  return merged;
+  return merge_stored(*session, unreleased(copy->take_all().queued, released), batch);
 }
 
 size_t SessionRegistry::merge_from_replica(const std::string& client_id, std::vector<Delivery> deliveries) {
   auto session = find(client_id);
   if (!session || deliveries.empty()) return 0;
-  std::vector<Delivery> stored;
-  const ClockPair now;
-  const size_t merged = session->merge_queued(std::move(deliveries), now.steady, &stored);
+  storage::WriteBatch batch;
+  const size_t merged = merge_stored(*session, std::move(deliveries), batch);
   if (merged == 0) return 0;
   if (auto listener = session->listener()) listener->wake();
-  storage::WriteBatch batch;
-  for (const Delivery& d : stored) put_queued(batch, *session, d, now);
   submit(std::move(batch));
   return merged;
 }
