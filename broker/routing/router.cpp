@@ -129,7 +129,7 @@ Router::Route Router::route(const MessagePtr& message, Policy policy,
 
   // Most messages go to a few sessions: no allocation for those.
   Targets targets;
-  boost::container::small_vector<std::shared_ptr<Session>, 4> sessions;
+  boost::container::small_vector<RoutedSession, 4> sessions;
   {
     std::shared_lock lock(mu_);
     Collect collect{*this, targets, only_groups};
@@ -141,8 +141,9 @@ Router::Route Router::route(const MessagePtr& message, Policy policy,
     });
     sessions.reserve(targets.size());
     for (size_t i = 0; i < targets.size(); i = delivery_end(targets, i)) {
+      // Counted under the lock: a session removed after it still gets this.
       auto it = sessions_.find(targets[i].session);
-      sessions.push_back(it != sessions_.end() ? it->second : nullptr);
+      sessions.emplace_back(it != sessions_.end() ? it->second : nullptr);
     }
   }
 
@@ -166,7 +167,7 @@ Router::Route Router::route(const MessagePtr& message, Policy policy,
       if (e.subscription_id != 0) d.subscription_ids.push_back(e.subscription_id);
     }
     // A session that just moved here may have had this message with its tail.
-    if (any && sessions[s] != nullptr && !sessions[s]->already_has(*message))
+    if (any && sessions[s] && !sessions[s]->already_has(*message))
       deliveries.emplace_back(std::move(sessions[s]), std::move(d));
   }
 
@@ -197,7 +198,8 @@ Router::Published Router::deliver(Route& route, Clock::time_point now, Policy po
     const bool checked = (policy == Policy::kAllOrNone && d.qos != mqtt::QoS::k0) || d.sequence != 0;
     const uint64_t sequence = d.sequence;
     const auto enqueued = session->enqueue(std::move(d), now, checked);
-    if (sequence != 0 && enqueued != Session::Enqueued::kQueued) result.unqueued.emplace_back(session, sequence);
+    session.ended();
+    if (sequence != 0 && enqueued != Session::Enqueued::kQueued) result.unqueued.emplace_back(session.shared(), sequence);
     switch (enqueued) {
       case Session::Enqueued::kQueued: ++result.deliveries; break;
       case Session::Enqueued::kQueueFull: drop(DropReason::kQueueFull); break;  // best effort only
@@ -206,7 +208,7 @@ Router::Published Router::deliver(Route& route, Clock::time_point now, Policy po
       case Session::Enqueued::kExpired: drop(DropReason::kExpired); break;
       case Session::Enqueued::kDuplicate: break;  // the session has it
     }
-    if (session->congested()) result.congested.push_back(session);
+    if (session->congested()) result.congested.push_back(session.shared());
   }
   return result;
 }

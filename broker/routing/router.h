@@ -13,6 +13,7 @@
 #include <shared_mutex>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include <boost/container/small_vector.hpp>
 
@@ -56,11 +57,46 @@ class Router {
   enum class Policy { kAllOrNone, kBestEffort };
   Published publish(const MessagePtr& message, Clock::time_point now, Policy policy = Policy::kAllOrNone);
 
+  // A session a message was routed to, counted as such
+  // (Session::routes_under_way) from the match until its delivery is queued
+  // or given up: a session removed from the router meanwhile still gets it.
+  class RoutedSession {
+   public:
+    explicit RoutedSession(std::shared_ptr<Session> session) : session_(std::move(session)) {
+      if (session_) session_->route_begun();
+    }
+    RoutedSession(RoutedSession&& other) noexcept
+        : session_(std::move(other.session_)), counted_(std::exchange(other.counted_, false)) {}
+    RoutedSession& operator=(RoutedSession&& other) noexcept {
+      if (this != &other) {
+        ended();
+        session_ = std::move(other.session_);
+        counted_ = std::exchange(other.counted_, false);
+      }
+      return *this;
+    }
+    RoutedSession(const RoutedSession&) = delete;
+    RoutedSession& operator=(const RoutedSession&) = delete;
+    ~RoutedSession() { ended(); }
+    // The delivery is queued (or given up).
+    void ended() {
+      if (session_ && std::exchange(counted_, false)) session_->route_ended();
+    }
+    Session* operator->() const { return session_.get(); }
+    Session& operator*() const { return *session_; }
+    const std::shared_ptr<Session>& shared() const { return session_; }
+    explicit operator bool() const { return session_ != nullptr; }
+
+   private:
+    std::shared_ptr<Session> session_;
+    bool counted_ = true;
+  };
+
   // publish() in two steps, for a caller that stores the deliveries to
   // persistent sessions (put_queued) before any session can send them.
   struct Route {
     // One per matching session: its subscriptions merged into one delivery.
-    boost::container::small_vector<std::pair<std::shared_ptr<Session>, Delivery>, 4> deliveries;
+    boost::container::small_vector<std::pair<RoutedSession, Delivery>, 4> deliveries;
     // kAllOrNone only: a QoS 1/2 subscriber has no room; deliver() queues
     // nothing.
     bool quota_exceeded = false;

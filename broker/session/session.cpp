@@ -271,6 +271,7 @@ Session::Taken Session::take_all() {
       out.queued.assign(std::make_move_iterator(flow_->queue.begin()), std::make_move_iterator(flow_->queue.end()));
       flow_.reset();
     }
+    out.last_completed = last_completed_;
     waiters = relieve_locked(0, 0, /*force=*/true);
   }
   tell_room(std::move(waiters));
@@ -350,6 +351,23 @@ void Session::remember_ids(std::span<const MessageId> ids, Clock::time_point now
   }
 }
 
+std::vector<MessageId> Session::done_ids() const {
+  std::lock_guard lock(mu_);
+  std::vector<MessageId> out;
+  if (!recent_) return out;
+  std::unordered_set<MessageId, MessageIdHash> here;
+  if (flow_) {
+    for (const Delivery& d : flow_->queue) here.insert(d.message->id);
+    for (const Inflight& in : flow_->inflight) here.insert(in.delivery.message->id);
+  }
+  for (const auto* ids : {&recent_->current, &recent_->previous}) {
+    for (const MessageId& id : *ids) {
+      if (!here.contains(id)) out.push_back(id);
+    }
+  }
+  return out;
+}
+
 size_t Session::forget_ids(std::span<const MessageId> ids, Clock::time_point now, std::vector<uint64_t>* forget) {
   std::lock_guard lock(mu_);
   std::unordered_set<MessageId, MessageIdHash> wanted;
@@ -416,6 +434,7 @@ Session::Found Session::complete(uint16_t packet_id, mqtt::QoS expected) {
   const uint64_t sequence = f.inflight[i].delivery.sequence;
   if (sequence != 0) f.completed_stored_bytes += cost(f.inflight[i].delivery);
   const MessageId id = f.inflight[i].delivery.message->id;
+  last_completed_ = id;
   erase_inflight_locked(i);
   bool drained = false;
   if (f.queue.empty() && f.inflight.empty()) {
@@ -439,6 +458,7 @@ Session::Found Session::discard(uint16_t packet_id) {
   if (i == kNotInflight) return {};
   const uint64_t sequence = flow_->inflight[i].delivery.sequence;
   const MessageId id = flow_->inflight[i].delivery.message->id;
+  last_completed_ = id;
   erase_inflight_locked(i);
   return {true, sequence, id};
 }

@@ -170,6 +170,13 @@ class Session {
   // Attaches a connection; returns the one attached before, if any (to kick).
   // In-flight PUBLISHes not yet released are to be sent again on it.
   std::shared_ptr<SessionListener> attach(std::weak_ptr<SessionListener> listener);
+  // Deliveries the router matched for this session and has not queued yet
+  // (Router::RoutedSession counts them): a session taken out of the router
+  // may still get those, and a node handing it over waits for none to be
+  // left before it takes the last of its queue.
+  void route_begun() { routes_under_way_.fetch_add(1, std::memory_order_relaxed); }
+  void route_ended() { routes_under_way_.fetch_sub(1, std::memory_order_release); }
+  bool routes_under_way() const { return routes_under_way_.load(std::memory_order_acquire) != 0; }
   // Ends the session for good (replaced or expired): nothing can subscribe
   // it again. Guarded by the router's lock, see Router::remove_session.
   void mark_ended() { ended_ = true; }
@@ -215,6 +222,9 @@ class Session {
   struct Taken {
     std::vector<Inflight> inflight;
     std::vector<Delivery> queued;
+    // The last delivery completed (complete() or discard()): its worker may
+    // not have told the replicas yet.
+    MessageId last_completed;
   };
   Taken take_all();
   // The tail another node queued after handing this session over (its copies
@@ -239,6 +249,10 @@ class Session {
   // A late copy of any of `ids` (which came with a session handed over) is
   // not queued for a while (already_has).
   void remember_ids(std::span<const MessageId> ids, Clock::time_point now);
+  // The ids remembered so that are neither queued nor in flight here: for a
+  // copy, what the owner's client is done with (a copy taken into a session
+  // passes them on).
+  std::vector<MessageId> done_ids() const;
   // Drops the queued deliveries of `ids` (the owner's client has them); an
   // id not queued yet is remembered for a while, so that its copy arriving
   // late is not queued (already_has). Returns how many it dropped.
@@ -381,8 +395,10 @@ class Session {
   std::optional<Clock::time_point> disconnected_at_ = Clock::now();
   std::unique_ptr<WillMessage> pending_will_;  // rare: a pointer
   std::atomic<bool> ended_{false};
+  std::atomic<uint32_t> routes_under_way_{0};
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> connect_epoch_{0};
+  MessageId last_completed_;  // guarded by mu_ (Taken::last_completed)
   // The ids of recent tails (splice_tail) and of messages a replica was
   // told are done with (forget_ids), until they are forgotten.
   // Kept for between one and two kTailMemory: ids go into `current`, which

@@ -125,7 +125,7 @@ SessionRegistry::Picks SessionRegistry::shared_for_copies(const Router::Route& r
   Picks picks;
   if (replication_ == nullptr) return picks;
   for (const auto& [session, d] : route.deliveries) {
-    if (d.shared && d.qos != mqtt::QoS::k0 && session->expiry_interval() > 0) picks.emplace_back(session, d);
+    if (d.shared && d.qos != mqtt::QoS::k0 && session->expiry_interval() > 0) picks.emplace_back(session.shared(), d);
   }
   return picks;
 }
@@ -199,6 +199,10 @@ std::optional<HandedSession> SessionRegistry::hand_over(const std::string& clien
   handed.inflight = std::move(taken.inflight);
   handed.deliveries = std::move(taken.queued);
   handed.inbound_qos2 = session->inbound_qos2_snapshot();
+  // The copies hear of completions a moment late: what the client completed
+  // here must not come back to it from one (a second delivery at QoS 2).
+  if (replication_ != nullptr) handed.completed = replication_->unconfirmed_completions(*session);
+  if (taken.last_completed.known()) handed.completed.push_back(taken.last_completed);
   return handed;
 }
 
@@ -263,16 +267,16 @@ bool SessionRegistry::drop_stale(const std::string& client_id, uint64_t epoch, b
   return true;
 }
 
-bool SessionRegistry::unroute_held(const std::string& client_id, uint64_t key) {
+std::shared_ptr<Session> SessionRegistry::unroute_held(const std::string& client_id, uint64_t key) {
   std::shared_ptr<Session> session;
   {
     std::lock_guard lock(mu_);
     auto it = held_.find(client_id);
-    if (it == held_.end() || it->second.key != key) return false;
+    if (it == held_.end() || it->second.key != key) return nullptr;
     session = it->second.session;
   }
   router_.remove_session(*session);
-  return true;
+  return session;
 }
 
 std::vector<Delivery> SessionRegistry::end_held(const std::shared_ptr<Session>& session) {
@@ -301,6 +305,18 @@ size_t SessionRegistry::adopt(const std::shared_ptr<Session>& session, HandedSes
   ids.reserve(handed.inflight.size() + handed.deliveries.size());
   for (const auto& in : handed.inflight) ids.push_back(in.delivery.message->id);
   for (const auto& d : handed.deliveries) ids.push_back(d.message->id);
+  // Nor one the client completed there, from a copy that has not heard yet,
+  // or from a late forward to this node's copy (which heard already).
+  ids.insert(ids.end(), handed.completed.begin(), handed.completed.end());
+  std::shared_ptr<Session> copy;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = replicas_.find(session->client_id()); it != replicas_.end()) copy = it->second.session;
+  }
+  if (copy) {
+    const auto known = copy->done_ids();
+    ids.insert(ids.end(), known.begin(), known.end());
+  }
   session->remember_ids(ids, now.steady);
   for (auto& in : handed.inflight) {
     Delivery& d = in.delivery;

@@ -44,6 +44,9 @@ struct HandedSession {
   std::vector<Inflight> inflight;
   std::vector<Delivery> deliveries;  // the queue, in order
   std::vector<uint16_t> inbound_qos2;
+  // Completed there, perhaps not yet dropped by the session's copies (or
+  // still on their way to them): not queued again from a copy.
+  std::vector<MessageId> completed;
   uint64_t connect_epoch = 0;  // Session::connect_epoch there
   // The old node keeps the session subscribed, queuing, until the new node
   // has announced its routes and calls for the rest (SessionRegistry::release).
@@ -147,9 +150,9 @@ class SessionRegistry {
   std::optional<std::vector<Delivery>> release(const std::string& client_id, uint64_t key);
   // The first half of release(): the held session's routes go, so no new
   // message is routed to it; one routed just before may still be on its way
-  // into its queue (release() a moment later takes it). False when none is
-  // held under `key`.
-  bool unroute_held(const std::string& client_id, uint64_t key);
+  // into its queue (release() takes it once the session has no routes under
+  // way). Returns the held session; null when none is held under `key`.
+  std::shared_ptr<Session> unroute_held(const std::string& client_id, uint64_t key);
   static constexpr std::chrono::seconds kReleaseWait{10};
   // Sessions handed over and not yet released, nor given up on (kReleaseWait
   // passed by `now`): a draining node waits for them, what they queue

@@ -321,6 +321,9 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
     replicas_.erase(it);
   }
   if (commits_) erase_copy(batch, session->client_id());
+  // What the copy was told the client completed before it arrived there
+  // may still arrive: the session does not queue it either.
+  if (!discard) session->remember_ids(copy->done_ids(), Clock::now());
   // The session's routes are in already: none missing in between.
   router_.remove_session(*copy);
   if (discard) return 0;

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "broker/message.h"
 #include "broker/session/session.h"
@@ -42,6 +43,10 @@ class SessionReplication {
   // Nobody waits: at worst a replica that resumes the session sends it
   // again, as QoS 1 allows.
   virtual void completed(const Session& session, const MessageId& id) = 0;
+  // The ids completed() was told that some replica has not answered yet:
+  // a session handed to another node takes them along, so that the copy
+  // there (or one sending its queue back) does not deliver them again.
+  virtual std::vector<MessageId> unconfirmed_completions(const Session& session) const = 0;
   // Inbound QoS 2: the client's PUBLISH under `packet_id` was delivered
   // (`done` once the replicas know it, before the PUBREC goes: should this
   // node die, the client's retransmission is not delivered again), or

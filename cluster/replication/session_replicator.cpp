@@ -222,6 +222,22 @@ void SessionReplicator::completed(const broker::Session& session, const broker::
        [&](v1::ReplicaUpdate& u) { set_message_id(*u.mutable_forget()->add_ids(), id); });
 }
 
+std::vector<broker::MessageId> SessionReplicator::unconfirmed_completions(const broker::Session& session) const {
+  std::vector<broker::MessageId> ids;
+  const auto take = [&](const v1::ReplicaUpdate& u) {
+    if (!u.has_forget() || u.client_id() != session.client_id()) return;
+    for (const auto& id : u.forget().ids()) ids.push_back(message_id(id));
+  };
+  std::lock_guard lock(mu_);
+  for (const auto& [node, box] : outboxes_) {
+    if (box.under_way) {
+      for (const auto& u : box.under_way->updates()) take(u);
+    }
+    for (const auto& p : box.queue) take(p.update);
+  }
+  return ids;
+}
+
 void SessionReplicator::sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) {
   if (!id.known()) return;
   tell(session, &v1::ReplicaUpdate::has_sent, [&](v1::ReplicaUpdate& u) {
@@ -330,6 +346,7 @@ std::shared_ptr<SessionReplicator::Call> SessionReplicator::prepare_locked(const
   if (!box.stub) box.stub = v1::Sessions::NewStub(peer_channel(box.address, config_.credentials));
   call->stub = box.stub;
   box.busy = true;
+  box.under_way = std::shared_ptr<const v1::ReplicateRequest>(call, &call->request);
   ++calls_;
   return call;
 }
@@ -358,6 +375,7 @@ void SessionReplicator::finished(const std::shared_ptr<Call>& call, const grpc::
     auto box = outboxes_.find(call->node);
     if (box != outboxes_.end()) {
       box->second.busy = false;
+      box->second.under_way.reset();
       next = prepare_locked(call->node, box->second);
     }
   }

@@ -77,6 +77,7 @@ class SessionReplicator final : public broker::SessionReplication {
                 Done done) override;
   void sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) override;
   void completed(const broker::Session& session, const broker::MessageId& id) override;
+  std::vector<broker::MessageId> unconfirmed_completions(const broker::Session& session) const override;
   void inbound_qos2(const broker::Session& session, uint16_t packet_id, bool released, Done done) override;
   void queued(const broker::Session& session, const broker::Delivery& delivery, Done done) override;
 
@@ -98,6 +99,7 @@ class SessionReplicator final : public broker::SessionReplication {
     std::shared_ptr<v1::Sessions::Stub> stub;
     std::deque<Pending> queue;
     bool busy = false;
+    std::shared_ptr<const v1::ReplicateRequest> under_way;  // while busy
   };
   struct Call;
   // Where a session's copies are: for its current session here.

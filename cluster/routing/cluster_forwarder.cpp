@@ -68,24 +68,34 @@ void ClusterForwarder::after_forwards_answered(std::chrono::milliseconds timeout
   // answered that many.
   std::vector<std::pair<std::shared_ptr<PeerLink>, uint64_t>> marks;
   {
-    std::shared_lock lock(links_mu_);
+    // Exclusive: a forward matches and hands to its links under the shared
+    // lock, so one that matched the routes as they were before the caller's
+    // change is counted here, not handed a moment after.
+    std::unique_lock lock(links_mu_);
     for (const auto& [id, link] : links_) marks.emplace_back(link, link->handed());
   }
-  auto ready = [marks = std::move(marks)] {
+  auto answered = [marks = std::move(marks)] {
     return std::all_of(marks.begin(), marks.end(),
                        [](const auto& m) { return m.first->answered_through() >= m.second; });
   };
+  when(answered, timeout, [this, answered, timeout, done = std::move(done)] {
+    if (!answered() && unanswered_logged_.allow()) {
+      log_.warn("cluster: forwarded messages not answered within {} ms; going on without them (a session moving "
+                "now may miss one of them)",
+                timeout.count());
+    }
+    done();
+  });
+}
+
+void ClusterForwarder::when(std::function<bool()> ready, std::chrono::milliseconds timeout,
+                            std::function<void()> done) {
   if (ready()) return done();
   {
     std::lock_guard lock(pending_mu_);
     pending_.push_back(Pending{std::move(ready), std::chrono::steady_clock::now() + timeout, std::move(done)});
   }
-  check_pending(false);  // an answer may have come meanwhile
-}
-
-void ClusterForwarder::after(std::chrono::milliseconds delay, std::function<void()> done) {
-  std::lock_guard lock(pending_mu_);
-  pending_.push_back(Pending{[] { return false; }, std::chrono::steady_clock::now() + delay, std::move(done)});
+  check_pending(false);  // it may hold by now
 }
 
 void ClusterForwarder::check_pending(bool all) {
@@ -171,6 +181,9 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
     ForwardMeta meta;
   };
   boost::container::small_vector<Target, 4> targets;
+  // Held from the match until the links have the message (see
+  // after_forwards_answered).
+  std::shared_lock lock(links_mu_);
   if (!message->from_peer && !node_local(message->topic)) {
     auto [nodes, groups] = routes_.matching(message->topic);
     // A group with a member here gets the message here (the router did
@@ -178,7 +191,6 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
     std::erase_if(groups, [this](const RouteTable::Group& g) { return routes_.has_local(g.filter); });
     std::optional<RetainedVersion> version;
     if (message->retain && retained_version != 0) version = RetainedVersion{retained_version, retained_.self_id()};
-    std::shared_lock lock(links_mu_);
     // A live node whose routes are not here (it came back a moment ago, or
     // was thought dead on stale news) may have subscribers: not acknowledged.
     if (done && message->qos != mqtt::QoS::k0 && config_.quorum) {
@@ -220,6 +232,7 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
     }
   }
   if (targets.empty()) {
+    lock.unlock();
     if (done) done(true);
     return 0;
   }

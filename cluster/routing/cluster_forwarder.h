@@ -25,6 +25,7 @@
 
 #include "broker/routing/forwarder.h"
 #include "broker/stats.h"
+#include "cluster/log_limit.h"
 #include "cluster/membership/swim.h"
 #include "cluster/routing/retained_versions.h"
 #include "cluster/routing/route_table.h"
@@ -79,9 +80,13 @@ class ClusterForwarder final : public broker::Forwarder {
   // answered (or failed), or after `timeout`: a message forwarded before
   // some change here has arrived where it went.
   void after_forwards_answered(std::chrono::milliseconds timeout, std::function<void()> done);
-  // Runs `done` after about `delay` (the ticker's 50 ms steps), on the
-  // ticker; at stop() at the latest.
-  void after(std::chrono::milliseconds delay, std::function<void()> done);
+  // Runs `done` once `ready()` holds (checked now, then on the ticker every
+  // 50 ms) or `timeout` passed; at stop() at the latest.
+  void when(std::function<bool()> ready, std::chrono::milliseconds timeout, std::function<void()> done);
+  // Runs `done` after about `delay`, the same way.
+  void after(std::chrono::milliseconds delay, std::function<void()> done) {
+    when([] { return false; }, delay, std::move(done));
+  }
   // Stops every link; pending QoS 1/2 forwards fail.
   void stop();
 
@@ -108,6 +113,7 @@ class ClusterForwarder final : public broker::Forwarder {
   RouteTable& routes_;
   RetainedVersions& retained_;
   spdlog::logger& log_;
+  LogLimit unanswered_logged_{std::chrono::seconds(5)};  // after_forwards_answered gave up
 
   mutable std::shared_mutex links_mu_;
   std::map<std::string, std::shared_ptr<PeerLink>, std::less<>> links_;  // live peers

@@ -5,6 +5,12 @@
 #include "cluster/sessions/session_transfer.h"
 
 namespace starling::cluster {
+namespace {
+
+// How long a release waits for messages routed to the session to be queued.
+constexpr std::chrono::milliseconds kReleaseWait{1000};
+
+}  // namespace
 
 grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerContext* context,
                                                        const v1::TakeSessionRequest* request,
@@ -80,17 +86,19 @@ grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerCo
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!admit(*context, *reactor, secret_, refused_)) return reactor;
   broker::SessionRegistry* sessions = sessions_.load();
-  if (!sessions || !sessions->unroute_held(request->client_id(), request->epoch())) {
+  auto held = sessions ? sessions->unroute_held(request->client_id(), request->epoch()) : nullptr;
+  if (!held) {
     reactor->Finish(grpc::Status::OK);  // not found
     return reactor;
   }
   // Its routes are gone; a message routed to it a moment before may still be
   // on its way into its queue (between routing and queuing on a worker): the
-  // rest is taken a little later.
-  forwarder_.after(std::chrono::milliseconds(50), [sessions, request, reply, reactor] {
-    *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
-    reactor->Finish(grpc::Status::OK);
-  });
+  // rest is taken once none is (bounded: the caller gives up after 2 s).
+  forwarder_.when([held] { return !held->routes_under_way(); }, kReleaseWait,
+                  [sessions, request, reply, reactor] {
+                    *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
+                    reactor->Finish(grpc::Status::OK);
+                  });
   return reactor;
 }
 

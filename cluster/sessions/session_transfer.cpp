@@ -106,6 +106,7 @@ v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed
   add_subscriptions(*reply.mutable_subscriptions(), handed->subscriptions);
   add_deliveries(*reply.mutable_deliveries(), handed->inflight, handed->deliveries);
   for (uint16_t id : handed->inbound_qos2) reply.add_inbound_qos2(id);
+  for (const auto& id : handed->completed) set_message_id(*reply.add_completed(), id);
   return reply;
 }
 
@@ -120,6 +121,7 @@ std::optional<broker::HandedSession> from_proto(const v1::TakeSessionReply& repl
   for (uint32_t id : reply.inbound_qos2()) {
     if (id != 0 && id <= 0xffff) handed.inbound_qos2.push_back(static_cast<uint16_t>(id));
   }
+  for (const auto& id : reply.completed()) handed.completed.push_back(message_id(id));
   return handed;
 }
 

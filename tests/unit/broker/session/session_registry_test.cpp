@@ -45,6 +45,22 @@ struct RegistryFixture : ::testing::Test {
     router.subscribe(s, "t", e);
     return s;
   }
+  // A delivery of message 1:2:`serial` on "t".
+  static Delivery numbered(uint64_t serial, QoS qos) {
+    Delivery d;
+    d.message = make_message("t", "p", qos, false, {}, 0, nullptr, Clock::now(), MessageId{1, 2, serial});
+    d.qos = qos;
+    return d;
+  }
+  // A copy here of n1's session of "c", subscribed to "t" at QoS 2.
+  SessionRegistry::ReplicaTerms copy_of_c() {
+    SessionRegistry::ReplicaTerms terms;
+    terms.owner = "n1";
+    terms.expiry_interval = 600;
+    terms.subscriptions = {{"t", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k2}, 0}}};
+    registry.replica_open("c", terms);
+    return terms;
+  }
   MessagePtr will_message(SessionId owner) {
     return make_message("will/x", "gone", QoS::k1, false, {}, owner, nullptr, Clock::now());
   }
@@ -162,13 +178,77 @@ TEST_F(RegistryFixture, ReleaseTakesWhatWasRoutedBeforeTheRoutesWent) {
   subscribed("c", a);
   ASSERT_TRUE(registry.hand_over("c", false, 7)->held);
   auto route = router.route(make_message("t", "p", QoS::k1, false, {}, 0, nullptr, Clock::now()));
-  EXPECT_FALSE(registry.unroute_held("c", 8));
-  ASSERT_TRUE(registry.unroute_held("c", 7));
+  EXPECT_EQ(registry.unroute_held("c", 8), nullptr);
+  auto held = registry.unroute_held("c", 7);
+  ASSERT_NE(held, nullptr);
   EXPECT_EQ(router.subscription_count(), 0u);
+  EXPECT_TRUE(held->routes_under_way()) << "the release waits for this one";
   router.deliver(route, Clock::now());  // the worker that routed it goes on
+  EXPECT_FALSE(held->routes_under_way());
   auto tail = registry.release("c", 7);
   ASSERT_TRUE(tail);
   EXPECT_EQ(tail->size(), 1u);
+}
+
+// A route given up without delivering (a full queue elsewhere) counts as
+// ended too, or a release would wait for it in vain.
+TEST_F(RegistryFixture, ARouteDroppedUndeliveredIsNoLongerUnderWay) {
+  auto s = subscribed("c", a);
+  {
+    auto route = router.route(make_message("t", "p", QoS::k1, false, {}, 0, nullptr, Clock::now()));
+    EXPECT_TRUE(s->routes_under_way());
+    auto moved = std::move(route);  // a Route moves with its count
+    EXPECT_TRUE(s->routes_under_way());
+  }
+  EXPECT_FALSE(s->routes_under_way());
+}
+
+// What the client completed on the node it came from, that node's copies
+// may hear of late: the session handed here takes those ids along, and the
+// copy here passes on what it was told is done (a forward that arrives
+// after its forget), so neither comes back from the copy or a late forward.
+TEST_F(RegistryFixture, WhatTheClientCompletedElsewhereIsNotQueuedAgain) {
+  const auto terms = copy_of_c();
+  // The copy has 1 (completed on n1, its forget not here yet) and 2; it was
+  // told 5 is done before 5 itself arrived.
+  registry.replica_fill("c", "n1", {}, {numbered(1, QoS::k2), numbered(2, QoS::k2)});
+  const MessageId five{1, 2, 5};
+  registry.replica_forget("c", "n1", {&five, 1});
+
+  auto opened = registry.open("c", false, 600, a);
+  HandedSession handed;
+  handed.resumed = true;
+  handed.subscriptions = terms.subscriptions;
+  handed.completed = {MessageId{1, 2, 1}};
+  storage::WriteBatch batch;
+  registry.adopt(opened.session, std::move(handed), batch);
+  registry.absorb_replica(opened.session, /*discard=*/false, batch);
+  std::vector<uint64_t> serials;
+  for (const auto& d : opened.session->queued_snapshot()) serials.push_back(d.message->id.serial);
+  EXPECT_EQ(serials, (std::vector<uint64_t>{2})) << "1 was completed on n1";
+
+  registry.deliver_forwarded(numbered(5, QoS::k2).message, {}, [](bool) {});
+  registry.deliver_forwarded(numbered(6, QoS::k2).message, {}, [](bool) {});
+  serials.clear();
+  for (const auto& d : opened.session->queued_snapshot()) serials.push_back(d.message->id.serial);
+  EXPECT_EQ(serials, (std::vector<uint64_t>{2, 6})) << "5 reached the copy's node after its forget";
+}
+
+// The last delivery completed is handed over with the session: its worker
+// may not have told the copies yet.
+TEST_F(RegistryFixture, AHandedSessionBringsItsLastCompletion) {
+  auto s = subscribed("c", a);
+  router.publish(make_message("t", "p", QoS::k1, false, {}, 0, nullptr, Clock::now(), MessageId{1, 2, 3}),
+                 Clock::now());
+  std::vector<Session::Ready> ready;
+  size_t expired = 0;
+  std::vector<uint64_t> forget;
+  s->take_ready(a.get(), 10, Clock::now(), ready, expired, forget);
+  ASSERT_EQ(ready.size(), 1u);
+  ASSERT_TRUE(s->complete(ready[0].packet_id, QoS::k1));
+  auto handed = registry.hand_over("c", false, 7);
+  ASSERT_TRUE(handed);
+  EXPECT_EQ(handed->completed, (std::vector<MessageId>{MessageId{1, 2, 3}}));
 }
 
 // A delivery stored between routing and queuing that the session then
@@ -295,30 +375,18 @@ TEST_F(RegistryFixture, APromotedReplicaKeepsQos2PacketIds) {
 // handed the session over): what the copy has that the session lacks comes
 // along, each message once, and not what the client released already.
 TEST_F(RegistryFixture, AConnectHereAbsorbsTheCopy) {
-  const auto delivery = [&](uint64_t serial, QoS qos) {
-    auto m = std::const_pointer_cast<Message>(make_message("t", "p", qos, false, {}, 0, nullptr, Clock::now()));
-    m->id = MessageId{1, 2, serial};
-    Delivery d;
-    d.message = m;
-    d.qos = qos;
-    return d;
-  };
-  SessionRegistry::ReplicaTerms terms;
-  terms.owner = "n1";
-  terms.expiry_interval = 600;
-  terms.subscriptions = {{"t", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k2}, 0}}};
-  registry.replica_open("c", terms);
-  registry.replica_fill("c", "n1", {}, {delivery(1, QoS::k1), delivery(2, QoS::k1), delivery(3, QoS::k2)});
+  copy_of_c();
+  registry.replica_fill("c", "n1", {}, {numbered(1, QoS::k1), numbered(2, QoS::k1), numbered(3, QoS::k2)});
   registry.replica_released("c", "n1", MessageId{1, 2, 3}, 9);
   auto opened = registry.open("c", false, 600, a);
-  opened.session->restore_queued(delivery(1, QoS::k1));  // handed over by the owner
+  opened.session->restore_queued(numbered(1, QoS::k1));  // handed over by the owner
   storage::WriteBatch batch;
   registry.absorb_replica(opened.session, /*discard=*/false, batch);
   std::vector<uint64_t> serials;
   for (const auto& d : opened.session->queued_snapshot()) serials.push_back(d.message->id.serial);
   EXPECT_EQ(serials, (std::vector<uint64_t>{1, 2})) << "1 once; 3 was released: its PUBREL is the owner's";
   EXPECT_EQ(registry.replica_count(), 0u);
-  EXPECT_EQ(registry.merge_from_replica("c", {delivery(2, QoS::k1), delivery(4, QoS::k1)}), 1u);
+  EXPECT_EQ(registry.merge_from_replica("c", {numbered(2, QoS::k1), numbered(4, QoS::k1)}), 1u);
   EXPECT_EQ(opened.session->queued_count(), 3u);
 }
 
