@@ -177,13 +177,21 @@ void SessionReplicator::copy_to(const std::string& node, const std::string& addr
   open.done = [this, node, address, weak = std::weak_ptr(session), done = std::move(done)](bool ok) {
     auto session = weak.lock();
     if (!ok || !session) return done(ok);
-    Pending fill;
-    fill.update.set_client_id(session->client_id());
-    auto* f = fill.update.mutable_fill();
-    add_deliveries(*f->mutable_deliveries(), session->inflight_snapshot(), session->queued_snapshot());
-    for (uint16_t packet_id : session->inbound_qos2_snapshot()) f->add_inbound_qos2(packet_id);
-    fill.done = done;
-    send(node, address, std::move(fill));
+    // Read and queued in one step: a completion told meanwhile (tell())
+    // either is in what is read or goes after the fill, never ahead of a
+    // fill that still has its message.
+    send(node, address, [&] {
+      Pending fill;
+      fill.update.set_client_id(session->client_id());
+      auto* f = fill.update.mutable_fill();
+      // The queue first: one sent in between is then in both (kept once),
+      // not in neither.
+      const auto queued = session->queued_snapshot();
+      add_deliveries(*f->mutable_deliveries(), session->inflight_snapshot(), queued);
+      for (uint16_t packet_id : session->inbound_qos2_snapshot()) f->add_inbound_qos2(packet_id);
+      fill.done = done;
+      return fill;
+    });
   };
   send(node, address, std::move(open));
 }
@@ -308,6 +316,11 @@ void SessionReplicator::tell(const broker::Session& session, bool (v1::ReplicaUp
 }
 
 void SessionReplicator::send(const std::string& node, const std::string& address, Pending pending) {
+  send(node, address, [&] { return std::move(pending); });
+}
+
+void SessionReplicator::send(const std::string& node, const std::string& address,
+                             const std::function<Pending()>& build) {
   std::shared_ptr<Call> call;
   {
     std::lock_guard lock(mu_);
@@ -320,10 +333,10 @@ void SessionReplicator::send(const std::string& node, const std::string& address
     if (box.address.empty() || stopping_calls_) {
       // Never reached: nothing was ever sent to it, so it has nothing to drop.
       if (fresh) outboxes_.erase(it);
-      if (pending.done) pending.done(false);
+      if (auto pending = build(); pending.done) pending.done(false);
       return;
     }
-    box.queue.push_back(std::move(pending));
+    box.queue.push_back(build());
     ++pending_updates_;
     call = prepare_locked(node, box);
   }

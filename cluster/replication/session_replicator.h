@@ -121,6 +121,8 @@ class SessionReplicator final : public broker::SessionReplication {
   void record(const std::shared_ptr<broker::Session>& session, Done done, bool send_back);
   // Queues `pending` for `node` (its address: empty when known already).
   void send(const std::string& node, const std::string& address, Pending pending);
+  // The same with `pending` built under the lock that tell() queues under.
+  void send(const std::string& node, const std::string& address, const std::function<Pending()>& build);
   // The next call for `box`, when none is under way (mu_ held); launch()
   // starts it, outside the lock.
   std::shared_ptr<Call> prepare_locked(const std::string& node, Outbox& box);
