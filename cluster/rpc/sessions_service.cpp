@@ -8,7 +8,7 @@ namespace starling::cluster {
 namespace {
 
 // How long a release waits for messages routed to the session to be queued.
-constexpr std::chrono::milliseconds kReleaseWait{1000};
+constexpr std::chrono::milliseconds kUnderWayWait{1000};
 
 }  // namespace
 
@@ -94,7 +94,7 @@ grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerCo
   // Its routes are gone; a message routed to it a moment before may still be
   // on its way into its queue (between routing and queuing on a worker): the
   // rest is taken once none is (bounded: the caller gives up after 2 s).
-  forwarder_.when([held] { return !held->routes_under_way(); }, kReleaseWait,
+  forwarder_.when([held] { return !held->routes_under_way(); }, kUnderWayWait,
                   [sessions, request, reply, reactor] {
                     *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
                     reactor->Finish(grpc::Status::OK);

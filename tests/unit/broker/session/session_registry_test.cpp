@@ -340,26 +340,12 @@ TEST_F(RegistryFixture, AReplicaQueuesWhatItsOwnerHasNotSaidIsDone) {
 // PUBREL under the same packet id, never as a new PUBLISH; one it reported
 // sent goes again under its id.
 TEST_F(RegistryFixture, APromotedReplicaKeepsQos2PacketIds) {
-  auto m = std::const_pointer_cast<Message>(make_message("t", "p", QoS::k2, false, {}, 0, nullptr, Clock::now()));
-  m->id = MessageId{1, 2, 3};
-  SessionRegistry::ReplicaTerms terms;
-  terms.owner = "n1";
-  terms.expiry_interval = 600;
-  terms.subscriptions = {{"t", SubscriptionRecord{mqtt::SubscriptionOptions{QoS::k2}, 0}}};
-  registry.replica_open("c", terms);
-  Delivery d;
-  d.message = m;
-  d.qos = QoS::k2;
-  registry.replica_fill("c", "n1", {}, {d});
-  registry.replica_released("c", "n1", m->id, 42);
+  copy_of_c();
+  registry.replica_fill("c", "n1", {}, {numbered(3, QoS::k2)});
+  registry.replica_released("c", "n1", MessageId{1, 2, 3}, 42);
   // Another one sent under 43, not yet PUBREC'd: again under 43, as a PUBLISH.
-  auto sent = std::const_pointer_cast<Message>(make_message("t", "q", QoS::k2, false, {}, 0, nullptr, Clock::now()));
-  sent->id = MessageId{1, 2, 4};
-  Delivery s;
-  s.message = sent;
-  s.qos = QoS::k2;
-  registry.replica_fill("c", "n1", {}, {s});
-  registry.replica_sent("c", "n1", sent->id, 43);
+  registry.replica_fill("c", "n1", {}, {numbered(4, QoS::k2)});
+  registry.replica_sent("c", "n1", MessageId{1, 2, 4}, 43);
   ASSERT_TRUE(registry.promote("c", 1));
   auto session = registry.find("c");
   ASSERT_NE(session, nullptr);
