@@ -390,6 +390,11 @@ class SessionRegistry {
   // Ends a held session here (out of held_): its routes go, and what it
   // queued is erased from the store and returned.
   std::vector<Delivery> end_held(const std::shared_ptr<Session>& session);
+  // Takes a copy out of the router and waits (at most kSettleWait) for the
+  // deliveries the router matched to it before: what is taken from it next
+  // includes them, instead of one landing in it afterwards, lost.
+  void unroute_settled(Session& copy);
+  static constexpr std::chrono::milliseconds kSettleWait{1000};
 };
 
 }  // namespace starling::broker

@@ -1,5 +1,7 @@
 // This node's copies (replicas) of sessions that other nodes own, and the
 // promotion of a copy to a session of this node's when its owner is gone.
+#include <thread>
+
 #include "broker/session/session_records.h"
 #include "broker/session/session_registry.h"
 
@@ -325,8 +327,11 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
   // may still arrive: the session does not queue it either.
   if (!discard) session->remember_ids(copy->done_ids(), Clock::now());
   // The session's routes are in already: none missing in between.
-  router_.remove_session(*copy);
-  if (discard) return 0;
+  if (discard) {
+    router_.remove_session(*copy);
+    return 0;
+  }
+  unroute_settled(*copy);
   for (uint16_t packet_id : inbound_qos2) {
     if (session->begin_inbound_qos2(packet_id, SIZE_MAX) == Session::Inbound::kNew && session->persistent() &&
         commits_) {
@@ -367,6 +372,16 @@ std::vector<std::shared_ptr<Session>> SessionRegistry::lasting_sessions() const 
     if (session->expiry_interval() > 0) out.push_back(session);
   }
   return out;
+}
+
+void SessionRegistry::unroute_settled(Session& copy) {
+  router_.remove_session(copy);
+  // A worker between its route and its deliver: microseconds, unless it was
+  // preempted (or waits for the forwarder's lock while members change).
+  const auto deadline = Clock::now() + kSettleWait;
+  while (copy.routes_under_way() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
 }
 
 bool SessionRegistry::promote(const std::string& client_id, uint64_t connect_epoch) {
@@ -446,7 +461,7 @@ bool SessionRegistry::promote_locked(std::unique_lock<std::mutex>& lock,
   // The session subscribes before the copy unsubscribes: no moment without
   // the routes. What the copy got meanwhile follows what it had, each once.
   const size_t handed_count = adopt(fresh, std::move(handed), batch);
-  router_.remove_session(*copy);
+  unroute_settled(*copy);
   if (auto tail = copy->take_all().queued; !tail.empty()) {
     const ClockPair now;
     auto spliced = fresh->splice_tail(std::move(tail), handed_count, now.steady);

@@ -388,6 +388,8 @@ class Chaos(ClusterTest):
                   f"lost {len(lost)}, duplicated {len(twice)} ({len(twice_qos2)} at QoS 2); "
                   f"reconnects {s.resumed}, session not present {s.not_present}, "
                   f"CONNACK refusals {dict(s.refused)}", flush=True)
+            if lost or twice:  # here too: a CI log may keep only the start of the assertion
+                print(f"    lost: {lost[:30]}; duplicated: {twice[:30]}", flush=True)
             problems += s.problems
             if lost:
                 problems.append(f"{s.cid}: {len(lost)} acknowledged messages lost: {lost[:30]}")

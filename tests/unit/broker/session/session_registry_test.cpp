@@ -2,6 +2,8 @@
 // two workers can produce, replayed in order on one thread.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "broker/routing/forwarder.h"
 #include "broker/routing/retained_store.h"
 #include "broker/routing/router.h"
@@ -355,6 +357,33 @@ TEST_F(RegistryFixture, APromotedReplicaKeepsQos2PacketIds) {
   EXPECT_EQ(inflight[1].packet_id, 43);
   EXPECT_FALSE(inflight[1].released);
   EXPECT_EQ(session->queued_count(), 0u);
+}
+
+// A worker matched a message to the copy and queues it a moment later (it
+// was preempted): the copy becoming the session, or going into a session a
+// client opened here, waits for it, so it is not left behind in the copy.
+TEST_F(RegistryFixture, APromotionTakesWhatWasRoutedToTheCopyBeforeItsRoutesWent) {
+  copy_of_c();
+  auto route = router.route(numbered(7, QoS::k1).message);
+  std::thread promoting([&] { EXPECT_TRUE(registry.promote("c", 1)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  router.deliver(route, Clock::now());  // the worker that routed it goes on
+  promoting.join();
+  auto session = registry.find("c");
+  ASSERT_NE(session, nullptr);
+  EXPECT_EQ(session->queued_count(), 1u);
+}
+
+TEST_F(RegistryFixture, AnAbsorbedCopyBringsWhatWasRoutedToItBeforeItsRoutesWent) {
+  copy_of_c();
+  auto route = router.route(numbered(7, QoS::k1).message);
+  auto opened = registry.open("c", false, 600, a);
+  storage::WriteBatch batch;
+  std::thread absorbing([&] { EXPECT_EQ(registry.absorb_replica(opened.session, false, batch), 1u); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  router.deliver(route, Clock::now());
+  absorbing.join();
+  EXPECT_EQ(opened.session->queued_count(), 1u);
 }
 
 // The client connects where a copy of its session is (its owner is gone or
