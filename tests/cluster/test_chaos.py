@@ -251,12 +251,23 @@ def where(nodes, client_id):
     return "/".join(found) or "?"
 
 
+# Expected while a node is down, and many: counted, not shown.
+NOISE = re.compile(r"did not answer|refused for now|did not take \d+ replica update")
+# Where sessions move: shown with the warnings.
+MOVES = re.compile(r"adopted|taken over|resumed from the copy|copied again|is dead|is alive")
+
+
 def dump_logs(brokers):
-    """The last warnings and errors of every node process the test started."""
+    """The last warnings, errors and session moves of every node process the
+    test started (a CI log keeps only so much)."""
     for b in brokers:
-        notable = [l for l in b.read_log().splitlines() if re.search(r"\[(warn|err|crit)", l)]
-        print(f"---- {b.node_id} (pid {b.pid}): {len(notable)} warnings/errors, last 40 ----",
-              *notable[-40:], sep="\n", file=sys.stderr)
+        lines = b.read_log().splitlines()
+        warnings = [l for l in lines if re.search(r"\[(warn|err|crit)", l)]
+        noise = sum(1 for l in warnings if NOISE.search(l))
+        notable = [l for l in lines if (re.search(r"\[(warn|err|crit)", l) and not NOISE.search(l))
+                   or MOVES.search(l)]
+        print(f"---- {b.node_id} (pid {b.pid}): {len(warnings)} warnings/errors ({noise} about a node "
+              f"down), last 40 others and session moves ----", *notable[-40:], sep="\n", file=sys.stderr)
 
 
 class Chaos(ClusterTest):
