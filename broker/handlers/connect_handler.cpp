@@ -124,6 +124,9 @@ void accept_connect(ClientLink& link, const ConnectTerms& terms, bool fenced, Cl
   auto opened = broker.sessions.open(client_id, terms.clean_start || replace, st.session_expiry, link.listener());
   if (fenced) opened.session->set_connect_epoch(ticket);
   st.session = opened.session;
+  // Copied with the session (record_session, below): the node that adopts
+  // it should this one die publishes it.
+  opened.session->set_copied_will(st.will_record(Clock::now()));
   storage::WriteBatch adopted;
   bool routes_added = false;
   // The other node holds the session until its routes here are known (or,

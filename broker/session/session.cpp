@@ -557,6 +557,24 @@ std::optional<WillMessage> Session::take_pending_will() {
   return std::move(*will);
 }
 
+void Session::set_copied_will(std::optional<WillRecord> will) {
+  std::lock_guard lock(mu_);
+  copied_will_ = will ? std::make_unique<WillRecord>(std::move(*will)) : nullptr;
+}
+
+bool Session::drop_copied_will_if_offline() {
+  std::lock_guard lock(mu_);
+  if (listener_raw_ != nullptr || !copied_will_) return false;
+  copied_will_.reset();
+  return true;
+}
+
+std::optional<WillRecord> Session::copied_will() const {
+  std::lock_guard lock(mu_);
+  if (!copied_will_) return std::nullopt;
+  return *copied_will_;
+}
+
 std::optional<Clock::time_point> Session::pending_will_due() const {
   std::lock_guard lock(mu_);
   if (!pending_will_) return std::nullopt;

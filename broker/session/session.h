@@ -84,6 +84,13 @@ struct Inflight {
   bool sent = false;      // sent on the current connection (reset when one attaches)
 };
 
+// A will as a session record keeps it: the connection's (while connected) or
+// the one waiting for its delay (once disconnected).
+struct WillRecord {
+  MessagePtr message;
+  uint32_t delay_s = 0;
+};
+
 struct WillMessage {
   MessagePtr message;
   Clock::time_point due;      // publish at (connection loss + will delay)
@@ -328,6 +335,15 @@ class Session {
   void cancel_pending_will();
   std::optional<WillMessage> take_pending_will();
   std::optional<Clock::time_point> pending_will_due() const;
+  // The will this session's copies keep: should this node die, the node
+  // that adopts the session publishes it. The attached connection's, or
+  // after a connection loss the one waiting for its delay; none once it
+  // went out or the client disconnected normally.
+  void set_copied_will(std::optional<WillRecord> will);
+  std::optional<WillRecord> copied_will() const;
+  // Drops it unless a connection is attached (which set its own); returns
+  // whether there was one to drop.
+  bool drop_copied_will_if_offline();
 
   // --- start-up, before any connection: the state read back from disk ---
   // Queued (in sequence order), behind what is queued already.
@@ -394,6 +410,7 @@ class Session {
   uint32_t expiry_interval_ = 0;
   std::optional<Clock::time_point> disconnected_at_ = Clock::now();
   std::unique_ptr<WillMessage> pending_will_;  // rare: a pointer
+  std::unique_ptr<WillRecord> copied_will_;    // rare too
   std::atomic<bool> ended_{false};
   std::atomic<uint32_t> routes_under_way_{0};
   std::atomic<uint64_t> published_{0};

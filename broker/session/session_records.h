@@ -16,13 +16,6 @@
 
 namespace starling::broker {
 
-// A will as a session record keeps it: the connection's (while connected) or
-// the one waiting for its delay (once disconnected).
-struct WillRecord {
-  MessagePtr message;
-  uint32_t delay_s = 0;
-};
-
 // The session itself: expiry, subscriptions, will, when it went offline.
 void put_session(storage::WriteBatch& batch, const Session& session, const WillRecord* will, const ClockPair& now);
 // Everything stored under the client id, by any session that had it.

@@ -368,6 +368,12 @@ void SessionRegistry::retain_forwarded(const MessagePtr& message, std::function<
   commits_->submit(std::move(batch), [done = std::move(done)](const storage::Status& s) { done(s.ok()); });
 }
 
+void SessionRegistry::drop_copied_will(Session& session) {
+  if (session.drop_copied_will_if_offline() && replication_ != nullptr && session.expiry_interval() > 0) {
+    replication_->will_changed(session);
+  }
+}
+
 void SessionRegistry::publish_will(const WillMessage& will, Clock::time_point now) {
   MessagePtr message = will.message;
   // A delayed will's Message Expiry runs from its publication (3.1.3.2.4),
@@ -387,6 +393,7 @@ void SessionRegistry::closed(const std::shared_ptr<Session>& session, std::optio
     publish_will(*will, now);
     will.reset();
   }
+  if (!will) drop_copied_will(*session);  // a delayed one is the copies' too while it waits
   if (session->expiry_interval() == 0) {
     // The session ends now, and a delayed will with it [MQTT-3.1.3-9], unless
     // the client has connected again meanwhile (end_session leaves it then).
@@ -457,6 +464,7 @@ void SessionRegistry::sweep(Clock::time_point now) {
     auto will = s->take_pending_will();
     if (!will) continue;
     publish_will(*will, now);
+    drop_copied_will(*s);
     // Published: a restart must not send it again.
     if (s->persistent()) write_session(s, nullptr, {}, nullptr);
   }

@@ -195,6 +195,7 @@ class SessionRegistry {
     uint64_t connect_epoch = 0;
     std::vector<std::pair<std::string, SubscriptionRecord>> subscriptions;  // all of them
     std::vector<std::string> replicas;  // the nodes with a copy
+    std::optional<WillRecord> will;     // the owner's Session::copied_will
   };
   // Makes or updates the copy. Refused (nothing changes) when a session of
   // the client here, or a copy from another owner, has a newer connect
@@ -241,11 +242,15 @@ class SessionRegistry {
   // Every copy here: client id, owner and the nodes with copies.
   std::vector<std::pair<std::string, ReplicaOf>> replicas() const;
   size_t replica_count() const;
+  // The will the owner's session now has its copies keep (none: nullopt).
+  void replica_will(const std::string& client_id, const std::string& owner, std::optional<WillRecord> will);
   // The owner is gone: the copy becomes this node's offline session (its
   // routes stay: a message published meanwhile is queued), persisted when
   // the node stores sessions, with `connect_epoch` (newer than the old
-  // owner's, whose copy is then the stale one). False when there is no copy
-  // (or a session of the client is here already: the copy just goes).
+  // owner's, whose copy is then the stale one). The will the copy kept goes
+  // out (after its delay, unless the client is back by then). False when
+  // there is no copy (or a session of the client is here already: the copy
+  // just goes).
   bool promote(const std::string& client_id, uint64_t connect_epoch);
   // A CONNECT opened the client's session here: a copy of it here goes (this
   // node owns the session now). What the copy has that the session lacks
@@ -361,6 +366,9 @@ class SessionRegistry {
     std::unordered_map<MessageId, uint16_t, MessageIdHash> released;
     std::unordered_map<MessageId, uint16_t, MessageIdHash> sent;
     std::vector<uint16_t> inbound_qos2;  // sorted
+    // Published by promote (the owner died with the client's connection);
+    // kept in memory only.
+    std::optional<WillRecord> will;
   };
   std::unordered_map<std::string, Replica> replicas_;
   // Read back at start and not opened since (dormant_copies). Guarded by mu_.
@@ -394,6 +402,9 @@ class SessionRegistry {
   // deliveries the router matched to it before: what is taken from it next
   // includes them, instead of one landing in it afterwards, lost.
   void unroute_settled(Session& copy);
+  // The session's copied will went out, or its connection ended without one
+  // waiting: its copies drop theirs (unless a connection attached since).
+  void drop_copied_will(Session& session);
   static constexpr std::chrono::milliseconds kSettleWait{1000};
 };
 

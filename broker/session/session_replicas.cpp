@@ -72,6 +72,7 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     r.unconfirmed = false;
     r.generation = terms.generation;
     r.replicas = std::move(terms.replicas);
+    r.will = std::move(terms.will);
     owner = r.owner;
     generation = r.generation;
     replicas = r.replicas;
@@ -237,6 +238,12 @@ void SessionRegistry::set_copy_packet(const std::string& client_id, const std::s
   storage::WriteBatch batch;
   put_copy_inflight(batch, *r->session, packet_id, id, released);
   submit(std::move(batch));
+}
+
+void SessionRegistry::replica_will(const std::string& client_id, const std::string& owner,
+                                   std::optional<WillRecord> will) {
+  std::lock_guard lock(mu_);
+  if (Replica* r = replica_locked(client_id, owner)) r->will = std::move(will);
 }
 
 void SessionRegistry::replica_drop(const std::string& client_id, const std::string& owner) {
@@ -468,7 +475,22 @@ bool SessionRegistry::promote_locked(std::unique_lock<std::mutex>& lock,
     for (const Delivery& d : spliced.stored) put_queued(batch, *fresh, d, now);
     for (uint64_t sequence : spliced.forget) erase_queued(batch, *fresh, sequence);
   }
-  write_session(fresh, nullptr, std::move(batch), [](const storage::Status&) {});
+  // The owner died with the client's connection (or with its will waiting
+  // for its delay): nobody else publishes the will. Without a delay it goes
+  // now; with one, unless the client connects again first [MQTT-3.1.3-9].
+  std::optional<WillRecord> waiting;
+  if (r.will && r.will->message) {
+    auto message = std::make_shared<Message>(*r.will->message);
+    message->publisher = fresh->id();  // the client's, for No Local
+    const auto now = Clock::now();
+    WillMessage will{std::move(message), now + std::chrono::seconds(r.will->delay_s), now};
+    if (r.will->delay_s == 0) {
+      publish_will(will, now);
+    } else if (fresh->set_pending_will_if_offline(will)) {
+      waiting = WillRecord{will.message, r.will->delay_s};
+    }
+  }
+  write_session(fresh, waiting ? &*waiting : nullptr, std::move(batch), [](const storage::Status&) {});
   return true;
 }
 

@@ -52,6 +52,10 @@ class SessionReplication {
   // node die, the client's retransmission is not delivered again), or
   // `released` by its PUBREL (nobody waits; `done` may be empty).
   virtual void inbound_qos2(const Session& session, uint16_t packet_id, bool released, Done done) = 0;
+  // The session's copied_will() changed after it was recorded (the client
+  // disconnected, or its will went out): the replicas keep the new one.
+  // Nobody waits: at worst an adopter publishes a will that went out here.
+  virtual void will_changed(const Session& session) = 0;
   // A QoS 1/2 delivery queued for the session through a shared group (the
   // copies are no members, so no node forwards it to them): `done(ok)` once
   // every copy has it, not ok when one did not answer (the publisher is not

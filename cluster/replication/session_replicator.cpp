@@ -172,6 +172,7 @@ void SessionReplicator::copy_to(const std::string& node, const std::string& addr
   add_subscriptions(*o->mutable_subscriptions(), {subscriptions.begin(), subscriptions.end()});
   for (const auto& r : replicas) o->add_replicas(r);
   o->set_send_back(send_back);
+  set_will(*o->mutable_will(), session->copied_will());
   // The fill is taken once the member has the copy's routes: what came to
   // the session before is in it, what comes after reaches the copy itself.
   open.done = [this, node, address, weak = std::weak_ptr(session), done = std::move(done)](bool ok) {
@@ -266,6 +267,12 @@ void SessionReplicator::queued(const broker::Session& session, const broker::Del
       session, &v1::ReplicaUpdate::has_queued,
       [&](v1::ReplicaUpdate& u) { add_deliveries(*u.mutable_queued()->mutable_deliveries(), {}, {delivery}); },
       std::move(done));
+}
+
+void SessionReplicator::will_changed(const broker::Session& session) {
+  const auto will = session.copied_will();
+  // Updates of this kind in a row: the last one stands.
+  tell(session, &v1::ReplicaUpdate::has_will, [&](v1::ReplicaUpdate& u) { set_will(*u.mutable_will(), will); });
 }
 
 void SessionReplicator::tell(const broker::Session& session, bool (v1::ReplicaUpdate::*same_kind)() const,

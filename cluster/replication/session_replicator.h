@@ -80,6 +80,7 @@ class SessionReplicator final : public broker::SessionReplication {
   std::vector<broker::MessageId> unconfirmed_completions(const broker::Session& session) const override;
   void inbound_qos2(const broker::Session& session, uint16_t packet_id, bool released, Done done) override;
   void queued(const broker::Session& session, const broker::Delivery& delivery, Done done) override;
+  void will_changed(const broker::Session& session) override;
 
   // `owner` is back after it was gone (left, or declared dead): what this
   // node's copies of its sessions hold goes back to it, for what came only

@@ -126,6 +126,7 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         terms.connect_epoch = o.connect_epoch();
         terms.subscriptions = parse_subscriptions(o.subscriptions());
         terms.replicas.assign(o.replicas().begin(), o.replicas().end());
+        terms.will = parse_will(o.will());
         const auto opened = sessions->replica_open(client_id, std::move(terms));
         routes_added = opened.routes_added || routes_added;
         // A session that moved (or an owner back from a restart): what the
@@ -174,6 +175,9 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         sessions->replica_released(client_id, owner, message_id(r.id()), static_cast<uint16_t>(r.packet_id()));
         break;
       }
+      case v1::ReplicaUpdate::kWill:
+        sessions->replica_will(client_id, owner, parse_will(update.will()));
+        break;
       case v1::ReplicaUpdate::kDrop:
         sessions->replica_drop(client_id, owner);
         break;

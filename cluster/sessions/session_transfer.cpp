@@ -88,6 +88,24 @@ void parse_deliveries(const google::protobuf::RepeatedPtrField<v1::HandedDeliver
   }
 }
 
+void set_will(v1::ReplicaWill& out, const std::optional<broker::WillRecord>& will) {
+  out.Clear();
+  if (!will || !will->message) return;
+  *out.mutable_message() = to_forwarded(*will->message, broker::ClockPair{});
+  out.set_delay(will->delay_s);
+}
+
+std::optional<broker::WillRecord> parse_will(const v1::ReplicaWill& in) {
+  if (!in.has_message()) return std::nullopt;
+  auto message = from_forwarded(in.message(), broker::ClockPair{});
+  if (!message) return std::nullopt;
+  // Published here as the client's (forwarded on to the other nodes), not
+  // as a message a peer forwarded.
+  auto own = std::make_shared<broker::Message>(*message);
+  own->from_peer = false;
+  return broker::WillRecord{std::move(own), in.delay()};
+}
+
 size_t merge_sent_back(broker::SessionRegistry& sessions, const std::string& client_id,
                        const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& deliveries) {
   std::vector<broker::Inflight> inflight;  // a copy sends only what is queued

@@ -31,6 +31,11 @@ void add_deliveries(google::protobuf::RepeatedPtrField<v1::HandedDelivery>& out,
 void parse_deliveries(const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& in,
                       std::vector<broker::Inflight>& inflight, std::vector<broker::Delivery>& queued);
 
+// The will a copy keeps (Session::copied_will); parse_will gives nullopt for
+// none, or for a damaged one. Its message is this node's to publish.
+void set_will(v1::ReplicaWill& out, const std::optional<broker::WillRecord>& will);
+std::optional<broker::WillRecord> parse_will(const v1::ReplicaWill& in);
+
 // What a copy sent back to its owner (a Replicate update or reply): merged
 // into the client's session here; returns how many messages it lacked.
 size_t merge_sent_back(broker::SessionRegistry& sessions, const std::string& client_id,

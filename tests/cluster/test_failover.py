@@ -244,6 +244,34 @@ class Failover(ClusterTest):
             time.sleep(1.0)
             self.assertEqual(sub.msgs.payloads(), [b"once"], "delivered once")
 
+    def test_the_will_of_a_client_whose_node_died_goes_out(self):
+        """Two clients with wills and persistent sessions connect to n1; one
+        disconnects normally (no will), then n1 is killed (kill -9) with the
+        other's connection open. Nobody saw that connection close: the node
+        that adopts its session publishes its will, once; the other's will
+        stays unpublished."""
+        with Cluster(3) as c:
+            n1, n2, n3 = c.nodes
+            watcher = self.client(n2, client_id="w-watch")
+            watcher.subscribe("wills/#", qos=1)
+            for name in ("w-gone", "w-polite"):
+                cl = self.client(client_id=name)
+                cl.will_set(f"wills/{name}", name.encode(), qos=1)
+                self.connect(cl, n1, clean_start=False, session_expiry=600)
+                if name == "w-polite":
+                    cl.disconnect()
+                    self.forget(cl)
+            copies = lambda: sum(metric(scrape(b.http_port), "starling_cluster_replicas") for b in (n2, n3))  # noqa: E731
+            wait_until(lambda: copies() == 2, 10.0, message="both sessions copied")
+            time.sleep(2.0)  # the copy hears of w-polite's DISCONNECT (nobody waits for that)
+            n1.kill9()
+            adopted = lambda: sum(metric(scrape(b.http_port), "starling_cluster_sessions_adopted_total")  # noqa: E731
+                                  for b in (n2, n3))
+            wait_until(lambda: adopted() == 2, 40.0, message="both sessions adopted")
+            watcher.msgs.wait_for(1, timeout=10)
+            time.sleep(1.0)  # a second will would show by now
+            self.assertEqual(watcher.msgs.payloads(), [b"w-gone"])
+
     def test_a_node_that_sees_less_than_half_the_cluster_acknowledges_nothing(self):
         """n2 and n3 die; n1, alone out of three, cannot know whether the
         others took its sessions over (a partition looks the same): it

@@ -386,6 +386,33 @@ TEST_F(RegistryFixture, AnAbsorbedCopyBringsWhatWasRoutedToItBeforeItsRoutesWent
   EXPECT_EQ(opened.session->queued_count(), 1u);
 }
 
+// The owner died with the client's connection: the copy's will goes out
+// when the copy becomes the session, at once without a delay; with one, the
+// sweep publishes it unless the client is back first. A copy told the will
+// is gone (a normal DISCONNECT) publishes nothing.
+TEST_F(RegistryFixture, APromotedCopyPublishesTheWillItKept) {
+  auto watch = watcher();
+  auto terms = copy_of_c();
+  terms.will = WillRecord{will_message(0), 0};
+  registry.replica_open("c", terms);
+  ASSERT_TRUE(registry.promote("c", 1));
+  EXPECT_EQ(watch->queued_count(), 1u) << "no delay: published at once";
+
+  terms.will = WillRecord{will_message(0), 5};
+  registry.replica_open("d", terms);
+  ASSERT_TRUE(registry.promote("d", 2));
+  EXPECT_EQ(watch->queued_count(), 1u) << "waits for its delay";
+  registry.sweep(Clock::now() + std::chrono::seconds(6));
+  EXPECT_EQ(watch->queued_count(), 2u);
+
+  terms.will = WillRecord{will_message(0), 0};
+  registry.replica_open("e", terms);
+  registry.replica_will("e", "n1", std::nullopt);
+  ASSERT_TRUE(registry.promote("e", 3));
+  registry.sweep(Clock::now() + std::chrono::seconds(6));
+  EXPECT_EQ(watch->queued_count(), 2u) << "the client had disconnected normally";
+}
+
 // The client connects where a copy of its session is (its owner is gone or
 // handed the session over): what the copy has that the session lacks comes
 // along, each message once, and not what the client released already.
