@@ -8,6 +8,7 @@ scrape, ...).
 import contextlib
 import itertools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -111,6 +112,25 @@ class Cluster:
         wait_until(lambda: all(self.state_of(o, member_id) == state for o in observers), timeout,
                    interval=0.05, message=f"{member_id} to be {state}")
         return time.monotonic() - start
+
+
+# Expected while a node is down, and many: counted, not shown.
+NOISE = re.compile(r"did not answer|refused for now|did not take \d+ replica update")
+# Where sessions move: shown with the warnings.
+MOVES = re.compile(r"adopted|taken over|resumed from the copy|copied again|is dead|is alive")
+
+
+def dump_logs(brokers):
+    """The last warnings, errors and session moves of every node process the
+    test started (a CI log keeps only so much); running or stopped."""
+    for b in brokers:
+        lines = (b.read_log() or b.log_text).splitlines()
+        warnings = [l for l in lines if re.search(r"\[(warn|err|crit)", l)]
+        noise = sum(1 for l in warnings if NOISE.search(l))
+        notable = [l for l in lines if (re.search(r"\[(warn|err|crit)", l) and not NOISE.search(l))
+                   or MOVES.search(l)]
+        print(f"---- {b.node_id} (pid {b.pid}): {len(warnings)} warnings/errors ({noise} about a node "
+              f"down), last 40 others and session moves ----", *notable[-40:], sep="\n", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -36,7 +36,6 @@ Usage: test_chaos.py PATH_TO_STARLING [Chaos.test_...]
 import collections
 import glob
 import os
-import re
 import shutil
 import signal
 import socket
@@ -45,7 +44,7 @@ import tempfile
 import threading
 import time
 
-from cluster_harness import Cluster, ClusterTest, HAProxy
+from cluster_harness import Cluster, ClusterTest, HAProxy, dump_logs
 from harness import MqttClient, http_json, main, wait_until
 
 ROUNDS = 3             # one node down per round: n1, n2, n3
@@ -249,25 +248,6 @@ def where(nodes, client_id):
         except Exception:  # noqa: BLE001 - a node going down meanwhile
             pass
     return "/".join(found) or "?"
-
-
-# Expected while a node is down, and many: counted, not shown.
-NOISE = re.compile(r"did not answer|refused for now|did not take \d+ replica update")
-# Where sessions move: shown with the warnings.
-MOVES = re.compile(r"adopted|taken over|resumed from the copy|copied again|is dead|is alive")
-
-
-def dump_logs(brokers):
-    """The last warnings, errors and session moves of every node process the
-    test started (a CI log keeps only so much)."""
-    for b in brokers:
-        lines = b.read_log().splitlines()
-        warnings = [l for l in lines if re.search(r"\[(warn|err|crit)", l)]
-        noise = sum(1 for l in warnings if NOISE.search(l))
-        notable = [l for l in lines if (re.search(r"\[(warn|err|crit)", l) and not NOISE.search(l))
-                   or MOVES.search(l)]
-        print(f"---- {b.node_id} (pid {b.pid}): {len(warnings)} warnings/errors ({noise} about a node "
-              f"down), last 40 others and session moves ----", *notable[-40:], sep="\n", file=sys.stderr)
 
 
 class Chaos(ClusterTest):

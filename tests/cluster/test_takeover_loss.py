@@ -19,7 +19,7 @@ import select
 import threading
 import time
 
-from cluster_harness import Cluster, ClusterTest
+from cluster_harness import Cluster, ClusterTest, dump_logs
 from harness import (DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, RawClient,
                      ack_packet, disconnect_packet, main, metric, read_packet, scrape,
                      subscribe_packet)
@@ -215,6 +215,8 @@ class TakeoverLoss(ClusterTest):
                 problems.append(f"{len(twice)} delivered more than once: {', '.join(twice[:20])}")
             if mover.unreleased:
                 problems.append(f"{len(mover.unreleased)} QoS 2 deliveries never released (PUBREL)")
+        if problems:
+            dump_logs(c.nodes)
         self.assertEqual(problems, [])
 
     def test_qos1_acknowledged_messages_reach_a_moving_subscriber(self):
