@@ -37,7 +37,7 @@ __all__ = ["STARLING", "Broker", "BrokerTest", "Collector", "MqttClient", "RawCl
            "ack_packet", "disconnect_packet", "pingreq_packet", "read_packet",
            "encode_varint", "publish_props", "connect_props", "wait_until",
            "mosquitto_pub", "MosquittoSub", "starling_supports", "http_request", "http_json",
-           "parse_metrics", "scrape", "metric", "wait_metric", "end_process"]
+           "parse_metrics", "scrape", "metric", "wait_metric", "wait_offline", "end_process"]
 
 STARLING = "starling"          # replaced by main() from the command line
 START_TIMEOUT = 10.0           # seconds to wait for "listener ... bound to"
@@ -1157,6 +1157,16 @@ def scrape(port):
 def metric(samples, name, **labels):
     """The value of one sample; None when the node does not report it."""
     return samples.get((name, frozenset(labels.items())))
+
+
+def wait_offline(port, client_id, timeout=5.0, token=None):
+    """Until the broker has taken `client_id`'s session offline: paho's
+    disconnect() returns before the broker has read the DISCONNECT, and a
+    message published meanwhile goes out in flight instead of being queued."""
+    def offline():
+        status, body = http_json(port, "GET", f"/api/v1/clients/{client_id}", token=token)
+        return status == 200 and body["connected"] is False
+    wait_until(offline, timeout, interval=0.05, message=f"{client_id}'s session offline")
 
 
 def wait_metric(port, name, expected, timeout=5.0, **labels):

@@ -775,6 +775,7 @@ class Metrics(HttpBrokerTest):
         off.connect(self.broker, session_expiry=600)
         off.subscribe("exp/#", 1)
         off.disconnect()
+        wait_offline(self.hp, "d-off", token=TOKEN)
         pub.publish("exp/x", b"short-lived", qos=1,
                     properties=publish_props(MessageExpiryInterval=1))
         pub.publish("exp/y", b"lasting", qos=1)
@@ -792,6 +793,7 @@ class Metrics(HttpBrokerTest):
         off.connect(b, session_expiry=600)
         off.subscribe("qf/#", 1)
         off.disconnect()
+        wait_offline(b.http_port, "qf-off")
         pub = raw_connected(self, "qf-pub", broker=b)
         reasons = []
         for i in range(3):
