@@ -50,8 +50,19 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
     if (n->membership_) n->membership_->count_refused(peer);
   };
   node->membership_service_ = std::make_unique<MembershipService>(config.cluster_secret);
+  // Called once the node serves (membership_ and the rest are set by then).
+  auto relay = [n = node.get()](const MovedSessions::Relay& r, std::function<void(bool)> done) {
+    for (const auto& m : n->membership_->live_peers()) {
+      if (m.node_id == r.node) {
+        return relay_to_peer(m, n->node_id_, n->secret_, n->credentials_, r.client_id, r.delivery,
+                             std::chrono::milliseconds(2000), std::move(done));
+      }
+    }
+    done(false);  // gone: the publisher is not acknowledged, and sends it again
+  };
   node->routing_service_ = std::make_unique<RoutingService>(config.cluster_secret, *node->routes_, *node->forwarder_,
-                                                            *node->retained_, refused, log);
+                                                            *node->retained_, node->moved_, std::move(relay), refused,
+                                                            log);
   node->fence_ = std::make_unique<ConnectFence>(config.node_id);
   ReplicaRules rules;
   rules.member_alive = [n = node.get()](const std::string& id) { return n->member_up(id); };
@@ -62,7 +73,7 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
     if (n->replicator_) n->replicator_->refill(peer);
   };
   node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_,
-                                                              refused, std::move(rules));
+                                                              node->moved_, refused, std::move(rules));
   node->node_id_ = config.node_id;
   node->secret_ = config.cluster_secret;
   node->log_ = &log;

@@ -91,6 +91,7 @@ class ClusterNode final : public broker::ClusterLink {
   std::unique_ptr<ClusterForwarder> forwarder_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<MembershipService> membership_service_;
+  MovedSessions moved_;  // before the services that use it
   std::unique_ptr<RoutingService> routing_service_;
   std::unique_ptr<RetainedSync> retained_sync_;
   std::unique_ptr<ConnectFence> fence_;

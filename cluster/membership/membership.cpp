@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "cluster/rpc/async_call.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/rpc/peer_channel.h"
 
@@ -75,14 +76,8 @@ void Membership::stop() {
 
 namespace {
 
-// An asynchronous unary call and everything it needs alive until its callback.
 template <typename Request, typename Reply>
-struct AsyncCall {
-  grpc::ClientContext context;
-  Request request;
-  Reply reply;
-  std::shared_ptr<v1::Membership::Stub> stub;
-};
+using MembershipCall = AsyncCall<v1::Membership::Stub, Request, Reply>;
 
 // Waits for a number of asynchronous calls, or for the first success.
 struct Outstanding {
@@ -143,7 +138,7 @@ void Membership::leave() {
   auto outstanding = std::make_shared<Outstanding>();
   outstanding->pending = addresses.size();
   for (const auto& address : addresses) {
-    auto call = std::make_shared<AsyncCall<v1::PingRequest, v1::PingReply>>();
+    auto call = std::make_shared<MembershipCall<v1::PingRequest, v1::PingReply>>();
     call->stub = stub_for(address);
     call->request.set_from_node(config_.node_id);
     call->request.set_from_address(config_.address);
@@ -231,7 +226,7 @@ void Membership::probe_once() {
       auto outstanding = std::make_shared<Outstanding>();
       outstanding->pending = helpers.size();
       for (const auto& helper : helpers) {
-        auto call = std::make_shared<AsyncCall<v1::PingReqRequest, v1::PingReply>>();
+        auto call = std::make_shared<MembershipCall<v1::PingReqRequest, v1::PingReply>>();
         call->stub = stub_for(helper.address);
         call->request = indirect;
         prepare(call->context, left);
@@ -336,7 +331,7 @@ v1::PingReply Membership::on_ping(const v1::PingRequest& request) {
 
 void Membership::on_ping_req(const v1::PingReqRequest& request,
                              std::function<void(grpc::Status, v1::PingReply)> done) {
-  auto call = std::make_shared<AsyncCall<v1::PingRequest, v1::PingReply>>();
+  auto call = std::make_shared<MembershipCall<v1::PingRequest, v1::PingReply>>();
   {
     std::lock_guard lock(mutex_);
     swim_.apply(read_gossip(request.gossip()), Clock::now());

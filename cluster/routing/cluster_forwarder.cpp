@@ -208,7 +208,7 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
       }
       auto it = links_.find(id);
       if (it == links_.end()) return nullptr;
-      targets.push_back(Target{it->second, ForwardMeta{false, version, {}}});
+      targets.push_back(Target{it->second, ForwardMeta{false, version, {}, {}}});
       return &targets.back();
     };
     if (version) {
@@ -235,6 +235,16 @@ size_t ClusterForwarder::forward(const broker::MessagePtr& message, Done done, u
     lock.unlock();
     if (done) done(true);
     return 0;
+  }
+  // Each learns where else it went: a node a session moved away from passes
+  // it on only to a node that did not get it (MovedSessions).
+  if (message->qos != mqtt::QoS::k0 && targets.size() > 1) {
+    for (auto& t : targets) {
+      if (!t.meta.deliver) continue;
+      for (const auto& u : targets) {
+        if (&u != &t && u.meta.deliver) t.meta.delivered_to.push_back(u.link->peer_id());
+      }
+    }
   }
   Done each = done ? count_down(targets.size(), std::move(done)) : Done{};
   size_t delivering = 0;

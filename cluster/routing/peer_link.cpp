@@ -61,6 +61,7 @@ v1::ForwardedMessage to_forwarded(const broker::Message& m, const broker::ClockP
   v1::ForwardedMessage f = to_forwarded(m, now);
   f.set_replicate_only(!meta.deliver);
   for (const auto& g : meta.shared_groups) f.add_shared_groups(g);
+  for (const auto& n : meta.delivered_to) f.add_delivered_to(n);
   if (meta.retained) {
     f.mutable_retained()->set_hlc(meta.retained->hlc);
     f.mutable_retained()->set_origin(meta.retained->origin);

@@ -47,6 +47,7 @@ struct ForwardMeta {
   bool deliver = true;  // false: only to be retained there (no matching route)
   std::optional<RetainedVersion> retained;  // set for a retained message
   std::vector<std::string> shared_groups;   // the groups the peer delivers to
+  std::vector<std::string> delivered_to;    // QoS 1/2: the other peers it goes to for delivery
 };
 
 struct PeerLinkConfig {

@@ -5,6 +5,8 @@
 #include <memory>
 #include <mutex>
 
+#include <fmt/ranges.h>
+
 #include "broker/mqtt/topic.h"
 #include "broker/stored_message.h"
 #include "cluster/routing/peer_link.h"
@@ -21,11 +23,14 @@ constexpr auto kForwardsBeforeRoutesWait = std::chrono::milliseconds(1000);
 }  // namespace
 
 RoutingService::RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder,
-                               RetainedVersions& retained, OnRefused refused, spdlog::logger& log)
+                               RetainedVersions& retained, MovedSessions& moved, Relay relay, OnRefused refused,
+                               spdlog::logger& log)
     : secret_(std::move(secret)),
       routes_(routes),
       forwarder_(forwarder),
       retained_(retained),
+      moved_(moved),
+      relay_(std::move(relay)),
       refused_(std::move(refused)),
       log_(log) {}
 
@@ -224,6 +229,18 @@ void RoutingService::take(const v1::ForwardBatch& batch, broker::SessionRegistry
       outcome->add_part();
       const std::vector<std::string> groups(f.shared_groups().begin(), f.shared_groups().end());
       sessions.deliver_forwarded(message, groups, part);
+      // Sent here by a peer that did not know yet that a session moved on.
+      if (!moved_.any()) continue;
+      const std::vector<std::string> delivered_to(f.delivered_to().begin(), f.delivered_to().end());
+      for (const auto& relay : moved_.matching(message, batch.from_node(), delivered_to, sessions)) {
+        if (relayed_log_.allow()) {
+          log_.info("cluster: a message from {} (also sent to: {}) for client {}'s session came here after the "
+                    "session moved to {}; it follows the session",
+                    batch.from_node(), fmt::join(delivered_to, ","), relay.client_id, relay.node);
+        }
+        outcome->add_part();
+        relay_(relay, part);
+      }
     }
   }
 }
@@ -239,7 +256,7 @@ grpc::ServerUnaryReactor* RoutingService::RetainedSnapshot(grpc::CallbackServerC
   // In topic order; a page starts after the last topic of the one before.
   const auto page = sessions->retained().page("#", request->after(), limit, now.steady);
   for (const auto& m : page.messages) {
-    const ForwardMeta meta{/*deliver=*/false, retained_.version_of(m->topic).value_or(RetainedVersion{}), {}};
+    const ForwardMeta meta{/*deliver=*/false, retained_.version_of(m->topic).value_or(RetainedVersion{}), {}, {}};
     *reply->add_messages() = to_forwarded(*m, now, meta);
   }
   reply->set_more(page.more);

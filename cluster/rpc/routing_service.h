@@ -18,6 +18,7 @@
 #include "cluster/routing/route_table.h"
 #include "cluster/log_limit.h"
 #include "cluster/rpc/cluster_secret.h"
+#include "cluster/sessions/moved_sessions.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace starling::cluster {
@@ -29,8 +30,11 @@ using RoutingBase = v1::Routing::WithCallbackMethod_UpdateRoutes<
     v1::Routing::WithRawCallbackMethod_Forward<v1::Routing::WithCallbackMethod_RetainedSnapshot<v1::Routing::Service>>>;
 class RoutingService final : public RoutingBase {
  public:
+  // Sends a message that came here for a session that moved on (`moved`)
+  // to its node; `done(ok)` once that node has it (or did not answer).
+  using Relay = std::function<void(const MovedSessions::Relay&, std::function<void(bool)> done)>;
   RoutingService(std::string secret, RouteTable& routes, ClusterForwarder& forwarder, RetainedVersions& retained,
-                 OnRefused refused, spdlog::logger& log);
+                 MovedSessions& moved, Relay relay, OnRefused refused, spdlog::logger& log);
 
   // Forwarded messages go to `sessions` from now on; until then (and after
   // detach) Forward answers UNAVAILABLE and the sender retries.
@@ -56,10 +60,13 @@ class RoutingService final : public RoutingBase {
   RouteTable& routes_;
   ClusterForwarder& forwarder_;
   RetainedVersions& retained_;
+  MovedSessions& moved_;
+  Relay relay_;
   OnRefused refused_;
   InboundBatches inbound_;
   spdlog::logger& log_;
   LogLimit unreadable_log_{std::chrono::seconds(10)};
+  LogLimit relayed_log_{std::chrono::seconds(10)};
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
 };
 

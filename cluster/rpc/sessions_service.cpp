@@ -42,6 +42,8 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
     // A copy whose owner is gone becomes this node's session first (the
     // loop that adopts such copies may not have come to it yet).
     if (copy) sessions->promote(request->client_id(), rules_.new_epoch());
+    // Held until released, it takes what comes meanwhile along itself.
+    moved_.forget(request->client_id());
     *reply = to_proto(sessions->hand_over(request->client_id(), request->clean_start(), request->epoch()));
   }
   reactor->Finish(grpc::Status::OK);
@@ -95,8 +97,12 @@ grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerCo
   // on its way into its queue (between routing and queuing on a worker): the
   // rest is taken once none is (bounded: the caller gives up after 2 s).
   forwarder_.when([held] { return !held->routes_under_way(); }, kUnderWayWait,
-                  [sessions, request, reply, reactor] {
-                    *reply = to_proto(sessions->release(request->client_id(), request->epoch()));
+                  [this, held, sessions, request, reply, reactor] {
+                    auto tail = sessions->release(request->client_id(), request->epoch());
+                    // A peer's forward slower than its acknowledgement of the
+                    // caller's routes may still come here: it follows.
+                    if (tail) moved_.add(request->client_id(), request->from_node(), held->subscriptions());
+                    *reply = to_proto(tail);
                     reactor->Finish(grpc::Status::OK);
                   });
   return reactor;
@@ -192,6 +198,7 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
       }
       case v1::ReplicaUpdate::kSentBack:
         merge_sent_back(*sessions, client_id, update.sent_back().deliveries());
+        written = true;  // a relayed message's publisher waits for it (MovedSessions)
         break;
       case v1::ReplicaUpdate::kResync:
         if (!update.resync().end()) {

@@ -14,6 +14,7 @@
 #include "cluster/routing/cluster_forwarder.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/sessions/connect_fence.h"
+#include "cluster/sessions/moved_sessions.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace starling::cluster {
@@ -36,11 +37,14 @@ struct ReplicaRules {
 
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  SessionsService(std::string secret, ConnectFence& fence, ClusterForwarder& forwarder, OnRefused refused,
-                  ReplicaRules rules)
+  // `moved`: where a session released here went, for messages that still
+  // come here for it (RoutingService relays them).
+  SessionsService(std::string secret, ConnectFence& fence, ClusterForwarder& forwarder, MovedSessions& moved,
+                  OnRefused refused, ReplicaRules rules)
       : secret_(std::move(secret)),
         fence_(fence),
         forwarder_(forwarder),
+        moved_(moved),
         refused_(std::move(refused)),
         rules_(std::move(rules)) {}
   void attach(broker::SessionRegistry* sessions) { sessions_.store(sessions); }
@@ -59,6 +63,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
   const std::string secret_;  // never logged
   ConnectFence& fence_;
   ClusterForwarder& forwarder_;  // its ticker times a release
+  MovedSessions& moved_;
   OnRefused refused_;
   const ReplicaRules rules_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};

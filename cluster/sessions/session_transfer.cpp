@@ -7,6 +7,7 @@
 
 #include "broker/stored_message.h"
 #include "cluster/routing/peer_link.h"
+#include "cluster/rpc/async_call.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/rpc/peer_channel.h"
 
@@ -36,6 +37,21 @@ std::optional<broker::Delivery> to_delivery(const v1::HandedDelivery& h, const b
   d.subscription_ids.assign(h.subscription_ids().begin(), h.subscription_ids().end());
   d.dup = h.dup();
   return d;
+}
+
+template <typename Request, typename Reply>
+using SessionsCall = AsyncCall<v1::Sessions::Stub, Request, Reply>;
+
+// A call to `peer`'s Sessions service, with its deadline and the secret.
+template <typename Request, typename Reply>
+std::shared_ptr<SessionsCall<Request, Reply>> sessions_call(const Member& peer, const std::string& secret,
+                                                            const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                                                            std::chrono::milliseconds timeout) {
+  auto call = std::make_shared<SessionsCall<Request, Reply>>();
+  call->stub = v1::Sessions::NewStub(peer_channel(peer.address, credentials));
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+  attach_secret(call->context, secret);
+  return call;
 }
 
 }  // namespace
@@ -222,23 +238,27 @@ std::optional<std::vector<std::string>> find_held_sessions(const Member& peer, c
   return held;
 }
 
+void relay_to_peer(const Member& peer, const std::string& self_id, const std::string& secret,
+                   const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
+                   const broker::Delivery& delivery, std::chrono::milliseconds timeout,
+                   std::function<void(bool)> done) {
+  auto call = sessions_call<v1::ReplicateRequest, v1::ReplicateReply>(peer, secret, credentials, timeout);
+  call->request.set_from_node(self_id);
+  auto* update = call->request.add_updates();
+  update->set_client_id(client_id);
+  add_deliveries(*update->mutable_sent_back()->mutable_deliveries(), {}, {delivery});
+  call->stub->async()->Replicate(&call->context, &call->request, &call->reply,
+                                 [call, done = std::move(done)](const grpc::Status& status) { done(status.ok()); });
+}
+
 void release_from_peer(const Member& peer, const std::string& secret,
                        const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
                        const ConnectEpoch& epoch, std::chrono::milliseconds timeout, spdlog::logger& log,
                        std::function<void(std::vector<broker::Delivery>)> done) {
-  struct Call {
-    grpc::ClientContext context;
-    v1::ReleaseSessionRequest request;
-    v1::ReleaseSessionReply reply;
-    std::unique_ptr<v1::Sessions::Stub> stub;
-  };
-  auto call = std::make_shared<Call>();
-  call->stub = v1::Sessions::NewStub(peer_channel(peer.address, credentials));
+  auto call = sessions_call<v1::ReleaseSessionRequest, v1::ReleaseSessionReply>(peer, secret, credentials, timeout);
   call->request.set_from_node(epoch.node);
   call->request.set_client_id(client_id);
   call->request.set_epoch(epoch.hlc);
-  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
-  attach_secret(call->context, secret);
   call->stub->async()->ReleaseSession(
       &call->context, &call->request, &call->reply,
       [call, peer_id = peer.node_id, client_id, &log, done = std::move(done)](const grpc::Status& status) {

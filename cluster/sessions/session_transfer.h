@@ -41,6 +41,15 @@ std::optional<broker::WillRecord> parse_will(const v1::ReplicaWill& in);
 size_t merge_sent_back(broker::SessionRegistry& sessions, const std::string& client_id,
                        const google::protobuf::RepeatedPtrField<v1::HandedDelivery>& deliveries);
 
+// A message that reached this node after `client_id`'s session moved to
+// `peer` (MovedSessions): the peer queues it unless the session has it.
+// `done(true)` once it is on the peer's disk; false when the peer did not
+// answer in time.
+void relay_to_peer(const Member& peer, const std::string& self_id, const std::string& secret,
+                   const std::shared_ptr<grpc::ChannelCredentials>& credentials, const std::string& client_id,
+                   const broker::Delivery& delivery, std::chrono::milliseconds timeout,
+                   std::function<void(bool)> done);
+
 v1::TakeSessionReply to_proto(const std::optional<broker::HandedSession>& handed);
 // nullopt when the reply says the peer had nothing; a damaged delivery is
 // left out.
