@@ -117,7 +117,7 @@ class Cluster:
 # Expected while a node is down, and many: counted, not shown.
 NOISE = re.compile(r"did not answer|refused for now|did not take \d+ replica update")
 # Where sessions move: shown with the warnings.
-MOVES = re.compile(r"adopted|taken over|resumed from the copy|copied again|is dead|is alive")
+MOVES = re.compile(r"adopted|taken over|resumed from the copy|copied again|is dead|is alive|follows the session")
 
 
 def dump_logs(brokers):
