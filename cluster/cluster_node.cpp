@@ -201,13 +201,17 @@ void ClusterNode::take_session(const std::string& client_id, bool clean_start, T
   take_from_peers(peers, secret_, credentials_, client_id, clean_start, epoch, std::chrono::milliseconds(2000),
                   takeovers_, *log_,
                   [this, client_id, clean_start, epoch, peers, done = std::move(done)](PeersAnswer answer) {
-                    const std::string waiting =
-                        clean_start ? std::string{} : owner_unanswered(client_id, answer, peers);
+                    std::string waiting = clean_start ? std::string{} : owner_unanswered(client_id, answer, peers);
+                    if (waiting.empty()) waiting = answer.not_member_yet;
                     if (answer.superseded || !waiting.empty()) {
                       fence_->end(client_id, epoch);
                       takeovers_.refused.fetch_add(1, std::memory_order_relaxed);
                       if (answer.superseded) {
                         log_->info("cluster: CONNECT of {} refused: a newer one on another node wins", client_id);
+                      } else if (waiting == answer.not_member_yet) {
+                        log_->warn("cluster: CONNECT of {} refused for now: {} does not see this node as live "
+                                   "yet (it came back a moment ago)",
+                                   client_id, waiting);
                       } else {
                         log_->warn("cluster: CONNECT of {} refused for now: {}, which may have its session, "
                                    "did not answer; once it does, or is declared dead, the client gets it",

@@ -26,7 +26,11 @@ grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerConte
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not serving sessions"));
     return reactor;
   }
-  if (!fence_.yield_to(request->client_id(), ConnectEpoch{request->epoch(), request->from_node()})) {
+  if (!rules_.member_alive(request->from_node())) {
+    // Back from a restart, and not live here yet: this node would hand the
+    // session over and then route nothing to it. Once it is, in a moment.
+    reply->set_not_member_yet(true);
+  } else if (!fence_.yield_to(request->client_id(), ConnectEpoch{request->epoch(), request->from_node()})) {
     reply->set_superseded(true);  // a newer CONNECT of the client is under way here
   } else if (auto copy = sessions->replica_of(request->client_id()); copy && rules_.member_alive(copy->owner)) {
     // Only a copy is here: the owner answers for the session (unless it is

@@ -311,6 +311,10 @@ void take_from_peers(const std::vector<Member>& peers, const std::string& secret
           answer.superseded = true;
           continue;
         }
+        if (call->reply.not_member_yet()) {
+          answer.not_member_yet = call->peer_id;
+          continue;
+        }
         auto handed = from_proto(call->reply);
         if (!handed) continue;
         stats->taken.fetch_add(1, std::memory_order_relaxed);

@@ -69,6 +69,7 @@ struct TakeoverStats {
 // that does not answer is counted and logged; what the others handed is used.
 struct PeersAnswer {
   bool superseded = false;  // a peer has a newer CONNECT of the client under way
+  std::string not_member_yet;  // a peer that does not see this node as live yet (TakeSessionReply)
   std::optional<broker::HandedSession> handed;
   std::string held_by;  // the peer that holds the session until released (HandedSession::held)
   // Owners of the client's session that peers hold only copies of
