@@ -52,13 +52,10 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   node->membership_service_ = std::make_unique<MembershipService>(config.cluster_secret);
   // Called once the node serves (membership_ and the rest are set by then).
   auto relay = [n = node.get()](const MovedSessions::Relay& r, std::function<void(bool)> done) {
-    for (const auto& m : n->membership_->live_peers()) {
-      if (m.node_id == r.node) {
-        return relay_to_peer(m, n->node_id_, n->secret_, n->credentials_, r.client_id, r.delivery,
-                             std::chrono::milliseconds(2000), std::move(done));
-      }
-    }
-    done(false);  // gone: the publisher is not acknowledged, and sends it again
+    auto peer = n->live_peer(r.node);
+    if (!peer) return done(false);  // gone: the publisher is not acknowledged, and sends it again
+    relay_to_peer(*peer, n->node_id_, n->secret_, n->credentials_, r.client_id, r.delivery,
+                  std::chrono::milliseconds(2000), std::move(done));
   };
   node->routing_service_ = std::make_unique<RoutingService>(config.cluster_secret, *node->routes_, *node->forwarder_,
                                                             *node->retained_, node->moved_, std::move(relay), refused,
@@ -295,6 +292,13 @@ bool ClusterNode::may_acknowledge(bool copies) {
   return !copies || quorum_.load(std::memory_order_relaxed);
 }
 
+std::optional<Member> ClusterNode::live_peer(const std::string& node_id) const {
+  for (auto& m : membership_->live_peers()) {
+    if (m.node_id == node_id) return std::move(m);
+  }
+  return std::nullopt;
+}
+
 bool ClusterNode::sessions_ready() const {
   return sessions_checked_.load() && (!replicator_ || replicator_->resynced());
 }
@@ -319,9 +323,8 @@ void ClusterNode::takeover_ended() {
 void ClusterNode::release_session(const std::string& held_by, const std::string& client_id, uint64_t ticket,
                                   ReleaseDone done) {
   if (leaving_.load()) return done({});
-  const auto peers = membership_->live_peers();
-  auto peer = std::find_if(peers.begin(), peers.end(), [&](const Member& m) { return m.node_id == held_by; });
-  if (peer == peers.end()) {
+  auto peer = live_peer(held_by);
+  if (!peer) {
     log_->warn("cluster: {}, which held client {}'s session, is gone; what it queued meanwhile is lost", held_by,
                client_id);
     return done({});

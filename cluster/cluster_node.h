@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,8 @@ class ClusterNode final : public broker::ClusterLink {
   bool sessions_ready() const;
   // Alive or suspect (not yet declared dead): still the owner of its sessions.
   bool member_up(const std::string& node_id) const;
+  // The live peer `node_id`, if it is one.
+  std::optional<Member> live_peer(const std::string& node_id) const;
   // No peer handed the session: a copy here whose owner is gone becomes it.
   // `no_other_copy`: no peer said it has a copy either (then a copy read
   // back from disk here may become it).

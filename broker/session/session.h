@@ -184,6 +184,9 @@ class Session {
   void route_begun() { routes_under_way_.fetch_add(1, std::memory_order_relaxed); }
   void route_ended() { routes_under_way_.fetch_sub(1, std::memory_order_release); }
   bool routes_under_way() const { return routes_under_way_.load(std::memory_order_acquire) != 0; }
+  // How long such a node waits for them (a worker between route and deliver
+  // takes microseconds, unless it was preempted) before it goes on anyway.
+  static constexpr std::chrono::milliseconds kUnderWayWait{1000};
   // Ends the session for good (replaced or expired): nothing can subscribe
   // it again. Guarded by the router's lock, see Router::remove_session.
   void mark_ended() { ended_ = true; }

@@ -398,14 +398,14 @@ class SessionRegistry {
   // Ends a held session here (out of held_): its routes go, and what it
   // queued is erased from the store and returned.
   std::vector<Delivery> end_held(const std::shared_ptr<Session>& session);
-  // Takes a copy out of the router and waits (at most kSettleWait) for the
-  // deliveries the router matched to it before: what is taken from it next
-  // includes them, instead of one landing in it afterwards, lost.
+  // Takes a copy out of the router and waits (at most
+  // Session::kUnderWayWait) for the deliveries the router matched to it
+  // before: what is taken from it next includes them, instead of one landing
+  // in it afterwards, lost.
   void unroute_settled(Session& copy);
   // The session's copied will went out, or its connection ended without one
   // waiting: its copies drop theirs (unless a connection attached since).
   void drop_copied_will(Session& session);
-  static constexpr std::chrono::milliseconds kSettleWait{1000};
 };
 
 }  // namespace starling::broker

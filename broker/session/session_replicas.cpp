@@ -383,9 +383,7 @@ std::vector<std::shared_ptr<Session>> SessionRegistry::lasting_sessions() const 
 
 void SessionRegistry::unroute_settled(Session& copy) {
   router_.remove_session(copy);
-  // A worker between its route and its deliver: microseconds, unless it was
-  // preempted (or waits for the forwarder's lock while members change).
-  const auto deadline = Clock::now() + kSettleWait;
+  const auto deadline = Clock::now() + Session::kUnderWayWait;
   while (copy.routes_under_way() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }

@@ -5,13 +5,6 @@
 #include "cluster/sessions/session_transfer.h"
 
 namespace starling::cluster {
-namespace {
-
-// How long a release waits for messages routed to the session to be queued.
-constexpr std::chrono::milliseconds kUnderWayWait{1000};
-
-}  // namespace
-
 grpc::ServerUnaryReactor* SessionsService::TakeSession(grpc::CallbackServerContext* context,
                                                        const v1::TakeSessionRequest* request,
                                                        v1::TakeSessionReply* reply) {
@@ -100,7 +93,7 @@ grpc::ServerUnaryReactor* SessionsService::ReleaseSession(grpc::CallbackServerCo
   // Its routes are gone; a message routed to it a moment before may still be
   // on its way into its queue (between routing and queuing on a worker): the
   // rest is taken once none is (bounded: the caller gives up after 2 s).
-  forwarder_.when([held] { return !held->routes_under_way(); }, kUnderWayWait,
+  forwarder_.when([held] { return !held->routes_under_way(); }, broker::Session::kUnderWayWait,
                   [this, held, sessions, request, reply, reactor] {
                     auto tail = sessions->release(request->client_id(), request->epoch());
                     // A peer's forward slower than its acknowledgement of the

@@ -25,7 +25,6 @@ std::vector<MovedSessions::Relay> MovedSessions::matching(const broker::MessageP
                                                           broker::SessionRegistry& sessions) {
   std::vector<Relay> out;
   if (message->qos == mqtt::QoS::k0 || !message->id.known()) return out;
-  std::vector<Moved> candidates;
   {
     std::lock_guard lock(mu_);
     if (moved_.empty()) return out;
@@ -36,31 +35,25 @@ std::vector<MovedSessions::Relay> MovedSessions::matching(const broker::MessageP
       if (m.node == from || std::find(delivered_to.begin(), delivered_to.end(), m.node) != delivered_to.end()) {
         continue;  // it has the message, or delivered it itself
       }
+      // One delivery of the session's matching subscriptions, as the router
+      // makes it [MQTT-3.3.4-2..5]. A shared group's member here was the
+      // publishing node's pick; that pick is not followed to another node.
+      broker::Delivery d;
+      bool matched = false;
       for (const auto& [filter, record] : m.subscriptions) {
-        // A shared group's member here was the publishing node's pick; that
-        // pick is not followed to another node.
-        if (!filter.starts_with("$share/") && broker::topic_matches(filter, message->topic)) {
-          candidates.push_back(m);
-          break;
-        }
+        if (filter.starts_with("$share/") || !broker::topic_matches(filter, message->topic)) continue;
+        matched = true;
+        d.qos = std::max(d.qos, std::min(message->qos, record.options.qos));
+        d.retain = d.retain || (record.options.retain_as_published && message->retain);
+        if (record.subscription_id != 0) d.subscription_ids.push_back(record.subscription_id);
       }
+      if (!matched || d.qos == mqtt::QoS::k0) continue;  // QoS 0: nothing to keep for it
+      d.message = message;
+      out.push_back(Relay{m.node, m.client_id, std::move(d)});
     }
   }
-  for (auto& m : candidates) {
-    if (sessions.find(m.client_id)) continue;  // back here: the router had it
-    broker::Delivery d;
-    d.message = message;
-    // As the router makes one delivery of a session's matching subscriptions
-    // [MQTT-3.3.4-2..5].
-    for (const auto& [filter, record] : m.subscriptions) {
-      if (filter.starts_with("$share/") || !broker::topic_matches(filter, message->topic)) continue;
-      d.qos = std::max(d.qos, std::min(message->qos, record.options.qos));
-      d.retain = d.retain || (record.options.retain_as_published && message->retain);
-      if (record.subscription_id != 0) d.subscription_ids.push_back(record.subscription_id);
-    }
-    if (d.qos == mqtt::QoS::k0) continue;  // nothing to keep for it
-    out.push_back(Relay{std::move(m.node), std::move(m.client_id), std::move(d)});
-  }
+  // Back here (outside the lock: the registry takes its own): the router had it.
+  std::erase_if(out, [&](const Relay& r) { return sessions.find(r.client_id) != nullptr; });
   return out;
 }
 
