@@ -254,16 +254,22 @@ class Failover(ClusterTest):
             n1, n2, n3 = c.nodes
             watcher = self.client(n2, client_id="w-watch")
             watcher.subscribe("wills/#", qos=1)
+            clients = {}
             for name in ("w-gone", "w-polite"):
-                cl = self.client(client_id=name)
-                cl.will_set(f"wills/{name}", name.encode(), qos=1)
-                self.connect(cl, n1, clean_start=False, session_expiry=600)
-                if name == "w-polite":
-                    cl.disconnect()
-                    self.forget(cl)
+                clients[name] = self.client(client_id=name)
+                clients[name].will_set(f"wills/{name}", name.encode(), qos=1)
+                self.connect(clients[name], n1, clean_start=False, session_expiry=600)
             copies = lambda: sum(metric(scrape(b.http_port), "starling_cluster_replicas") for b in (n2, n3))  # noqa: E731
             wait_until(lambda: copies() == 2, 10.0, message="both sessions copied")
-            time.sleep(2.0)  # the copy hears of w-polite's DISCONNECT (nobody waits for that)
+            wait_metric(n1.http_port, "starling_cluster_replication_pending_updates", 0)
+            applied = metric(scrape(n1.http_port), "starling_cluster_replication_updates_total", result="ok")
+            clients["w-polite"].disconnect()
+            self.forget(clients["w-polite"])
+            # Nobody waits for the copy to hear that the will is gone: here,
+            # until it has (the only update after the DISCONNECT).
+            wait_until(lambda: metric(scrape(n1.http_port), "starling_cluster_replication_updates_total",
+                                      result="ok") > applied, 10.0, message="the copy told of the DISCONNECT")
+            wait_metric(n1.http_port, "starling_cluster_replication_pending_updates", 0)
             n1.kill9()
             adopted = lambda: sum(metric(scrape(b.http_port), "starling_cluster_sessions_adopted_total")  # noqa: E731
                                   for b in (n2, n3))
