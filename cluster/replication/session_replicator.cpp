@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <future>
 
-#include "broker/metrics.h"
 #include "broker/count_down.h"
+#include "broker/message.h"
+#include "broker/metrics.h"
 #include "cluster/replication/replica_set.h"
 #include "cluster/rpc/cluster_secret.h"
 #include "cluster/routing/peer_link.h"
@@ -28,6 +29,10 @@ constexpr auto kAdoptAfter = std::chrono::seconds(2);
 constexpr auto kDormantWait = std::chrono::seconds(5);
 // How often the members are asked about copies read back from disk.
 constexpr auto kDormantCheckEvery = std::chrono::seconds(2);
+// At most this many completion updates of failed calls are kept for a
+// member (each may hold many ids); beyond, they are dropped (the copy may
+// then send a message again after a failover).
+constexpr size_t kMaxUnconfirmed = 10000;
 
 // `done(true)` once each of `replicas` answered or failed: the client's reply
 // goes out either way (a replica that missed an update is filled again).
@@ -53,6 +58,7 @@ SessionReplicator::SessionReplicator(ReplicationConfig config, Membership& membe
                                      std::function<uint64_t()> new_epoch,
                                      std::function<void(const Member&)> rejoined, spdlog::logger& log)
     : config_(std::move(config)),
+      sender_(broker::new_message_origin()),
       membership_(membership),
       forwarder_(forwarder),
       new_epoch_(std::move(new_epoch)),
@@ -243,8 +249,24 @@ std::vector<broker::MessageId> SessionReplicator::unconfirmed_completions(const 
       for (const auto& u : box.under_way->updates()) take(u);
     }
     for (const auto& p : box.queue) take(p.update);
+    for (const auto& u : box.unconfirmed) take(u);
   }
   return ids;
+}
+
+void SessionReplicator::resend_unconfirmed(const std::map<std::string, std::string>& members) {
+  std::vector<std::pair<std::string, std::vector<v1::ReplicaUpdate>>> again;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [node, box] : outboxes_) {
+      if (box.unconfirmed.empty()) continue;
+      auto updates = std::exchange(box.unconfirmed, {});
+      if (members.contains(node)) again.emplace_back(node, std::move(updates));
+    }
+  }
+  for (auto& [node, updates] : again) {
+    for (auto& update : updates) send(node, {}, Pending{std::move(update), {}});
+  }
 }
 
 void SessionReplicator::sent(const broker::Session& session, const broker::MessageId& id, uint16_t packet_id) {
@@ -355,6 +377,8 @@ std::shared_ptr<SessionReplicator::Call> SessionReplicator::prepare_locked(const
   auto call = std::make_shared<Call>();
   call->node = node;
   call->request.set_from_node(config_.node_id);
+  call->request.set_sender(sender_);
+  call->request.set_call(++box.calls);
   while (!box.queue.empty() && call->request.updates_size() < static_cast<int>(kMaxUpdatesPerCall) &&
          call->bytes < kMaxBytesPerCall) {
     Pending& p = box.queue.front();
@@ -396,6 +420,13 @@ void SessionReplicator::finished(const std::shared_ptr<Call>& call, const grpc::
     if (box != outboxes_.end()) {
       box->second.busy = false;
       box->second.under_way.reset();
+      if (!ok) {
+        for (auto& update : *call->request.mutable_updates()) {
+          if (update.has_forget() && box->second.unconfirmed.size() < kMaxUnconfirmed) {
+            box->second.unconfirmed.push_back(std::move(update));
+          }
+        }
+      }
       next = prepare_locked(call->node, box->second);
     }
   }
@@ -458,6 +489,9 @@ void SessionReplicator::pass() {
     known->get_future().wait_for(config_.call_timeout);
     resync(members, false);
   }
+  // Ahead of the refills: a completion lost with a failed call must not
+  // leave its message in a copy the refill merges into.
+  resend_unconfirmed(members);
   std::unordered_set<std::string> dirty;
   {
     std::lock_guard lock(mu_);

@@ -101,6 +101,13 @@ class SessionReplicator final : public broker::SessionReplication {
     std::deque<Pending> queue;
     bool busy = false;
     std::shared_ptr<const v1::ReplicateRequest> under_way;  // while busy
+    uint64_t calls = 0;  // numbers them (ReplicateRequest.call)
+    // The completions (`forget`) of calls that failed. A refill merges the
+    // session into the copy and removes nothing, so they are sent again at
+    // the next pass while the member is up (else a completed message stays
+    // in the copy, and goes out twice if it is promoted); dropped when the
+    // member is gone (it gets a new copy).
+    std::vector<v1::ReplicaUpdate> unconfirmed;
   };
   struct Call;
   // Where a session's copies are: for its current session here.
@@ -129,6 +136,9 @@ class SessionReplicator final : public broker::SessionReplication {
   std::shared_ptr<Call> prepare_locked(const std::string& node, Outbox& box);
   void launch(std::shared_ptr<Call> call);
   void finished(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  // Sends the completions of failed calls again to the members in `members`;
+  // forgets those of the others.
+  void resend_unconfirmed(const std::map<std::string, std::string>& members);
   void drop_at(const std::string& node, const std::string& client_id);
   // Adds to what the session's replicas are told: to the last update queued
   // for a replica when it is of the same kind and session, else in a new
@@ -150,6 +160,7 @@ class SessionReplicator final : public broker::SessionReplication {
   void settle_dormant(const std::map<std::string, std::string>& members);
 
   const ReplicationConfig config_;
+  const uint64_t sender_;  // ReplicateRequest.sender: this start's
   Membership& membership_;
   broker::Forwarder& forwarder_;
   const std::function<uint64_t()> new_epoch_;

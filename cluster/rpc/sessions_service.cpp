@@ -115,6 +115,20 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
     return reactor;
   }
   const std::string& owner = request->from_node();
+  // A copy never takes an update after one that followed it: a late call
+  // could bring back a message a later one said the client completed.
+  std::shared_ptr<CallOrder> order;
+  std::unique_lock<std::mutex> in_order;
+  if (request->call() != 0) {
+    order = call_order(owner);
+    in_order = std::unique_lock(order->mu);
+    if (order->sender == request->sender() && request->call() <= order->last) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::ABORTED, "a later call came first"));
+      return reactor;
+    }
+    order->sender = request->sender();
+    order->last = request->call();
+  }
   bool routes_added = false;
   bool written = false;  // answered once on disk: a publisher's acknowledgement waits
   for (const auto& update : request->updates()) {
@@ -223,6 +237,13 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
     forwarder_.when_routes_known([finish](bool) { finish(); });
   }
   return reactor;
+}
+
+std::shared_ptr<SessionsService::CallOrder> SessionsService::call_order(const std::string& owner) {
+  std::lock_guard lock(orders_mu_);
+  auto& order = orders_[owner];
+  if (!order) order = std::make_shared<CallOrder>();
+  return order;
 }
 
 }  // namespace starling::cluster

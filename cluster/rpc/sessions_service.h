@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include <grpcpp/grpcpp.h>
 
@@ -67,6 +70,15 @@ class SessionsService final : public v1::Sessions::CallbackService {
   OnRefused refused_;
   const ReplicaRules rules_;
   std::atomic<broker::SessionRegistry*> sessions_{nullptr};
+  // Where each owner's numbered Replicate calls are (ReplicateRequest.call).
+  struct CallOrder {
+    std::mutex mu;  // held while a call's updates are applied
+    uint64_t sender = 0;
+    uint64_t last = 0;
+  };
+  std::shared_ptr<CallOrder> call_order(const std::string& owner);
+  std::mutex orders_mu_;
+  std::unordered_map<std::string, std::shared_ptr<CallOrder>> orders_;
 };
 
 }  // namespace starling::cluster

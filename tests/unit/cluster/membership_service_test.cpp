@@ -13,20 +13,17 @@
 #include <string>
 #include <thread>
 
-#include <spdlog/sinks/null_sink.h>
-
 #include "cluster/rpc/cluster_secret.h"
+#include "tests/unit/cluster/cluster_test_support.h"
 
 namespace starling::cluster {
 namespace {
 
+using testing::eventually;
+using testing::quiet_log;
+
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
-
-spdlog::logger& quiet_log() {
-  static spdlog::logger log{"test", std::make_shared<spdlog::sinks::null_sink_mt>()};
-  return log;
-}
 
 // Fast timings, so detection takes a fraction of a second.
 MembershipConfig fast_config(std::string node_id, std::string secret = {}) {
@@ -86,15 +83,6 @@ class TestNode {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Membership> membership_;
 };
-
-bool eventually(const std::function<bool()>& condition, milliseconds timeout) {
-  const auto deadline = steady_clock::now() + timeout;
-  while (steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(milliseconds{10});
-  }
-  return condition();
-}
 
 std::unique_ptr<v1::Membership::Stub> stub_to(const std::string& address) {
   return v1::Membership::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));

@@ -1,0 +1,178 @@
+// The owner's side of session replication against a member whose Sessions
+// service is a fake that records what it is told and fails calls on demand.
+#include "cluster/replication/session_replicator.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "broker/routing/forwarder.h"
+#include "broker/routing/retained_store.h"
+#include "broker/routing/router.h"
+#include "broker/session/session_registry.h"
+#include "cluster/rpc/membership_service.h"
+#include "tests/unit/cluster/cluster_test_support.h"
+
+namespace starling::cluster {
+namespace {
+
+using testing::eventually;
+using testing::quiet_log;
+
+using std::chrono::milliseconds;
+
+// A member's Sessions service: keeps every update of the calls it took; a
+// call with a completion (`forget`) fails while `fail_forgets` is set.
+class FakeSessions final : public v1::Sessions::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Replicate(grpc::CallbackServerContext* context, const v1::ReplicateRequest* request,
+                                      v1::ReplicateReply*) override {
+    auto* reactor = context->DefaultReactor();
+    std::lock_guard lock(mu_);
+    const bool has_forget = std::any_of(request->updates().begin(), request->updates().end(),
+                                        [](const v1::ReplicaUpdate& u) { return u.has_forget(); });
+    if (has_forget && fail_forgets_) {
+      fail_forgets_ = false;
+      ++failed_;
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "failed on purpose"));
+      return reactor;
+    }
+    for (const auto& u : request->updates()) taken_.push_back(u);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  void fail_next_forget() {
+    std::lock_guard lock(mu_);
+    fail_forgets_ = true;
+  }
+  int failed() const {
+    std::lock_guard lock(mu_);
+    return failed_;
+  }
+  // How many updates taken for `client_id` satisfy `pick`.
+  size_t count(const std::string& client_id, const std::function<bool(const v1::ReplicaUpdate&)>& pick) const {
+    std::lock_guard lock(mu_);
+    return static_cast<size_t>(std::count_if(taken_.begin(), taken_.end(), [&](const v1::ReplicaUpdate& u) {
+      return u.client_id() == client_id && pick(u);
+    }));
+  }
+
+ private:
+  mutable std::mutex mu_;
+  bool fail_forgets_ = false;
+  int failed_ = 0;
+  std::vector<v1::ReplicaUpdate> taken_;
+};
+
+// A member on a free loopback port: its membership, and `extra` (a
+// Sessions service) if given.
+class Node {
+ public:
+  Node(std::string node_id, std::vector<std::string> seeds, grpc::Service* extra = nullptr) : service_{""} {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    if (extra != nullptr) builder.RegisterService(extra);
+    server_ = builder.BuildAndStart();
+    MembershipConfig c;
+    c.node_id = std::move(node_id);
+    c.address = address();
+    c.swim.probe_interval = milliseconds{100};
+    c.swim.suspicion_timeout = milliseconds{2000};
+    c.ping_timeout = milliseconds{200};
+    c.seed_interval = milliseconds{300};
+    c.join_timeout = milliseconds{1000};
+    membership_ = std::make_unique<Membership>(
+        std::move(c), [seeds = std::move(seeds)] { return seeds; }, quiet_log());
+    service_.attach(*membership_);
+    membership_->start();
+  }
+  ~Node() {
+    membership_->stop();
+    server_->Shutdown(std::chrono::system_clock::now() + milliseconds{500});
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  Membership& membership() { return *membership_; }
+  bool sees_alive(const std::string& id) const {
+    for (const auto& m : membership_->members()) {
+      if (m.node_id == id) return m.state == MemberState::alive;
+    }
+    return false;
+  }
+
+ private:
+  MembershipService service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Membership> membership_;
+};
+
+class NullListener : public broker::SessionListener {
+ public:
+  void wake() override {}
+  void kick(mqtt::ReasonCode) override {}
+  void room() override {}
+};
+
+bool forgets(const v1::ReplicaUpdate& u, uint64_t serial) {
+  return u.has_forget() && std::any_of(u.forget().ids().begin(), u.forget().ids().end(),
+                                       [&](const auto& id) { return id.serial() == serial; });
+}
+
+// A completion whose call failed reaches the copy after all. The refill that
+// follows a failed call merges the session into the copy and removes
+// nothing: without the completion, the copy kept the message, and sent it
+// again (a QoS 2 message twice) once it became the session.
+TEST(SessionReplicator, SendsACompletionAgainAfterItsCallFailed) {
+  FakeSessions copies;
+  Node n2{"n2", {}, &copies};
+  Node n1{"n1", {n2.address()}};
+  ASSERT_TRUE(eventually([&] { return n1.sees_alive("n2") && n2.sees_alive("n1"); }, milliseconds{5000}));
+
+  broker::LocalOnly forwarder;
+  broker::Router router{forwarder};
+  broker::RetainedStore retained;
+  broker::SessionRegistry registry{router, retained, broker::QueueLimits{100, 1 << 20}};
+  auto listener = std::make_shared<NullListener>();
+  auto session = registry.open("c", false, 600, listener).session;
+
+  ReplicationConfig config;
+  config.node_id = "n1";
+  config.factor = 2;
+  config.call_timeout = milliseconds{1000};
+  uint64_t epoch = 100;
+  SessionReplicator replicator{config, n1.membership(), forwarder, [&] { return ++epoch; }, {}, quiet_log()};
+  replicator.start(registry);
+  // The first pass opens and fills the copy on n2.
+  ASSERT_TRUE(eventually([&] { return copies.count("c", [](const auto& u) { return u.has_fill(); }) > 0; },
+                         milliseconds{5000}));
+
+  const broker::MessageId done{7, 8, 9};
+  copies.fail_next_forget();
+  replicator.completed(*session, done);
+  ASSERT_TRUE(eventually([&] { return copies.failed() == 1; }, milliseconds{5000}));
+  // Until n2 has it, the completion counts as unconfirmed (a session handed
+  // over brings it along).
+  const auto unconfirmed = replicator.unconfirmed_completions(*session);
+  EXPECT_EQ(unconfirmed.size(), 1u);
+
+  EXPECT_TRUE(eventually([&] { return copies.count("c", [](const auto& u) { return forgets(u, 9); }) == 1; },
+                         milliseconds{5000}));
+  // ...and the copy was filled again too.
+  EXPECT_TRUE(eventually([&] { return copies.count("c", [](const auto& u) { return u.has_fill(); }) >= 2; },
+                         milliseconds{5000}));
+  EXPECT_TRUE(eventually([&] { return replicator.unconfirmed_completions(*session).empty(); }, milliseconds{5000}));
+  replicator.stop();
+}
+
+}  // namespace
+}  // namespace starling::cluster
