@@ -233,6 +233,8 @@ def crashed(brokers, events):
             events.crashed.add(b.pid)
             events(f"{b.node_id} (pid {b.pid}) died on its own: status {b.proc.returncode}")
             keep = os.environ.get("CHAOS_LOG_DIR")   # and ulimit -c unlimited
+            if keep:
+                os.makedirs(keep, exist_ok=True)
             for core in glob.glob(os.path.join(b.tmp, "core*")) if keep and b.tmp else ():
                 shutil.copy(core, os.path.join(keep, f"{b.node_id}-{b.pid}-core"))
     return found
@@ -319,6 +321,7 @@ class Chaos(ClusterTest):
                 shutil.rmtree(d, ignore_errors=True)
             keep = os.environ.get("CHAOS_LOG_DIR")   # for a look at the nodes' logs afterwards
             if keep:
+                os.makedirs(keep, exist_ok=True)
                 for k, b in enumerate(brokers):
                     with open(os.path.join(keep, f"{k}-{b.node_id}-{b.pid}.log"), "w") as f:
                         f.write(b.log_text)
