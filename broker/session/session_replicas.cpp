@@ -1,9 +1,11 @@
 // This node's copies (replicas) of sessions that other nodes own, and the
 // promotion of a copy to a session of this node's when its owner is gone.
 #include <thread>
+#include <unordered_set>
 
 #include "broker/session/session_records.h"
 #include "broker/session/session_registry.h"
+#include "broker/session/session_replication.h"
 
 namespace starling::broker {
 
@@ -351,6 +353,14 @@ size_t SessionRegistry::absorb_replica(const std::shared_ptr<Session>& session, 
 size_t SessionRegistry::merge_from_replica(const std::string& client_id, std::vector<Delivery> deliveries) {
   auto session = find(client_id);
   if (!session || deliveries.empty()) return 0;
+  // Completed here, and the copy did not hear of it yet: not again.
+  if (replication_ != nullptr) {
+    const auto ids = replication_->unconfirmed_completions(*session);
+    if (!ids.empty()) {
+      const std::unordered_set<MessageId, MessageIdHash> done(ids.begin(), ids.end());
+      std::erase_if(deliveries, [&](const Delivery& d) { return done.contains(d.message->id); });
+    }
+  }
   storage::WriteBatch batch;
   const size_t merged = merge_stored(*session, std::move(deliveries), batch);
   if (merged == 0) return 0;

@@ -89,7 +89,20 @@ void SessionReplicator::stop() {
   calls_cv_.wait_for(lock, config_.call_timeout + std::chrono::seconds(1), [this] { return calls_ == 0; });
 }
 
+void SessionReplicator::note_majority() {
+  size_t alive = 0;
+  size_t counted = 0;
+  for (const auto& m : membership_.members()) {
+    if (m.state == MemberState::left) continue;
+    ++counted;
+    if (m.state == MemberState::alive) ++alive;
+  }
+  std::lock_guard lock(loop_mu_);
+  (alive * 2 > counted ? majority_seen_at_ : minority_seen_at_) = std::chrono::steady_clock::now();
+}
+
 void SessionReplicator::member_changed(const Member& member, std::optional<MemberState> before) {
+  note_majority();
   {
     std::lock_guard lock(loop_mu_);
     woken_ = true;
@@ -139,6 +152,7 @@ void SessionReplicator::record(const std::shared_ptr<broker::Session>& session, 
   const std::string& client_id = session->client_id();
   auto replicas = choose(client_id, members);
   std::vector<std::string> gone;
+  std::vector<std::string> added;
   {
     std::lock_guard lock(mu_);
     auto [it, fresh] = placed_.try_emplace(client_id);
@@ -150,7 +164,10 @@ void SessionReplicator::record(const std::shared_ptr<broker::Session>& session, 
       if (!kept || p.generation != session->id()) gone.push_back(node);
     }
     for (const auto& node : replicas) {
-      if (fresh || std::find(p.replicas.begin(), p.replicas.end(), node) == p.replicas.end()) ++copies_made_;
+      if (fresh || std::find(p.replicas.begin(), p.replicas.end(), node) == p.replicas.end()) {
+        ++copies_made_;
+        added.push_back(node);
+      }
     }
     p.generation = session->id();
     p.replicas = replicas;
@@ -161,12 +178,22 @@ void SessionReplicator::record(const std::shared_ptr<broker::Session>& session, 
     return;
   }
   auto each = all_answered(replicas.size(), std::move(done));
-  for (const auto& node : replicas) copy_to(node, members.at(node), session, replicas, send_back, each);
+  for (const auto& node : replicas) {
+    // A restarted owner asks for what its copies hold (send_back): no reset.
+    const bool reset = !send_back && std::find(added.begin(), added.end(), node) != added.end() && was_cut_off(node);
+    copy_to(node, members.at(node), session, replicas, send_back, reset, each);
+  }
+}
+
+bool SessionReplicator::was_cut_off(const std::string& node) {
+  std::lock_guard lock(loop_mu_);
+  auto it = gone_at_.find(node);
+  return it != gone_at_.end() && minority_seen_at_ < it->second;
 }
 
 void SessionReplicator::copy_to(const std::string& node, const std::string& address,
                                 const std::shared_ptr<broker::Session>& session,
-                                const std::vector<std::string>& replicas, bool send_back,
+                                const std::vector<std::string>& replicas, bool send_back, bool reset,
                                 std::function<void(bool)> done) {
   Pending open;
   open.update.set_client_id(session->client_id());
@@ -178,6 +205,7 @@ void SessionReplicator::copy_to(const std::string& node, const std::string& addr
   add_subscriptions(*o->mutable_subscriptions(), {subscriptions.begin(), subscriptions.end()});
   for (const auto& r : replicas) o->add_replicas(r);
   o->set_send_back(send_back);
+  o->set_reset(reset);
   set_will(*o->mutable_will(), session->copied_will());
   // The fill is taken once the member has the copy's routes: what came to
   // the session before is in it, what comes after reaches the copy itself.
@@ -259,9 +287,8 @@ void SessionReplicator::resend_unconfirmed(const std::map<std::string, std::stri
   {
     std::lock_guard lock(mu_);
     for (auto& [node, box] : outboxes_) {
-      if (box.unconfirmed.empty()) continue;
-      auto updates = std::exchange(box.unconfirmed, {});
-      if (members.contains(node)) again.emplace_back(node, std::move(updates));
+      if (box.unconfirmed.empty() || !members.contains(node)) continue;
+      again.emplace_back(node, std::exchange(box.unconfirmed, {}));
     }
   }
   for (auto& [node, updates] : again) {
@@ -474,6 +501,7 @@ void SessionReplicator::resync(const std::map<std::string, std::string>& members
 
 void SessionReplicator::pass() {
   broker::SessionRegistry* sessions = sessions_.load();
+  note_majority();
   const auto members = members_now();
   adopt_orphans(members);
   if (resynced_) settle_dormant(members);
@@ -657,6 +685,14 @@ void SessionReplicator::send_copies_back(const Member& owner) {
     auto it = gone_at_.find(owner.node_id);
     if (it == gone_at_.end()) return;
     gone_at = it->second;
+    // This node was cut off too (the owner may have kept serving): what its
+    // copies hold that the owner lacks was never acknowledged, and what the
+    // owner's client completed meanwhile is still in them.
+    if (majority_seen_at_ < gone_at) {
+      log_.info("cluster: {} is back; no copies sent back to it: this node saw no majority since it went",
+                owner.node_id);
+      return;
+    }
   }
   size_t copies = 0;
   for (const auto& [client_id, of] : sessions->replicas()) {

@@ -104,9 +104,10 @@ class SessionReplicator final : public broker::SessionReplication {
     uint64_t calls = 0;  // numbers them (ReplicateRequest.call)
     // The completions (`forget`) of calls that failed. A refill merges the
     // session into the copy and removes nothing, so they are sent again at
-    // the next pass while the member is up (else a completed message stays
-    // in the copy, and goes out twice if it is promoted); dropped when the
-    // member is gone (it gets a new copy).
+    // each pass while the member is up, and kept while it is gone (it may
+    // come back with its copies: a healed partition); else a completed
+    // message stays in the copy, and goes out twice if it is promoted or
+    // sent back.
     std::vector<v1::ReplicaUpdate> unconfirmed;
   };
   struct Call;
@@ -124,8 +125,12 @@ class SessionReplicator final : public broker::SessionReplication {
   // then; `done` after the fill was answered.
   // `send_back`: the member's reply brings what the copy has queued (merged
   // into the session: after a restart).
+  // `reset`: the member drops a copy it kept from before (ReplicaOpen.reset).
   void copy_to(const std::string& node, const std::string& address, const std::shared_ptr<broker::Session>& session,
-               const std::vector<std::string>& replicas, bool send_back, std::function<void(bool)> done);
+               const std::vector<std::string>& replicas, bool send_back, bool reset, std::function<void(bool)> done);
+  // Whether `node` was gone and this node saw a majority all the time since:
+  // it was cut off, and its copies from before are stale.
+  bool was_cut_off(const std::string& node);
   void record(const std::shared_ptr<broker::Session>& session, Done done, bool send_back);
   // Queues `pending` for `node` (its address: empty when known already).
   void send(const std::string& node, const std::string& address, Pending pending);
@@ -136,9 +141,12 @@ class SessionReplicator final : public broker::SessionReplication {
   std::shared_ptr<Call> prepare_locked(const std::string& node, Outbox& box);
   void launch(std::shared_ptr<Call> call);
   void finished(const std::shared_ptr<Call>& call, const grpc::Status& status);
-  // Sends the completions of failed calls again to the members in `members`;
-  // forgets those of the others.
+  // Sends the completions of failed calls again to the members in `members`.
   void resend_unconfirmed(const std::map<std::string, std::string>& members);
+  // Whether this node sees more than half of the members it counts (as
+  // Membership::has_quorum) alive, not only suspect: recorded in
+  // majority_seen_at_ or minority_seen_at_.
+  void note_majority();
   void drop_at(const std::string& node, const std::string& client_id);
   // Adds to what the session's replicas are told: to the last update queued
   // for a replica when it is of the same kind and session, else in a new
@@ -184,6 +192,11 @@ class SessionReplicator final : public broker::SessionReplication {
   std::vector<Member> rejoined_;  // guarded by loop_mu_
   // When each member was last declared dead or gone. Guarded by loop_mu_.
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> gone_at_;
+  // When this node last saw a majority alive (note_majority). Guarded by
+  // loop_mu_. A copy got nothing acknowledged that its owner lacks unless
+  // its node was on the side that kept a majority meanwhile.
+  std::chrono::steady_clock::time_point majority_seen_at_;
+  std::chrono::steady_clock::time_point minority_seen_at_;  // the other way round
   bool stopping_ = false;
   std::thread thread_;
   // Touched by the loop only.

@@ -144,6 +144,7 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         terms.subscriptions = parse_subscriptions(o.subscriptions());
         terms.replicas.assign(o.replicas().begin(), o.replicas().end());
         terms.will = parse_will(o.will());
+        if (o.reset()) sessions->replica_drop(client_id, owner);
         const auto opened = sessions->replica_open(client_id, std::move(terms));
         routes_added = opened.routes_added || routes_added;
         // A session that moved (or an owner back from a restart): what the

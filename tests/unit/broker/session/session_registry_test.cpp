@@ -8,6 +8,7 @@
 #include "broker/routing/retained_store.h"
 #include "broker/routing/router.h"
 #include "broker/session/session_registry.h"
+#include "broker/session/session_replication.h"
 
 namespace starling::broker {
 namespace {
@@ -451,6 +452,41 @@ TEST_F(RegistryFixture, AnOlderOwnersCopyIsRefused) {
   registry.absorb_replica(opened.session, false, batch);
   EXPECT_EQ(registry.replica_count(), 0u);
   EXPECT_TRUE(registry.replica_open("c", newer).refused) << "the client is connected here";
+}
+
+// Replication that knows of completions its copies have not confirmed.
+class UnconfirmedCompletions final : public SessionReplication {
+ public:
+  explicit UnconfirmedCompletions(std::vector<MessageId> ids) : ids_(std::move(ids)) {}
+  void recorded(const std::shared_ptr<Session>&, Done done) override { done(true); }
+  void released(const Session&, const MessageId&, uint16_t, Done done) override { done(true); }
+  void sent(const Session&, const MessageId&, uint16_t) override {}
+  void completed(const Session&, const MessageId&) override {}
+  std::vector<MessageId> unconfirmed_completions(const Session&) const override { return ids_; }
+  void inbound_qos2(const Session&, uint16_t, bool, Done done) override {
+    if (done) done(true);
+  }
+  void will_changed(const Session&) override {}
+  void queued(const Session&, const Delivery&, Done done) override { done(true); }
+
+ private:
+  std::vector<MessageId> ids_;
+};
+
+// A copy that missed a completion (its node was cut off) sends its queue
+// back: the message the client completed here is not queued again.
+TEST_F(RegistryFixture, ACopySentBackDoesNotBringBackWhatTheClientCompleted) {
+  UnconfirmedCompletions replication{{MessageId{1, 2, 1}}};
+  registry.set_replication(&replication);
+  auto s = subscribed("c", a);
+  std::vector<Delivery> back;
+  back.push_back(numbered(1, QoS::k2));
+  back.push_back(numbered(2, QoS::k2));
+  EXPECT_EQ(registry.merge_from_replica("c", std::move(back)), 1u);
+  const auto queued = s->queued_snapshot();
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued[0].message->id.serial, 2u);
+  registry.set_replication(nullptr);
 }
 
 }  // namespace
