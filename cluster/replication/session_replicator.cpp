@@ -91,18 +91,21 @@ void SessionReplicator::stop() {
 
 void SessionReplicator::note_majority() {
   size_t alive = 0;
+  size_t up = 0;
   size_t counted = 0;
   for (const auto& m : membership_.members()) {
     if (m.state == MemberState::left) continue;
     ++counted;
     if (m.state == MemberState::alive) ++alive;
+    if (is_up(m.state)) ++up;
   }
+  const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(loop_mu_);
-  (alive * 2 > counted ? majority_seen_at_ : minority_seen_at_) = std::chrono::steady_clock::now();
+  if (alive * 2 > counted) majority_seen_at_ = now;
+  if (up * 2 <= counted) minority_seen_at_ = now;
 }
 
 void SessionReplicator::member_changed(const Member& member, std::optional<MemberState> before) {
-  note_majority();
   {
     std::lock_guard lock(loop_mu_);
     woken_ = true;
@@ -110,8 +113,14 @@ void SessionReplicator::member_changed(const Member& member, std::optional<Membe
       gone_at_[member.node_id] = std::chrono::steady_clock::now();
     }
     const bool back = before && is_gone(*before);
-    if (!member.self && member.state == MemberState::alive && back) rejoined_.push_back(member);
+    if (!member.self && member.state == MemberState::alive && back) {
+      rejoined_.push_back(member);
+      // Decided before this return counts towards a majority.
+      auto gone = gone_at_.find(member.node_id);
+      majority_while_gone_[member.node_id] = gone != gone_at_.end() && majority_seen_at_ > gone->second;
+    }
   }
+  note_majority();
   loop_cv_.notify_all();
 }
 
@@ -688,7 +697,7 @@ void SessionReplicator::send_copies_back(const Member& owner) {
     // This node was cut off too (the owner may have kept serving): what its
     // copies hold that the owner lacks was never acknowledged, and what the
     // owner's client completed meanwhile is still in them.
-    if (majority_seen_at_ < gone_at) {
+    if (auto seen = majority_while_gone_.find(owner.node_id); seen != majority_while_gone_.end() && !seen->second) {
       log_.info("cluster: {} is back; no copies sent back to it: this node saw no majority since it went",
                 owner.node_id);
       return;

@@ -143,9 +143,9 @@ class SessionReplicator final : public broker::SessionReplication {
   void finished(const std::shared_ptr<Call>& call, const grpc::Status& status);
   // Sends the completions of failed calls again to the members in `members`.
   void resend_unconfirmed(const std::map<std::string, std::string>& members);
-  // Whether this node sees more than half of the members it counts (as
-  // Membership::has_quorum) alive, not only suspect: recorded in
-  // majority_seen_at_ or minority_seen_at_.
+  // Records when this node sees more than half of the members it counts
+  // (as Membership::has_quorum) alive, not only suspect (majority_seen_at_),
+  // and when it sees no more than half alive or suspect (minority_seen_at_).
   void note_majority();
   void drop_at(const std::string& node, const std::string& client_id);
   // Adds to what the session's replicas are told: to the last update queued
@@ -192,11 +192,14 @@ class SessionReplicator final : public broker::SessionReplication {
   std::vector<Member> rejoined_;  // guarded by loop_mu_
   // When each member was last declared dead or gone. Guarded by loop_mu_.
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> gone_at_;
-  // When this node last saw a majority alive (note_majority). Guarded by
-  // loop_mu_. A copy got nothing acknowledged that its owner lacks unless
-  // its node was on the side that kept a majority meanwhile.
+  // When this node last saw a majority, or a minority (note_majority).
+  // Guarded by loop_mu_. A copy got nothing acknowledged that its owner
+  // lacks unless its node was on the side that kept a majority meanwhile.
   std::chrono::steady_clock::time_point majority_seen_at_;
-  std::chrono::steady_clock::time_point minority_seen_at_;  // the other way round
+  std::chrono::steady_clock::time_point minority_seen_at_;
+  // For a member back after it was gone: whether this node saw a majority
+  // meanwhile (decided before the return counted). Guarded by loop_mu_.
+  std::unordered_map<std::string, bool> majority_while_gone_;
   bool stopping_ = false;
   std::thread thread_;
   // Touched by the loop only.

@@ -41,7 +41,13 @@ The subscribers keep one paho Client object each across reconnects: paho
 the Client object (clean start off), so a new object would lose them by
 itself. A QoS 2 id still waiting for its PUBREL at the end is reported.
 
-Usage: test_partition.py PATH_TO_STARLING
+A second test cuts off the node that keeps a session's copy instead of the
+owner (test_a_copy_cut_off_brings_back_nothing_completed): the copy misses
+what the client completes meanwhile, which must not come back when the
+network heals, nor when the owner dies later and the copy there takes over.
+About 30 s.
+
+Usage: test_partition.py PATH_TO_STARLING [Partition.test_...]
 """
 import collections
 import contextlib
@@ -298,6 +304,29 @@ class Publisher(threading.Thread):
                 self.client.close()
 
 
+def metric(node, name):
+    """The value of an unlabelled sample of /metrics, or None."""
+    conn = http.client.HTTPConnection(node.host, node.http_port, timeout=3)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    except OSError:
+        return None
+    finally:
+        conn.close()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def state_seen_by(node, member):
+    status, body = http_get(node, "/api/v1/cluster/members")
+    if status != 200:
+        return None
+    return next((m["state"] for m in body["data"] if m["node_id"] == member), None)
+
+
 class Problems(AssertionError):
     """The test's findings, all of them."""
 
@@ -506,6 +535,94 @@ class Partition(unittest.TestCase):
                           "\n".join(lines[-60:]) + "\n----", flush=True)
             if problems:
                 raise Problems("\n".join(problems))
+
+    def test_a_copy_cut_off_brings_back_nothing_completed(self):
+        """The node with a session's copy is cut off while the owner's client
+        takes its queued messages; then the network heals, and later the owner
+        dies. The copy there missed those completions. It must not send its
+        messages back to the owner when it is back (it saw no majority
+        meanwhile), and the owner must open a new copy there rather than merge
+        into the stale one, which would send them again once it is promoted:
+        every QoS 2 message arrives exactly once."""
+        t0 = time.monotonic()
+        prefix = f"pc{os.getpid()}"
+        queued, later = 20, 5
+
+        def note(what):
+            print(f"  {time.monotonic() - t0:6.1f}s {what}", flush=True)
+
+        with contextlib.ExitStack() as stack:
+            net = stack.enter_context(Net(3))
+            n1 = stack.enter_context(ns_node(net, 0))
+            seed = f"{n1.host}:{n1.cluster_port}"
+            nodes = [n1] + [stack.enter_context(ns_node(net, i, join=seed)) for i in (1, 2)]
+            wait_until(lambda: converged(nodes), 20.0, interval=0.2, message="the three nodes to converge")
+
+            sub = MqttClient(f"{prefix}-sub", version=5)
+            stack.callback(sub.close)
+            present, rc, _ = connect(sub, n1, clean_start=False, session_expiry=SESSION_EXPIRY)
+            self.assertEqual(rc, 0)
+            self.assertEqual(sub.subscribe(f"{prefix}/#", qos=2), [2])
+            wait_until(lambda: sum(metric(b, "starling_cluster_replicas") or 0 for b in nodes[1:]) == 1, 10.0,
+                       interval=0.1, message="the session's copy on n2 or n3")
+            k = 1 if metric(nodes[1], "starling_cluster_replicas") == 1 else 2
+            copy, other = nodes[k], nodes[3 - k]
+            note(f"the copy is on {copy.node_id}")
+
+            sub.disconnect()
+            wait_until(lambda: (http_get(n1, f"/api/v1/clients/{sub.client_id}")[1] or {}).get("connected") is False,
+                       5.0, interval=0.05, message="the session offline")
+            pub = MqttClient(f"{prefix}-pub", version=5)
+            stack.callback(pub.close)
+            connect(pub, other)
+            for i in range(1, queued + 1):
+                pub.publish(f"{prefix}/t", str(i).encode(), qos=2)   # PUBCOMP: owner and copy have it
+            note(f"{queued} messages queued for the offline session")
+
+            net.cut(k)
+            note(f"{copy.node_id} cut off")
+            wait_until(lambda: state_seen_by(n1, copy.node_id) == "dead", 20.0, interval=0.2,
+                       message=f"n1 to declare {copy.node_id} dead")
+            wait_until(lambda: metric(other, "starling_cluster_replicas") == 1, 10.0, interval=0.1,
+                       message=f"a new copy on {other.node_id}")
+            present, rc, _ = connect(sub, n1, clean_start=False, session_expiry=SESSION_EXPIRY)
+            self.assertEqual((present, rc), (1, 0))
+            sub.msgs.wait_for(queued, timeout=10.0)
+            note(f"the client took its {queued} messages on n1 while {copy.node_id} was cut off")
+            time.sleep(1.0)   # the last completions reach the copy on the other node
+
+            net.heal(k)
+            wait_until(lambda: converged(nodes), HEAL, interval=0.2,
+                       message="the three nodes to see each other alive after healing")
+            wait_until(lambda: metric(copy, "starling_cluster_replicas") == 1 and
+                       metric(other, "starling_cluster_replicas") == 0, 15.0, interval=0.1,
+                       message=f"the copy back on {copy.node_id} alone")
+            note(f"healed; the copy is on {copy.node_id} again")
+            sub.msgs.wait_quiet(4.0)   # a copy is sent back at the rejoin and 3 s later
+            after_heal = len(sub.msgs)
+            for i in range(queued + 1, queued + later + 1):
+                pub.publish(f"{prefix}/t", str(i).encode(), qos=2)
+            sub.msgs.wait_for(queued + later, timeout=10.0)
+            time.sleep(1.0)   # their completions reach the copy
+            pub.close()
+
+            n1.kill9()
+            sub.kill()
+            note("n1 killed")
+            node, (present, rc, _), attempts, refusals = self.subscriber_connect(
+                sub, [copy], time.monotonic() + RECONNECT)
+            note(f"the client resumed on {node.node_id} after {attempts} attempt(s), session present {present}")
+            self.assertEqual(present, 1)
+            sub.msgs.wait_quiet(3.0)
+
+            counts = collections.Counter(int(m.payload) for m in sub.msgs.messages)
+            expected = set(range(1, queued + later + 1))
+            lost = sorted(expected - counts.keys())
+            dups = sorted(i for i, n in counts.items() if n > 1)
+            print(f"  copy cut off: {len(expected)} acknowledged, {after_heal} delivered before the "
+                  f"owner died, lost {lost}, delivered twice {dups}", flush=True)
+            self.assertEqual(lost, [])
+            self.assertEqual(dups, [], "QoS 2 messages delivered more than once")
 
 
 if __name__ == "__main__":
