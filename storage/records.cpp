@@ -14,6 +14,7 @@ constexpr std::uint8_t kQueuedV2 = 2;  // V1, then the message id
 constexpr std::uint8_t kInflightV1 = 1;
 constexpr std::uint8_t kInflightV2 = 2;  // V1, then the message id
 constexpr std::uint8_t kCopyV1 = 1;
+constexpr std::uint8_t kCopyV2 = 2;  // V1, then the will
 constexpr std::uint8_t kMessageV1 = 1;
 constexpr std::uint8_t kInboundV1 = 1;
 
@@ -177,6 +178,22 @@ std::vector<StoredSubscription> read_subscriptions(Reader& r) {
   return out;
 }
 
+void write_will(Writer& w, const std::optional<StoredWill>& will) {
+  w.flag(will.has_value());
+  if (will) {
+    write_message(w, will->message);
+    w.u32(will->delay_s);
+  }
+}
+
+std::optional<StoredWill> read_will(Reader& r) {
+  if (!r.flag()) return std::nullopt;
+  StoredWill will;
+  will.message = read_message(r);
+  will.delay_s = r.u32();
+  return will;
+}
+
 StoreError corrupt(std::string_view what) {
   return {StoreErrc::corruption, "damaged " + std::string(what) + " record"};
 }
@@ -280,11 +297,7 @@ std::string encode(const SessionRecord& s) {
   w.u16(s.next_packet_id);
   w.u64(s.first_sequence);
   write_subscriptions(w, s.subscriptions);
-  w.flag(s.will.has_value());
-  if (s.will) {
-    write_message(w, s.will->message);
-    w.u32(s.will->delay_s);
-  }
+  write_will(w, s.will);
   w.u64(s.connect_epoch);
   return w.take();
 }
@@ -308,7 +321,7 @@ std::string encode(const InflightRecord& f) {
 
 std::string encode(const CopyRecord& c) {
   Writer w;
-  w.u8(kCopyV1);
+  w.u8(kCopyV2);
   w.bytes(c.owner);
   w.u64(c.generation);
   w.length(c.replicas.size());
@@ -317,6 +330,7 @@ std::string encode(const CopyRecord& c) {
   w.u64(c.connect_epoch);
   w.u64(c.first_sequence);
   write_subscriptions(w, c.subscriptions);
+  write_will(w, c.will);
   return w.take();
 }
 
@@ -344,12 +358,7 @@ Result<SessionRecord> decode_session(std::string_view bytes) {
     s.next_packet_id = r.u16();
     s.first_sequence = r.u64();
     s.subscriptions = read_subscriptions(r);
-    if (r.flag()) {
-      StoredWill will;
-      will.message = read_message(r);
-      will.delay_s = r.u32();
-      s.will = std::move(will);
-    }
+    s.will = read_will(r);
     if (!v1) s.connect_epoch = r.u64();
     return s;
   });
@@ -383,7 +392,9 @@ Result<InflightRecord> decode_inflight(std::string_view bytes) {
 }
 
 Result<CopyRecord> decode_copy(std::string_view bytes) {
-  return decode_versioned<CopyRecord>(bytes, kCopyV1, "session copy", [](Reader& r) {
+  // Version 1 (written before the will) still loads, without one.
+  const bool v1 = !bytes.empty() && static_cast<std::uint8_t>(bytes[0]) == kCopyV1;
+  auto result = decode_versioned<CopyRecord>(bytes, v1 ? kCopyV1 : kCopyV2, "session copy", [v1](Reader& r) {
     CopyRecord c;
     c.owner = r.bytes();
     c.generation = r.u64();
@@ -393,8 +404,11 @@ Result<CopyRecord> decode_copy(std::string_view bytes) {
     c.connect_epoch = r.u64();
     c.first_sequence = r.u64();
     c.subscriptions = read_subscriptions(r);
+    if (!v1) c.will = read_will(r);
     return c;
   });
+  if (result && result->will && !qos_ok(result->will->message.qos)) return corrupt("session copy");
+  return result;
 }
 
 Result<InboundRecord> decode_inbound(std::string_view bytes) {

@@ -124,6 +124,9 @@ struct CopyRecord {
   std::uint64_t connect_epoch = 0;
   std::uint64_t first_sequence = 0;  // of the copy's queue records here
   std::vector<StoredSubscription> subscriptions;
+  // The client's will, for whichever copy becomes the session after its
+  // owner died (none in a version 1 record).
+  std::optional<StoredWill> will;
 
   friend bool operator==(const CopyRecord&, const CopyRecord&) = default;
 };

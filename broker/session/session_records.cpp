@@ -100,7 +100,7 @@ void erase_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint
 }
 
 void put_copy(storage::WriteBatch& batch, const Session& copy, const std::string& owner, uint64_t generation,
-              const std::vector<std::string>& replicas) {
+              const std::vector<std::string>& replicas, const WillRecord* will, const ClockPair& now) {
   storage::CopyRecord r;
   r.owner = owner;
   r.generation = generation;
@@ -109,6 +109,7 @@ void put_copy(storage::WriteBatch& batch, const Session& copy, const std::string
   r.connect_epoch = copy.connect_epoch();
   r.first_sequence = copy.first_sequence();
   r.subscriptions = stored_subscriptions(copy);
+  if (will && will->message) r.will = storage::StoredWill{to_stored(*will->message, now), will->delay_s};
   batch.put(Column::cluster, storage::copy_key(copy.client_id()), storage::encode(r));
 }
 

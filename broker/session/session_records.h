@@ -49,7 +49,7 @@ void erase_inbound_qos2(storage::WriteBatch& batch, const Session& session, uint
 
 // Whose copy it is, and the session's terms: subscriptions, expiry, epoch.
 void put_copy(storage::WriteBatch& batch, const Session& copy, const std::string& owner, uint64_t generation,
-              const std::vector<std::string>& replicas);
+              const std::vector<std::string>& replicas, const WillRecord* will, const ClockPair& now);
 // The owner's packet id for one of its messages it sent (QoS 2) or had
 // released (PUBREC received); and the end of it.
 void put_copy_inflight(storage::WriteBatch& batch, const Session& copy, uint16_t packet_id, const MessageId& id,

@@ -115,8 +115,15 @@ storage::Result<SessionRegistry::Restored> SessionRegistry::restore(storage::KvS
       if (!options) return fail(damaged("a stored subscription's options are damaged", client_id));
       copy->add_subscription(sub.filter, SubscriptionRecord{*options, sub.identifier});
     }
+    std::optional<WillRecord> will;
+    if (record->will) {
+      MessagePtr message = from_stored(record->will->message, now);
+      if (!message) return fail(damaged("damaged will properties", client_id));
+      will = WillRecord{std::move(message), record->will->delay_s};
+    }
     std::lock_guard lock(mu_);
     Replica& r = dormant_[client_id];
+    r.will = std::move(will);
     r.session = std::move(copy);
     r.owner = std::move(record->owner);
     r.generation = record->generation;

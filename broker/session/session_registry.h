@@ -367,7 +367,7 @@ class SessionRegistry {
     std::unordered_map<MessageId, uint16_t, MessageIdHash> sent;
     std::vector<uint16_t> inbound_qos2;  // sorted
     // Published by promote (the owner died with the client's connection);
-    // kept in memory only.
+    // in the copy's record on disk too.
     std::optional<WillRecord> will;
   };
   std::unordered_map<std::string, Replica> replicas_;

@@ -52,6 +52,7 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
   std::string owner;
   uint64_t generation = 0;
   std::vector<std::string> replicas;
+  std::optional<WillRecord> will;
   {
     std::lock_guard lock(mu_);
     // What was read back from disk is the owner's to replace.
@@ -78,6 +79,7 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
     owner = r.owner;
     generation = r.generation;
     replicas = r.replicas;
+    will = r.will;
     copy = r.session;
     copy->set_expiry_interval(terms.expiry_interval);
     copy->set_connect_epoch(terms.connect_epoch);
@@ -113,7 +115,7 @@ SessionRegistry::ReplicaOpened SessionRegistry::replica_open(const std::string& 
   }
   if (commits_) {
     storage::WriteBatch batch;
-    put_copy(batch, *copy, owner, generation, replicas);
+    put_copy(batch, *copy, owner, generation, replicas, will ? &*will : nullptr, ClockPair{});
     submit(std::move(batch));
   }
   return out;
@@ -245,7 +247,15 @@ void SessionRegistry::set_copy_packet(const std::string& client_id, const std::s
 void SessionRegistry::replica_will(const std::string& client_id, const std::string& owner,
                                    std::optional<WillRecord> will) {
   std::lock_guard lock(mu_);
-  if (Replica* r = replica_locked(client_id, owner)) r->will = std::move(will);
+  Replica* r = replica_locked(client_id, owner);
+  if (r == nullptr) return;
+  r->will = std::move(will);
+  if (!commits_) return;
+  // On disk too: a copy read back after a restart may still become the
+  // session of a client whose node died with its connection.
+  storage::WriteBatch batch;
+  put_copy(batch, *r->session, r->owner, r->generation, r->replicas, r->will ? &*r->will : nullptr, ClockPair{});
+  submit(std::move(batch));
 }
 
 void SessionRegistry::replica_drop(const std::string& client_id, const std::string& owner) {

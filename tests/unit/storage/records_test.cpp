@@ -122,6 +122,20 @@ TEST(Records, CopyRoundTripsAndIsKeptApartFromTheClientsOwn) {
   for (size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_FALSE(decode_copy(std::string_view(bytes).substr(0, n))) << n;
   }
+  // Version 1, written before the will, loads without one.
+  std::string v1 = bytes.substr(0, bytes.size() - 1);  // no will: its flag is the last byte
+  v1[0] = 1;
+  auto old = decode_copy(v1);
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_EQ(*old, c);
+  // With the client's will.
+  c.will = StoredWill{StoredMessage{}, 30};
+  c.will->message.topic = "will/c";
+  c.will->message.payload = "gone";
+  c.will->message.qos = 1;
+  back = decode_copy(encode(c));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, c);
   EXPECT_EQ(copy_key("abc"), "copies/abc");
   const std::string id = copy_store_id("abc");
   EXPECT_EQ(copied_client_id(id), "abc");

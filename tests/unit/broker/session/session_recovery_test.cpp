@@ -301,6 +301,31 @@ TEST_F(RecoveryTest, ACopyComesBackDormantAndCanBecomeTheSession) {
   EXPECT_EQ(after.registry.find("c")->inbound_qos2_snapshot(), (std::vector<uint16_t>{7, 8}));
 }
 
+// A copy keeps the client's will on disk: a copy read back after a restart
+// and promoted (its owner died with the client's connection) publishes it;
+// not one dropped since (a normal DISCONNECT).
+TEST_F(RecoveryTest, ACopyReadBackPublishesTheWillItKept) {
+  on_a_node([&](Node& node) {
+    auto terms = copy_terms();
+    terms.will = WillRecord{message("will/c"), 0};
+    node.registry.replica_open("c", terms);
+    node.registry.replica_open("d", terms);
+    node.registry.replica_will("d", "n1", std::nullopt);
+  });
+  on_a_node([&](Node& node) {
+    EXPECT_EQ(restore(node).copies, 2u);
+    auto watch = node.registry.open("watcher", true, 0, listener).session;
+    SubscriptionEntry e;
+    e.options.qos = QoS::k1;
+    node.router.subscribe(watch, "will/#", e);
+    ASSERT_TRUE(node.registry.promote_dormant("d", 200));
+    EXPECT_EQ(watch->queued_count(), 0u) << "the client had disconnected normally";
+    ASSERT_TRUE(node.registry.promote_dormant("c", 201));
+    ASSERT_EQ(watch->queued_count(), 1u);
+    EXPECT_EQ(watch->queued_snapshot()[0].message->topic, "will/c");
+  });
+}
+
 // The owner opening its copy again replaces what was read back: the owner's
 // fill says what is still wanted (its client may have had the rest).
 TEST_F(RecoveryTest, TheOwnersOpenReplacesADormantCopy) {
