@@ -89,38 +89,36 @@ void SessionReplicator::stop() {
   calls_cv_.wait_for(lock, config_.call_timeout + std::chrono::seconds(1), [this] { return calls_ == 0; });
 }
 
-void SessionReplicator::note_majority() {
-  size_t alive = 0;
-  size_t up = 0;
-  size_t counted = 0;
-  for (const auto& m : membership_.members()) {
-    if (m.state == MemberState::left) continue;
+void SessionReplicator::note_majority_locked(std::chrono::steady_clock::time_point now) {
+  size_t alive = 1;  // this node
+  size_t up = 1;
+  size_t counted = 1;
+  for (const auto& [node, state] : states_) {
+    if (state == MemberState::left) continue;
     ++counted;
-    if (m.state == MemberState::alive) ++alive;
-    if (is_up(m.state)) ++up;
+    if (state == MemberState::alive) ++alive;
+    if (is_up(state)) ++up;
   }
-  const auto now = std::chrono::steady_clock::now();
-  std::lock_guard lock(loop_mu_);
   if (alive * 2 > counted) majority_seen_at_ = now;
   if (up * 2 <= counted) minority_seen_at_ = now;
 }
 
 void SessionReplicator::member_changed(const Member& member, std::optional<MemberState> before) {
+  const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(loop_mu_);
     woken_ = true;
-    if (is_gone(member.state)) {
-      gone_at_[member.node_id] = std::chrono::steady_clock::now();
-    }
+    if (is_gone(member.state)) gone_at_[member.node_id] = now;
     const bool back = before && is_gone(*before);
     if (!member.self && member.state == MemberState::alive && back) {
       rejoined_.push_back(member);
       // Decided before this return counts towards a majority.
       auto gone = gone_at_.find(member.node_id);
-      majority_while_gone_[member.node_id] = gone != gone_at_.end() && majority_seen_at_ > gone->second;
+      majority_while_gone_[member.node_id] = gone != gone_at_.end() && majority_seen_at_ >= gone->second;
     }
+    if (!member.self) states_[member.node_id] = member.state;
+    note_majority_locked(now);
   }
-  note_majority();
   loop_cv_.notify_all();
 }
 
@@ -510,7 +508,6 @@ void SessionReplicator::resync(const std::map<std::string, std::string>& members
 
 void SessionReplicator::pass() {
   broker::SessionRegistry* sessions = sessions_.load();
-  note_majority();
   const auto members = members_now();
   adopt_orphans(members);
   if (resynced_) settle_dormant(members);

@@ -143,10 +143,11 @@ class SessionReplicator final : public broker::SessionReplication {
   void finished(const std::shared_ptr<Call>& call, const grpc::Status& status);
   // Sends the completions of failed calls again to the members in `members`.
   void resend_unconfirmed(const std::map<std::string, std::string>& members);
-  // Records when this node sees more than half of the members it counts
-  // (as Membership::has_quorum) alive, not only suspect (majority_seen_at_),
-  // and when it sees no more than half alive or suspect (minority_seen_at_).
-  void note_majority();
+  // Records whether, by states_, this node sees more than half of the
+  // members it counts (as Membership::has_quorum) alive, not only suspect
+  // (majority_seen_at_), or no more than half alive or suspect
+  // (minority_seen_at_). loop_mu_ held.
+  void note_majority_locked(std::chrono::steady_clock::time_point now);
   void drop_at(const std::string& node, const std::string& client_id);
   // Adds to what the session's replicas are told: to the last update queued
   // for a replica when it is of the same kind and session, else in a new
@@ -192,7 +193,11 @@ class SessionReplicator final : public broker::SessionReplication {
   std::vector<Member> rejoined_;  // guarded by loop_mu_
   // When each member was last declared dead or gone. Guarded by loop_mu_.
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> gone_at_;
-  // When this node last saw a majority, or a minority (note_majority).
+  // Each member's state as member_changed heard it, in order (not
+  // Membership::members(), which may be ahead of the changes told so far).
+  // Guarded by loop_mu_.
+  std::unordered_map<std::string, MemberState> states_;
+  // When this node last saw a majority, or a minority (note_majority_locked).
   // Guarded by loop_mu_. A copy got nothing acknowledged that its owner
   // lacks unless its node was on the side that kept a majority meanwhile.
   std::chrono::steady_clock::time_point majority_seen_at_;
