@@ -128,8 +128,8 @@ class SessionReplicator final : public broker::SessionReplication {
   // `reset`: the member drops a copy it kept from before (ReplicaOpen.reset).
   void copy_to(const std::string& node, const std::string& address, const std::shared_ptr<broker::Session>& session,
                const std::vector<std::string>& replicas, bool send_back, bool reset, std::function<void(bool)> done);
-  // Whether `node` was gone and this node saw a majority all the time since:
-  // it was cut off, and its copies from before are stale.
+  // Whether `node` was gone and this node saw no minority since: it was cut
+  // off, and its copies from before are stale.
   bool was_cut_off(const std::string& node);
   void record(const std::shared_ptr<broker::Session>& session, Done done, bool send_back);
   // Queues `pending` for `node` (its address: empty when known already).

@@ -21,68 +21,10 @@ namespace {
 
 using testing::eventually;
 using testing::quiet_log;
+using testing::TestNode;
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
-
-// Fast timings, so detection takes a fraction of a second.
-MembershipConfig fast_config(std::string node_id, std::string secret = {}) {
-  MembershipConfig c;
-  c.node_id = std::move(node_id);
-  c.secret = std::move(secret);
-  c.swim.probe_interval = milliseconds{100};
-  c.swim.suspicion_timeout = milliseconds{500};
-  c.ping_timeout = milliseconds{40};
-  c.seed_interval = milliseconds{300};
-  c.join_timeout = milliseconds{1000};
-  return c;
-}
-
-// One node's membership served on a free loopback port; not probing until
-// start(). Shut down when the test ends.
-class TestNode {
- public:
-  explicit TestNode(std::string node_id, std::string secret = {}, std::vector<std::string> seeds = {},
-                    milliseconds ping_timeout = milliseconds{40})
-      : service_{secret} {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    auto config = fast_config(std::move(node_id), std::move(secret));
-    config.address = address();
-    config.ping_timeout = ping_timeout;
-    membership_ = std::make_unique<Membership>(
-        std::move(config), [seeds = std::move(seeds)] { return seeds; }, quiet_log());
-    service_.attach(*membership_);
-  }
-  ~TestNode() {
-    membership_->stop();
-    if (server_) server_->Shutdown(std::chrono::system_clock::now() + milliseconds{500});
-  }
-
-  bool started() const { return server_ != nullptr && port_ != 0; }
-  // What a crash looks like to the others: no word, no answers.
-  void crash() {
-    membership_->stop();
-    server_->Shutdown(std::chrono::system_clock::now() + milliseconds{100});
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  Membership& membership() { return *membership_; }
-
-  std::optional<MemberState> state_of(const std::string& id) const {
-    for (const auto& m : membership_->members()) {
-      if (m.node_id == id) return m.state;
-    }
-    return std::nullopt;
-  }
-
- private:
-  MembershipService service_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<Membership> membership_;
-};
 
 std::unique_ptr<v1::Membership::Stub> stub_to(const std::string& address) {
   return v1::Membership::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));

@@ -26,6 +26,7 @@ namespace {
 
 using testing::eventually;
 using testing::quiet_log;
+using testing::TestNode;
 
 using std::chrono::milliseconds;
 
@@ -73,48 +74,16 @@ class FakeSessions final : public v1::Sessions::CallbackService {
   std::vector<v1::ReplicaUpdate> taken_;
 };
 
-// A member on a free loopback port: its membership, and `extra` (a
-// Sessions service) if given.
-class Node {
- public:
-  Node(std::string node_id, std::vector<std::string> seeds, grpc::Service* extra = nullptr) : service_{""} {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&service_);
-    if (extra != nullptr) builder.RegisterService(extra);
-    server_ = builder.BuildAndStart();
-    MembershipConfig c;
-    c.node_id = std::move(node_id);
-    c.address = address();
-    c.swim.probe_interval = milliseconds{100};
-    c.swim.suspicion_timeout = milliseconds{2000};
-    c.ping_timeout = milliseconds{200};
-    c.seed_interval = milliseconds{300};
-    c.join_timeout = milliseconds{1000};
-    membership_ = std::make_unique<Membership>(
-        std::move(c), [seeds = std::move(seeds)] { return seeds; }, quiet_log());
-    service_.attach(*membership_);
-    membership_->start();
-  }
-  ~Node() {
-    membership_->stop();
-    server_->Shutdown(std::chrono::system_clock::now() + milliseconds{500});
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  Membership& membership() { return *membership_; }
-  bool sees_alive(const std::string& id) const {
-    for (const auto& m : membership_->members()) {
-      if (m.node_id == id) return m.state == MemberState::alive;
-    }
-    return false;
-  }
+// Timings that hold under the sanitizers: a member is suspected only after
+// 200 ms without an answer, and declared dead 2 s later.
+MembershipConfig steady_config(std::string node_id) {
+  MembershipConfig c = testing::fast_config(std::move(node_id));
+  c.swim.suspicion_timeout = milliseconds{2000};
+  c.ping_timeout = milliseconds{200};
+  return c;
+}
 
- private:
-  MembershipService service_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<Membership> membership_;
-};
+bool sees_alive(TestNode& node, const std::string& id) { return node.state_of(id) == MemberState::alive; }
 
 class NullListener : public broker::SessionListener {
  public:
@@ -134,9 +103,11 @@ bool forgets(const v1::ReplicaUpdate& u, uint64_t serial) {
 // again (a QoS 2 message twice) once it became the session.
 TEST(SessionReplicator, SendsACompletionAgainAfterItsCallFailed) {
   FakeSessions copies;
-  Node n2{"n2", {}, &copies};
-  Node n1{"n1", {n2.address()}};
-  ASSERT_TRUE(eventually([&] { return n1.sees_alive("n2") && n2.sees_alive("n1"); }, milliseconds{5000}));
+  TestNode n2{steady_config("n2"), {}, &copies};
+  TestNode n1{steady_config("n1"), {n2.address()}};
+  n2.membership().start();
+  n1.membership().start();
+  ASSERT_TRUE(eventually([&] { return sees_alive(n1, "n2") && sees_alive(n2, "n1"); }, milliseconds{5000}));
 
   broker::LocalOnly forwarder;
   broker::Router router{forwarder};
