@@ -176,12 +176,27 @@ class HAProxy:
     def __enter__(self):
         self.tmp = tempfile.mkdtemp(prefix="starling-lb-")
         try:
-            self.port = free_port()
-            servers = "\n".join(f"  server {b.node_id} 127.0.0.1:{b.port} check inter 300ms fall 2 rise 1"
-                                for b in self.nodes)
-            config = os.path.join(self.tmp, "haproxy.cfg")
-            with open(config, "w") as f:
-                f.write(f"""global
+            # The port was free when asked, and may be taken before HAProxy
+            # binds it (another test's outgoing connection): then a new one.
+            for _ in range(5):
+                if self._start():
+                    break
+            else:
+                raise AssertionError("haproxy found no free port in 5 attempts")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self):
+        """Starts HAProxy on a free port and waits until it listens; False
+        when the port was taken meanwhile (HAProxy exited)."""
+        self.port = free_port()
+        servers = "\n".join(f"  server {b.node_id} 127.0.0.1:{b.port} check inter 300ms fall 2 rise 1"
+                            for b in self.nodes)
+        config = os.path.join(self.tmp, "haproxy.cfg")
+        with open(config, "w") as f:
+            f.write(f"""global
   maxconn 2000
 defaults
   mode tcp
@@ -195,21 +210,28 @@ backend nodes
   balance roundrobin
 {servers}
 """)
-            self._log = open(os.path.join(self.tmp, "haproxy.log"), "wb")
-            # -db: foreground, no daemon; only the process this object started is ended.
-            self.proc = subprocess.Popen([self.BINARY, "-db", "-f", config], stdin=subprocess.DEVNULL,
-                                         stdout=self._log, stderr=subprocess.STDOUT)
-        
-            def listening():
-                if self.proc.poll() is not None:
-                    raise AssertionError("haproxy exited: " + open(self._log.name).read()[-2000:])
-                with socket.socket() as s:
-                    return s.connect_ex((self.host, self.port)) == 0
-            wait_until(listening, 10.0, interval=0.05, message="haproxy to listen")
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
+        self._log = open(os.path.join(self.tmp, "haproxy.log"), "wb")
+        # -db: foreground, no daemon; only the process this object started is ended.
+        self.proc = subprocess.Popen([self.BINARY, "-db", "-f", config], stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+        def listening():
+            if self.proc.poll() is not None:
+                return True
+            with socket.socket() as s:
+                return s.connect_ex((self.host, self.port)) == 0
+        wait_until(listening, 10.0, interval=0.05, message="haproxy to listen")
+        # What answered may be whoever took the port: HAProxy exits at once then.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=0.3)
+        if self.proc.poll() is None:
+            return True
+        self._log.close()
+        with open(self._log.name) as f:
+            log = f.read()[-2000:]
+        if "Address already in use" not in log:
+            raise AssertionError("haproxy exited: " + log)
+        return False
 
     def __exit__(self, *exc):
         end_process(self.proc)
