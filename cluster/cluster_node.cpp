@@ -69,6 +69,9 @@ ClusterNode::Started ClusterNode::start(const broker::Config& config, spdlog::lo
   rules.restarted = [n = node.get()](const std::string& peer) {
     if (n->replicator_) n->replicator_->refill(peer);
   };
+  rules.refuses_copies_from = [n = node.get()](const std::string& peer, const std::string& client_id) {
+    return n->replicator_ && n->replicator_->refuses_copy_from(peer, client_id);
+  };
   node->sessions_service_ = std::make_unique<SessionsService>(config.cluster_secret, *node->fence_, *node->forwarder_,
                                                               node->moved_, refused, std::move(rules));
   node->node_id_ = config.node_id;

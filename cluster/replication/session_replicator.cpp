@@ -89,7 +89,7 @@ void SessionReplicator::stop() {
   calls_cv_.wait_for(lock, config_.call_timeout + std::chrono::seconds(1), [this] { return calls_ == 0; });
 }
 
-void SessionReplicator::note_majority_locked(std::chrono::steady_clock::time_point now) {
+bool SessionReplicator::note_majority_locked(std::chrono::steady_clock::time_point now) {
   size_t alive = 1;  // this node
   size_t up = 1;
   size_t counted = 1;
@@ -99,8 +99,10 @@ void SessionReplicator::note_majority_locked(std::chrono::steady_clock::time_poi
     if (state == MemberState::alive) ++alive;
     if (is_up(state)) ++up;
   }
-  if (alive * 2 > counted) majority_seen_at_ = now;
   if (up * 2 <= counted) minority_seen_at_ = now;
+  if (alive * 2 <= counted) return false;
+  majority_seen_at_ = now;
+  return true;
 }
 
 void SessionReplicator::member_changed(const Member& member, std::optional<MemberState> before) {
@@ -108,16 +110,16 @@ void SessionReplicator::member_changed(const Member& member, std::optional<Membe
   {
     std::lock_guard lock(loop_mu_);
     woken_ = true;
-    if (is_gone(member.state)) gone_at_[member.node_id] = now;
     const bool back = before && is_gone(*before);
     if (!member.self && member.state == MemberState::alive && back) {
       rejoined_.push_back(member);
       // Decided before this return counts towards a majority.
-      auto gone = gone_at_.find(member.node_id);
-      majority_while_gone_[member.node_id] = gone != gone_at_.end() && majority_seen_at_ >= gone->second;
+      auto gone = gone_.find(member.node_id);
+      majority_while_gone_[member.node_id] = gone != gone_.end() && majority_seen_at_ >= gone->second.at;
     }
     if (!member.self) states_[member.node_id] = member.state;
-    note_majority_locked(now);
+    const bool majority = note_majority_locked(now);
+    if (is_gone(member.state)) gone_[member.node_id] = Gone{now, majority};
   }
   loop_cv_.notify_all();
 }
@@ -194,8 +196,18 @@ void SessionReplicator::record(const std::shared_ptr<broker::Session>& session, 
 
 bool SessionReplicator::was_cut_off(const std::string& node) {
   std::lock_guard lock(loop_mu_);
-  auto it = gone_at_.find(node);
-  return it != gone_at_.end() && minority_seen_at_ < it->second;
+  auto it = gone_.find(node);
+  return it != gone_.end() && it->second.majority && minority_seen_at_ < it->second.at;
+}
+
+bool SessionReplicator::refuses_copy_from(const std::string& node, const std::string& client_id) {
+  if (!was_cut_off(node)) return false;
+  if (refusals_logged_.allow()) {
+    log_.info("cluster: copies {} sent back (client {}'s among them) not merged: it was cut off while this node "
+              "kept a majority, so they miss what clients completed here",
+              node, client_id);
+  }
+  return true;
 }
 
 void SessionReplicator::copy_to(const std::string& node, const std::string& address,
@@ -688,9 +700,9 @@ void SessionReplicator::send_copies_back(const Member& owner) {
   std::chrono::steady_clock::time_point gone_at;
   {
     std::lock_guard lock(loop_mu_);
-    auto it = gone_at_.find(owner.node_id);
-    if (it == gone_at_.end()) return;
-    gone_at = it->second;
+    auto it = gone_.find(owner.node_id);
+    if (it == gone_.end()) return;
+    gone_at = it->second.at;
     // This node was cut off too (the owner may have kept serving): what its
     // copies hold that the owner lacks was never acknowledged, and what the
     // owner's client completed meanwhile is still in them.

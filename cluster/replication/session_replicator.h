@@ -86,6 +86,11 @@ class SessionReplicator final : public broker::SessionReplication {
   // node's copies of its sessions hold goes back to it, for what came only
   // to the copies meanwhile. Call once this node routes to it again.
   void send_copies_back(const Member& owner);
+  // Whether a copy of `client_id`'s session that `node` sends back is
+  // ignored: `node` was cut off (was_cut_off). The copy is stale: the client
+  // completed messages here that it still holds, and it holds nothing
+  // acknowledged that this node lacks, since this node kept a majority.
+  bool refuses_copy_from(const std::string& node, const std::string& client_id);
 
   void collect_metrics(std::vector<prometheus::MetricFamily>& out) const;
 
@@ -128,8 +133,11 @@ class SessionReplicator final : public broker::SessionReplication {
   // `reset`: the member drops a copy it kept from before (ReplicaOpen.reset).
   void copy_to(const std::string& node, const std::string& address, const std::shared_ptr<broker::Session>& session,
                const std::vector<std::string>& replicas, bool send_back, bool reset, std::function<void(bool)> done);
-  // Whether `node` was gone and this node saw no minority since: it was cut
-  // off, and its copies from before are stale.
+  // Whether `node` was cut off, not this node, so its copies from before
+  // are stale: this node saw an alive majority as it declared `node` gone,
+  // and no minority since. (Not an alive majority at every change since: a
+  // node back from a partition spreads stale news of others' deaths, and
+  // one is suspect for a moment.)
   bool was_cut_off(const std::string& node);
   void record(const std::shared_ptr<broker::Session>& session, Done done, bool send_back);
   // Queues `pending` for `node` (its address: empty when known already).
@@ -145,9 +153,9 @@ class SessionReplicator final : public broker::SessionReplication {
   void resend_unconfirmed(const std::map<std::string, std::string>& members);
   // Records whether, by states_, this node sees more than half of the
   // members it counts (as Membership::has_quorum) alive, not only suspect
-  // (majority_seen_at_), or no more than half alive or suspect
-  // (minority_seen_at_). loop_mu_ held.
-  void note_majority_locked(std::chrono::steady_clock::time_point now);
+  // (majority_seen_at_, and returns true), or no more than half alive or
+  // suspect (minority_seen_at_). loop_mu_ held.
+  bool note_majority_locked(std::chrono::steady_clock::time_point now);
   void drop_at(const std::string& node, const std::string& client_id);
   // Adds to what the session's replicas are told: to the last update queued
   // for a replica when it is of the same kind and session, else in a new
@@ -191,8 +199,13 @@ class SessionReplicator final : public broker::SessionReplication {
   std::condition_variable loop_cv_;
   bool woken_ = false;
   std::vector<Member> rejoined_;  // guarded by loop_mu_
-  // When each member was last declared dead or gone. Guarded by loop_mu_.
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> gone_at_;
+  // When each member was last declared dead or gone, and whether this node
+  // saw an alive majority then. Guarded by loop_mu_.
+  struct Gone {
+    std::chrono::steady_clock::time_point at;
+    bool majority = false;
+  };
+  std::unordered_map<std::string, Gone> gone_;
   // Each member's state as member_changed heard it, in order (not
   // Membership::members(), which may be ahead of the changes told so far).
   // Guarded by loop_mu_.
@@ -214,6 +227,7 @@ class SessionReplicator final : public broker::SessionReplication {
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point next_dormant_check_;
   LogLimit failures_logged_{std::chrono::seconds(5)};
+  LogLimit refusals_logged_{std::chrono::seconds(5)};
 
   std::atomic<bool> resynced_done_{false};
   std::atomic<uint64_t> updates_ok_{0};

@@ -208,9 +208,13 @@ grpc::ServerUnaryReactor* SessionsService::Replicate(grpc::CallbackServerContext
         }
         break;
       }
+      case v1::ReplicaUpdate::kRelayed:
+        merge_sent_back(*sessions, client_id, update.relayed().deliveries());
+        written = true;  // the relayed message's publisher waits for it (MovedSessions)
+        break;
       case v1::ReplicaUpdate::kSentBack:
+        if (rules_.refuses_copies_from && rules_.refuses_copies_from(owner, client_id)) break;
         merge_sent_back(*sessions, client_id, update.sent_back().deliveries());
-        written = true;  // a relayed message's publisher waits for it (MovedSessions)
         break;
       case v1::ReplicaUpdate::kResync:
         if (!update.resync().end()) {

@@ -36,6 +36,11 @@ struct ReplicaRules {
   // there are filled again (it may have come back before it was declared
   // dead, without them).
   std::function<void(const std::string& node)> restarted;
+  // Whether a copy of `client_id`'s session that `node` sends back (back
+  // after this node had it gone) is stale: `node` was cut off while this
+  // node kept a majority, so the copy misses what the client completed
+  // here, and holds nothing acknowledged that this node lacks. May be empty.
+  std::function<bool(const std::string& node, const std::string& client_id)> refuses_copies_from;
 };
 
 class SessionsService final : public v1::Sessions::CallbackService {

@@ -246,7 +246,7 @@ void relay_to_peer(const Member& peer, const std::string& self_id, const std::st
   call->request.set_from_node(self_id);
   auto* update = call->request.add_updates();
   update->set_client_id(client_id);
-  add_deliveries(*update->mutable_sent_back()->mutable_deliveries(), {}, {delivery});
+  add_deliveries(*update->mutable_relayed()->mutable_deliveries(), {}, {delivery});
   call->stub->async()->Replicate(&call->context, &call->request, &call->reply,
                                  [call, done = std::move(done)](const grpc::Status& status) { done(status.ok()); });
 }

@@ -177,13 +177,15 @@ class Net:
 def ns_node(net, i, join=None):
     """One starling process inside the namespace of node i, on fixed ports of
     its own address (a harness Broker: `ip netns exec` execs starling in place,
-    so it is stopped by its PID); its log's tail is shown when the test fails."""
+    so it is stopped by its PID); its log's tail is shown when the test fails,
+    or always with PARTITION_SHOW_LOGS=1 (to see which way a passing run went)."""
     name = f"n{i + 1}"
     with Broker("--cluster-secret", SECRET, *(["--join", join] if join else []),
                 node_id=name, name=name, http=True, cluster=True,
                 prefix=["ip", "netns", "exec", net.ns[i]], host=net.ip_of(i),
                 ports={"mqtt": MQTT_PORT, "http": HTTP_PORT, "cluster": CLUSTER_PORT},
                 stop_timeout=STOP_TIMEOUT) as node:
+        node.show_log = node.show_log or os.environ.get("PARTITION_SHOW_LOGS") == "1"
         try:
             yield node
         except BaseException:

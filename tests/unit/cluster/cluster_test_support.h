@@ -1,6 +1,7 @@
 // What the cluster's unit tests share: a logger that drops everything, a
-// bounded wait for a condition another thread makes true, and a member's
-// membership served on loopback.
+// bounded wait for a condition another thread makes true, a session
+// listener that ignores everything, and a member's membership served on
+// loopback.
 #pragma once
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
 
+#include "broker/session/session.h"
 #include "cluster/membership/membership.h"
 #include "cluster/rpc/membership_service.h"
 
@@ -33,6 +35,13 @@ inline bool eventually(const std::function<bool()>& condition, std::chrono::mill
   }
   return condition();
 }
+
+class NullListener : public broker::SessionListener {
+ public:
+  void wake() override {}
+  void kick(mqtt::ReasonCode) override {}
+  void room() override {}
+};
 
 // Fast timings, so detection takes a fraction of a second.
 inline MembershipConfig fast_config(std::string node_id, std::string secret = {}) {

@@ -5,18 +5,13 @@
 #include "broker/routing/forwarder.h"
 #include "broker/routing/retained_store.h"
 #include "broker/routing/router.h"
+#include "tests/unit/cluster/cluster_test_support.h"
 
 namespace starling::cluster {
 namespace {
 
 using mqtt::QoS;
-
-class NullListener : public broker::SessionListener {
- public:
-  void wake() override {}
-  void kick(mqtt::ReasonCode) override {}
-  void room() override {}
-};
+using testing::NullListener;
 
 struct MovedFixture : ::testing::Test {
   broker::LocalOnly forwarder;

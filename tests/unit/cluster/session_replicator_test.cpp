@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@ namespace starling::cluster {
 namespace {
 
 using testing::eventually;
+using testing::NullListener;
 using testing::quiet_log;
 using testing::TestNode;
 
@@ -85,13 +87,6 @@ MembershipConfig steady_config(std::string node_id) {
 
 bool sees_alive(TestNode& node, const std::string& id) { return node.state_of(id) == MemberState::alive; }
 
-class NullListener : public broker::SessionListener {
- public:
-  void wake() override {}
-  void kick(mqtt::ReasonCode) override {}
-  void room() override {}
-};
-
 bool forgets(const v1::ReplicaUpdate& u, uint64_t serial) {
   return u.has_forget() && std::any_of(u.forget().ids().begin(), u.forget().ids().end(),
                                        [&](const auto& id) { return id.serial() == serial; });
@@ -143,6 +138,71 @@ TEST(SessionReplicator, SendsACompletionAgainAfterItsCallFailed) {
                          milliseconds{5000}));
   EXPECT_TRUE(eventually([&] { return replicator.unconfirmed_completions(*session).empty(); }, milliseconds{5000}));
   replicator.stop();
+}
+
+// What the owner makes of a copy that a member sends back after it was
+// gone, told the member changes one by one (the loop is not started).
+struct CutOffRules : ::testing::Test {
+  TestNode n1{steady_config("n1")};
+  broker::LocalOnly forwarder;
+  SessionReplicator replicator{owner_config(), n1.membership(), forwarder, [] { return 1; }, {}, quiet_log()};
+
+  static ReplicationConfig owner_config() {
+    ReplicationConfig config;
+    config.node_id = "n1";
+    return config;
+  }
+
+  void tell(const std::string& node, MemberState state, std::optional<MemberState> before) {
+    Member m;
+    m.node_id = node;
+    m.state = state;
+    replicator.member_changed(m, before);
+  }
+  void join(const std::string& node) { tell(node, MemberState::alive, std::nullopt); }
+  void change(const std::string& node, MemberState before, MemberState now) { tell(node, now, before); }
+  void goes(const std::string& node) {
+    change(node, MemberState::alive, MemberState::suspect);
+    change(node, MemberState::suspect, MemberState::dead);
+  }
+};
+
+// n1 and n2 kept a majority while n3 was cut off: n3's copies are stale,
+// even though n3's return made n2 suspect for a moment (news of its death
+// that n3 spreads).
+TEST_F(CutOffRules, ACopyFromAMemberCutOffWhileThisNodeKeptAMajorityIsRefused) {
+  join("n2");
+  join("n3");
+  goes("n3");
+  change("n2", MemberState::alive, MemberState::suspect);
+  change("n3", MemberState::dead, MemberState::alive);
+  change("n2", MemberState::suspect, MemberState::alive);
+  EXPECT_TRUE(replicator.refuses_copy_from("n3", "c"));
+  EXPECT_FALSE(replicator.refuses_copy_from("n2", "c")) << "never gone";
+}
+
+// This node was the one cut off: n2 was suspect already when it declared
+// n3 dead, so n3's copies may hold messages acknowledged without it.
+TEST_F(CutOffRules, ACopyFromAMemberDeclaredDeadWithoutAnAliveMajorityIsTaken) {
+  join("n2");
+  join("n3");
+  change("n2", MemberState::alive, MemberState::suspect);
+  goes("n3");
+  change("n3", MemberState::dead, MemberState::alive);
+  change("n2", MemberState::suspect, MemberState::alive);
+  EXPECT_FALSE(replicator.refuses_copy_from("n3", "c"));
+}
+
+// A majority at first, then a minority before n3 came back (n2 dead too):
+// the other side may have acknowledged messages to n3's copies.
+TEST_F(CutOffRules, ACopyFromAMemberBackAfterThisNodeSawAMinorityIsTaken) {
+  join("n2");
+  join("n3");
+  goes("n3");
+  goes("n2");
+  change("n3", MemberState::dead, MemberState::alive);
+  change("n2", MemberState::dead, MemberState::alive);
+  EXPECT_FALSE(replicator.refuses_copy_from("n3", "c"));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "broker/routing/retained_store.h"
 #include "broker/routing/router.h"
+#include "cluster/sessions/session_transfer.h"
 #include "tests/unit/cluster/cluster_test_support.h"
 
 namespace starling::cluster {
@@ -20,6 +21,13 @@ namespace {
 using testing::quiet_log;
 
 using std::chrono::milliseconds;
+
+// Copies sent back by the member are refused while `*refuse` is true.
+ReplicaRules refusing_copies_while(const bool* refuse) {
+  ReplicaRules rules;
+  rules.refuses_copies_from = [refuse](const std::string&, const std::string&) { return *refuse; };
+  return rules;
+}
 
 ForwardingConfig forwarding_config() {
   ForwardingConfig config;
@@ -37,7 +45,8 @@ struct SessionsServiceFixture : ::testing::Test {
   broker::SessionRegistry registry{router, retained, broker::QueueLimits{100, 1 << 20}};
   ConnectFence fence{"n2"};
   MovedSessions moved;
-  SessionsService service{"", fence, forwarder, moved, {}, {}};
+  bool refuse_copies = false;
+  SessionsService service{"", fence, forwarder, moved, {}, refusing_copies_while(&refuse_copies)};
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<v1::Sessions::Stub> stub;
 
@@ -73,6 +82,24 @@ struct SessionsServiceFixture : ::testing::Test {
     u.mutable_open()->set_expiry_interval(600);
   }
   static void drop(v1::ReplicaUpdate& u) { u.set_drop(true); }
+  // A QoS 2 message on "t", numbered `serial`.
+  static broker::Delivery numbered(uint64_t serial) {
+    broker::Delivery d;
+    d.qos = mqtt::QoS::k2;
+    d.message = broker::make_message("t", "p", d.qos, false, {}, 0, nullptr, broker::Clock::now(),
+                                     broker::MessageId{1, 2, serial});
+    return d;
+  }
+  static std::function<void(v1::ReplicaUpdate&)> sent_back(uint64_t serial) {
+    return [serial](v1::ReplicaUpdate& u) {
+      add_deliveries(*u.mutable_sent_back()->mutable_deliveries(), {}, {numbered(serial)});
+    };
+  }
+  static std::function<void(v1::ReplicaUpdate&)> relayed(uint64_t serial) {
+    return [serial](v1::ReplicaUpdate& u) {
+      add_deliveries(*u.mutable_relayed()->mutable_deliveries(), {}, {numbered(serial)});
+    };
+  }
 };
 
 // An owner's call that timed out may still arrive after the next one: it is
@@ -87,6 +114,22 @@ TEST_F(SessionsServiceFixture, ACallThatComesAfterALaterOneIsRefused) {
   EXPECT_TRUE(replicate(7, 3, open).ok());
   EXPECT_TRUE(replicate(8, 1, drop).ok());
   EXPECT_FALSE(registry.replica_of("c").has_value());
+}
+
+// A copy sent back by a member that was cut off while this node kept a
+// majority is stale (it misses what the client completed here): it is not
+// merged. A message relayed from where the session was before is.
+TEST_F(SessionsServiceFixture, ACopySentBackByACutOffMemberIsNotMerged) {
+  auto session = registry.open("c", false, 600, std::make_shared<testing::NullListener>()).session;
+  const auto queued = [&] { return session->queued_snapshot().size(); };
+  refuse_copies = true;
+  ASSERT_TRUE(replicate(0, 0, sent_back(1)).ok());
+  EXPECT_EQ(queued(), 0u);
+  ASSERT_TRUE(replicate(0, 0, relayed(2)).ok());
+  EXPECT_EQ(queued(), 1u);
+  refuse_copies = false;
+  ASSERT_TRUE(replicate(0, 0, sent_back(1)).ok());
+  EXPECT_EQ(queued(), 2u);
 }
 
 }  // namespace
