@@ -592,15 +592,22 @@ void SessionReplicator::pass() {
 }
 
 void SessionReplicator::adopt_orphans(const std::map<std::string, std::string>& members) {
+  const auto now = std::chrono::steady_clock::now();
   // The small side of a partition adopts nothing: the other side has the
   // sessions' owners, or adopts for them.
-  if (!membership_.has_quorum()) return;
+  if (!membership_.has_quorum()) {
+    quorum_since_.reset();
+    return;
+  }
+  if (!quorum_since_) quorum_since_ = now;
   broker::SessionRegistry* sessions = sessions_.load();
-  const auto now = std::chrono::steady_clock::now();
   const auto all = membership_.members();
   // Gone for a moment: a member declared dead on stale news (a partition
-  // healing) says it is alive again within about a second.
+  // healing) says it is alive again within about a second. So does an owner
+  // this node declared dead while it was cut off itself, and sees again
+  // soon after the others (a copy adopted then would be stale).
   const auto gone_for_good = [&](const std::string& owner) {
+    if (now - *quorum_since_ < kAdoptAfter) return false;
     for (const auto& m : all) {
       if (m.node_id == owner) return now - m.since >= kAdoptAfter;
     }

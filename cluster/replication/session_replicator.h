@@ -222,6 +222,8 @@ class SessionReplicator final : public broker::SessionReplication {
   std::thread thread_;
   // Touched by the loop only.
   bool resynced_ = false;
+  // Since when this node has seen a quorum, pass after pass (none: not now).
+  std::optional<std::chrono::steady_clock::time_point> quorum_since_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> orphan_since_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> dormant_since_;
   std::chrono::steady_clock::time_point started_;
