@@ -41,11 +41,12 @@ The subscribers keep one paho Client object each across reconnects: paho
 the Client object (clean start off), so a new object would lose them by
 itself. A QoS 2 id still waiting for its PUBREL at the end is reported.
 
-A second test cuts off the node that keeps a session's copy instead of the
-owner (test_a_copy_cut_off_brings_back_nothing_completed): the copy misses
-what the client completes meanwhile, which must not come back when the
-network heals, nor when the owner dies later and the copy there takes over.
-About 30 s.
+Two more tests cut off the node that keeps a session's copy instead of the
+owner (test_a_copy_cut_off_...): the copy misses what the client completes
+meanwhile, which must not come back when the network heals, nor when the
+owner dies later and the copy there takes over. In the second, the copy's
+node reaches the other node before the owner as the network heals (a
+blackhole route between the two, removed 0.5 s later). About 30 s each.
 
 Usage: test_partition.py PATH_TO_STARLING [Partition.test_...]
 """
@@ -158,6 +159,16 @@ class Net:
 
     def cut(self, i):
         run("ip", "-n", self.ns[i], "link", "set", "eth0", "down")
+
+    def block(self, i, j):
+        """No packet between nodes i and j (a blackhole route on each side);
+        both still reach the rest. Gone with the namespaces at the end."""
+        run("ip", "-n", self.ns[i], "route", "add", "blackhole", f"{self.ip_of(j)}/32")
+        run("ip", "-n", self.ns[j], "route", "add", "blackhole", f"{self.ip_of(i)}/32")
+
+    def unblock(self, i, j):
+        run("ip", "-n", self.ns[i], "route", "del", "blackhole", f"{self.ip_of(j)}/32")
+        run("ip", "-n", self.ns[j], "route", "del", "blackhole", f"{self.ip_of(i)}/32")
 
     def heal(self, i):
         run("ip", "-n", self.ns[i], "link", "set", "eth0", "up")
@@ -541,11 +552,21 @@ class Partition(unittest.TestCase):
     def test_a_copy_cut_off_brings_back_nothing_completed(self):
         """The node with a session's copy is cut off while the owner's client
         takes its queued messages; then the network heals, and later the owner
-        dies. The copy there missed those completions. It must not send its
-        messages back to the owner when it is back (it saw no majority
-        meanwhile), and the owner must open a new copy there rather than merge
-        into the stale one, which would send them again once it is promoted:
-        every QoS 2 message arrives exactly once."""
+        dies. The copy there missed those completions. They must not come back
+        when the copy's node is back, and the owner must open a new copy there
+        rather than merge into the stale one, which would send them again once
+        it is promoted: every QoS 2 message arrives exactly once."""
+        self.copy_cut_off(owner_last=False)
+
+    def test_a_copy_cut_off_that_sees_the_owner_last_brings_back_nothing_completed(self):
+        """The same, but as the network heals the copy's node reaches the
+        other node 0.5 s before the owner (a CI run saw it so, by chance): it
+        takes that for a majority while the owner was gone and sends its stale
+        copy back. The owner, which kept a majority all along, must not merge
+        it."""
+        self.copy_cut_off(owner_last=True)
+
+    def copy_cut_off(self, owner_last):
         t0 = time.monotonic()
         prefix = f"pc{os.getpid()}"
         queued, later = 20, 5
@@ -557,7 +578,10 @@ class Partition(unittest.TestCase):
             net = stack.enter_context(Net(3))
             n1 = stack.enter_context(ns_node(net, 0))
             seed = f"{n1.host}:{n1.cluster_port}"
-            nodes = [n1] + [stack.enter_context(ns_node(net, i, join=seed)) for i in (1, 2)]
+            # With the owner's node out of reach, n2 and n3 find each other
+            # again only through a seed of their own.
+            seeds = [f"{seed},{net.ip_of(3 - i)}:{CLUSTER_PORT}" if owner_last else seed for i in (1, 2)]
+            nodes = [n1] + [stack.enter_context(ns_node(net, i, join=seeds[i - 1])) for i in (1, 2)]
             wait_until(lambda: converged(nodes), 20.0, interval=0.2, message="the three nodes to converge")
 
             sub = MqttClient(f"{prefix}-sub", version=5)
@@ -593,7 +617,16 @@ class Partition(unittest.TestCase):
             note(f"the client took its {queued} messages on n1 while {copy.node_id} was cut off")
             time.sleep(1.0)   # the last completions reach the copy on the other node
 
-            net.heal(k)
+            if owner_last:
+                net.block(0, k)
+                net.heal(k)
+                wait_until(lambda: state_seen_by(copy, other.node_id) == "alive", HEAL, interval=0.1,
+                           message=f"{copy.node_id} to see {other.node_id} alive")
+                time.sleep(0.5)
+                net.unblock(0, k)
+                note(f"{copy.node_id} saw {other.node_id} alive before n1")
+            else:
+                net.heal(k)
             wait_until(lambda: converged(nodes), HEAL, interval=0.2,
                        message="the three nodes to see each other alive after healing")
             wait_until(lambda: metric(copy, "starling_cluster_replicas") == 1 and
