@@ -1,7 +1,7 @@
 // What the cluster's unit tests share: a logger that drops everything, a
 // bounded wait for a condition another thread makes true, a session
-// listener that ignores everything, and a member's membership served on
-// loopback.
+// listener that ignores everything, numbered messages, and a member's
+// membership served on loopback.
 #pragma once
 
 #include <chrono>
@@ -16,6 +16,7 @@
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
 
+#include "broker/message.h"
 #include "broker/session/session.h"
 #include "cluster/membership/membership.h"
 #include "cluster/rpc/membership_service.h"
@@ -42,6 +43,12 @@ class NullListener : public broker::SessionListener {
   void kick(mqtt::ReasonCode) override {}
   void room() override {}
 };
+
+// A message on `topic` (payload "p"), numbered `serial` from one origin.
+inline broker::MessagePtr numbered_message(const std::string& topic, mqtt::QoS qos, uint64_t serial) {
+  return broker::make_message(topic, "p", qos, false, {}, 0, nullptr, broker::Clock::now(),
+                              broker::MessageId{1, 2, serial});
+}
 
 // Fast timings, so detection takes a fraction of a second.
 inline MembershipConfig fast_config(std::string node_id, std::string secret = {}) {

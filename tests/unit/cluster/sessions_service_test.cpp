@@ -86,8 +86,7 @@ struct SessionsServiceFixture : ::testing::Test {
   static broker::Delivery numbered(uint64_t serial) {
     broker::Delivery d;
     d.qos = mqtt::QoS::k2;
-    d.message = broker::make_message("t", "p", d.qos, false, {}, 0, nullptr, broker::Clock::now(),
-                                     broker::MessageId{1, 2, serial});
+    d.message = testing::numbered_message("t", d.qos, serial);
     return d;
   }
   static std::function<void(v1::ReplicaUpdate&)> sent_back(uint64_t serial) {
