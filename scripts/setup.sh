@@ -31,6 +31,8 @@ PACKAGES=(
   prometheus
   # the load balancer the cluster tests put in front of the nodes
   haproxy
+  # ip netns/route, which the partition test builds its network with
+  iproute2
 )
 if [[ $BENCH -eq 1 ]]; then
   PACKAGES+=(mosquitto gnuplot-nox)
